@@ -1,0 +1,163 @@
+"""The `vidpipe` command: argument parsing, exit codes, and one-line errors. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, BudgetError, ManifestError, VidpipeError
+from .jobs import load_batch
+from .manifest import display_path
+from .plan import describe, make_plan
+from .table import write_table
+
+EXIT_INTERNAL = 70
+
+DESCRIPTION = """\
+Run many video generations from one manifest: validate it, see what it costs, run it.
+
+Example:
+  vidpipe validate manifests/ab-seed-sweep.yaml
+  vidpipe plan manifests/ab-seed-sweep.yaml --out jobs.csv
+
+Exit codes: 0 ok, 1 some jobs failed, 2 invalid input, 3 aborted (auth, credits, budget),
+130 interrupted.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidpipe", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"vidpipe {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    validate = _command(
+        commands,
+        "validate",
+        "check manifests against the schema and the API's rules",
+        "Every problem is listed, one per line: file:line: field: what is wrong.\n\n"
+        "Example:\n  vidpipe validate manifests/*.yaml manifests/*.csv",
+    )
+    validate.add_argument("manifests", nargs="+", type=Path, metavar="FILE", help="YAML or CSV manifests")
+    validate.set_defaults(handler=cmd_validate)
+
+    plan = _command(
+        commands,
+        "plan",
+        "show what a manifest would run and cost, without sending anything",
+        "Example:\n  vidpipe plan manifests/ab-seed-sweep.yaml --out jobs.csv",
+    )
+    plan.add_argument("manifest", type=Path, metavar="MANIFEST", help="YAML or CSV manifest")
+    plan.add_argument(
+        "--out", type=Path, metavar="FILE", help="write the job table (.csv, .jsonl or .parquet)"
+    )
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--concurrency", type=_positive_int, metavar="N", help="override run.concurrency")
+    plan.add_argument("--budget", type=_non_negative_int, metavar="CREDITS", help="override run.budget")
+    plan.set_defaults(handler=cmd_plan)
+    return parser
+
+
+def _command(commands, name: str, summary: str, epilog: str) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; expected 1 or more")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; expected 0 or more")
+    return value
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.manifests:
+        try:
+            batch = load_batch(path)
+        except VidpipeError as error:
+            failed += 1
+            report_error(error)
+            continue
+        for note in batch.notes:
+            print(f"warning: {note}", file=sys.stderr)
+        print(f"ok: {display_path(path)} ({len(batch.table):,} jobs)")
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    batch = load_batch(args.manifest)
+    settings = batch.settings.with_overrides(concurrency=args.concurrency, budget=args.budget)
+    plan = make_plan(batch.table, settings, batch.swept_fields)
+    if args.out:
+        write_table(batch.table, args.out)
+    if args.json:
+        print(json.dumps(plan.as_dict(), indent=2))
+    else:
+        for note in batch.notes:
+            print(f"warning: {note}", file=sys.stderr)
+        print("\n".join(describe(plan)))
+        if args.out:
+            print(f"Job table: {display_path(args.out)}")
+    if plan.over_budget:
+        raise BudgetError(
+            f"the plan needs {plan.credits:,} credits, over the budget of {plan.budget:,} "
+            "(run.budget or --budget)"
+        )
+    return EXIT_OK
+
+
+def report_error(error: VidpipeError) -> None:
+    if isinstance(error, ManifestError):
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+    else:
+        print(f"error: {error}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except VidpipeError as error:
+        report_error(error)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("VIDPIPE_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"internal error: {type(error).__name__}: {error} "
+            "(set VIDPIPE_DEBUG=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

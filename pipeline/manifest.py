@@ -1,0 +1,240 @@
+"""Reading manifest files (YAML or CSV) into plain data that remembers where each value came from.
+
+No rules live here: this module only parses and records positions, so that every later check
+can say "file:line". YAML is read with YAML 1.2 scalars: `ratio: 16:9` stays the text "16:9"
+(YAML 1.1 would read it as the base-60 number 969) and `no` stays a word, not false.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from .errors import InputError, ManifestError, Problem
+from .schema import field_path
+
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+CSV_LIST_SEPARATOR = "|"
+
+JsonPath = tuple[Any, ...]
+
+
+@dataclass
+class Document:
+    """A parsed manifest: the data, and the line of every key and list item in it."""
+
+    path: Path
+    data: dict[str, Any]
+    lines: dict[JsonPath, int] = field(default_factory=dict)
+    csv_jobs: pd.DataFrame | None = None  # a CSV manifest's rows, or a YAML manifest's jobs_csv
+    csv_path: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def where(self, path: JsonPath = ()) -> str:
+        """'file:line' of the nearest recorded position at or above `path`."""
+        path = tuple(path)
+        while path and path not in self.lines:
+            path = path[:-1]
+        return f"{display_path(self.path)}:{self.lines.get(path, 1)}"
+
+
+def display_path(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def read_manifest(path: Path) -> Document:
+    """Parse a .yaml/.yml/.csv manifest. Raises InputError for unreadable or malformed files."""
+    text = _read_text(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return Document(path=path, data={}, csv_jobs=parse_csv(text, path), csv_path=path)
+    if suffix not in (".yaml", ".yml"):
+        raise InputError(f"{display_path(path)}: not a manifest; expected a .yaml, .yml or .csv file")
+    return parse_yaml(text, path)
+
+
+def _read_text(path: Path) -> str:
+    shown = display_path(path)
+    try:
+        if path.is_dir():
+            raise InputError(f"{shown}: is a folder; expected a manifest file")
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise InputError(f"{shown}: {size:,} bytes is too large for a manifest (64 MiB at most)")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{shown}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{shown}: permission denied") from None
+    except OSError as error:
+        raise InputError(f"{shown}: cannot read ({error.strerror})") from None
+    if b"\x00" in raw:
+        raise InputError(f"{shown}: is a binary file; expected YAML or CSV text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{shown}: not UTF-8 text (byte {error.start})") from None
+
+
+# --- YAML ----------------------------------------------------------------------------------
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema scalars (no base-60 numbers, no yes/no booleans)."""
+
+
+# Drop YAML 1.1's bool/int/float resolvers and put back the YAML 1.2 core ones below.
+_YAML_1_1_SCALARS = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML_1_1_SCALARS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
+
+
+def _construct_yaml12_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    return int(text, 0) if text.startswith("0x") else int(text, 10)
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_yaml12_int)
+
+
+def parse_yaml(text: str, path: Path) -> Document:
+    shown = display_path(path)
+    loader = _Yaml12Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise InputError(f"{shown}: the manifest is empty; expected a mapping with 'jobs'")
+        lines: dict[JsonPath, int] = {(): node.start_mark.line + 1}
+        duplicates: list[Problem] = []
+        _record_lines(node, (), lines, duplicates, shown)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else 1
+        reason = error.problem or error.context or "cannot be parsed"
+        raise InputError(f"{shown}:{line}: YAML syntax error: {reason}") from None
+    except yaml.YAMLError as error:
+        raise InputError(f"{shown}: YAML syntax error: {error}") from None
+    except RecursionError:
+        raise InputError(f"{shown}: YAML nested too deeply") from None
+    finally:
+        loader.dispose()
+    if duplicates:
+        raise ManifestError(duplicates)
+    if not isinstance(data, dict):
+        kind = type(data).__name__ if data is not None else "nothing"
+        raise InputError(f"{shown}:1: the manifest is a {kind}; expected a mapping with 'jobs'")
+    return Document(path=path, data=data, lines=lines)
+
+
+def _record_lines(
+    node: yaml.Node, path: JsonPath, lines: dict, duplicates: list[Problem], shown: str
+) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                where = f"{shown}:{line}"
+                duplicates.append(Problem(where, field_path((*path, key)), "duplicate key"))
+            seen.add(key)
+            lines[(*path, key)] = line
+            _record_lines(value_node, (*path, key), lines, duplicates, shown)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*path, index)] = item.start_mark.line + 1
+            _record_lines(item, (*path, index), lines, duplicates, shown)
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def parse_csv(text: str, path: Path) -> pd.DataFrame:
+    """Rows of a jobs CSV as text cells, plus a `_line` column (the row's first line in the file).
+
+    Empty cells are None (meaning "use the default"); a short row's missing cells too. Every row
+    with too many cells is reported at once.
+    """
+    shown = display_path(path)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    line = 1  # where the row being read starts, for errors that surface lines later
+    try:
+        header = next(reader, None)
+        if header is None or not any(cell.strip() for cell in header):
+            raise InputError(f"{shown}:1: the CSV has no header row; expected field names")
+        header = [cell.strip() for cell in header]
+        problems = _header_problems(header, shown)
+        rows: list[list[str | None]] = []
+        line_numbers: list[int] = []
+        line = reader.line_num + 1
+        for cells in reader:
+            if any(cell.strip() for cell in cells):
+                if len(cells) > len(header):
+                    problems.append(
+                        Problem(
+                            f"{shown}:{line}",
+                            "",
+                            f"row has {len(cells)} cells but the header names {len(header)}; "
+                            "quote a cell that contains a comma",
+                        )
+                    )
+                else:
+                    # A short row leaves its last cells empty, as hand-written CSV often does.
+                    cells = cells + [""] * (len(header) - len(cells))
+                    rows.append([cell if cell.strip() else None for cell in cells])
+                    line_numbers.append(line)
+            line = reader.line_num + 1
+    except csv.Error as error:
+        raise InputError(f"{shown}:{line}: CSV syntax error: {error}") from None
+    if problems:
+        raise ManifestError(problems)
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    frame["_line"] = line_numbers
+    return frame
+
+
+def _header_problems(header: list[str], shown: str) -> list[Problem]:
+    problems = []
+    seen: set[str] = set()
+    for index, name in enumerate(header, start=1):
+        if not name:
+            problems.append(Problem(f"{shown}:1", "", f"column {index} has no name in the header"))
+        elif name in seen:
+            problems.append(Problem(f"{shown}:1", name, "column appears twice in the header"))
+        seen.add(name)
+    return problems

@@ -1,0 +1,168 @@
+"""What a run would do and cost, before anything is sent. Pure.
+
+Credits: the docs price one gen3a_turbo generation at 525,000 credits, most likely for 5 s;
+Runway bills per second, so vidpipe estimates 105,000 credits per second of video (10 s:
+1,050,000). $1 = 2,000,000 credits. Time: generations run in waves of `concurrency`, each
+about the model's typical generation time, unless the request rate is the tighter limit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .settings import Settings
+
+CREDITS_PER_USD = 2_000_000
+POLL_BACKOFF = 1.5
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    credits_per_second: int
+    typical_seconds: float  # one generation, start to finish
+    price_known: bool  # False: our estimate, not a published figure
+
+
+MODELS = {
+    "gen3a_turbo": ModelFacts(credits_per_second=105_000, typical_seconds=25, price_known=True),
+    # No published credit figure; Runway bills gen4_turbo at the same per-second rate.
+    "runway/gen4_turbo": ModelFacts(credits_per_second=105_000, typical_seconds=65, price_known=False),
+}
+
+
+def credits_for(model: str, duration: int) -> int:
+    return MODELS[model].credits_per_second * int(duration)
+
+
+def poll_delays(first: float, cap: float, factor: float = POLL_BACKOFF) -> Iterator[float]:
+    """Waits before each poll of one generation: `first`, then growing by `factor` up to `cap`."""
+    delay = first
+    while True:
+        yield min(delay, cap)
+        delay *= factor
+
+
+def polls_until(seconds: float, first: float, cap: float) -> int:
+    """How many polls the schedule makes before a generation of `seconds` is seen finished."""
+    waited = 0.0
+    for polls, delay in enumerate(poll_delays(first, cap), start=1):
+        waited += delay
+        if waited >= seconds:
+            return polls
+    raise AssertionError("poll_delays never ends")
+
+
+@dataclass
+class Plan:
+    name: str
+    provider: str
+    jobs: int
+    credits: int
+    wall_seconds: float
+    generation_seconds: float
+    concurrency: int
+    budget: int | None
+    estimated_price: bool
+    swept: dict[str, dict[str, int]] = field(default_factory=dict)
+    models: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def usd(self) -> float:
+        return self.credits / CREDITS_PER_USD
+
+    @property
+    def over_budget(self) -> bool:
+        return self.budget is not None and self.credits > self.budget
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "jobs": self.jobs,
+            "credits": self.credits,
+            "usd": round(self.usd, 2),
+            "budget": self.budget,
+            "over_budget": self.over_budget,
+            "wall_seconds": round(self.wall_seconds, 1),
+            "concurrency": self.concurrency,
+            "swept": self.swept,
+            "models": self.models,
+        }
+
+
+def make_plan(table: pd.DataFrame, settings: Settings, swept_fields: list[str]) -> Plan:
+    run = settings.run
+    jobs = len(table)
+    per_job_credits = [credits_for(m, d) for m, d in zip(table["model"], table["duration"], strict=True)]
+    if settings.provider == "sandbox":
+        gen_seconds = settings.sandbox.gen_time
+    else:
+        per_model = table["model"].map(lambda m: MODELS[m].typical_seconds)
+        gen_seconds = float(per_model.mean()) if jobs else 0.0
+    waves = math.ceil(jobs / run.concurrency) if jobs else 0
+    requests_per_job = 2 + polls_until(gen_seconds, run.poll_interval, run.poll_max_interval)
+    rate_bound = jobs * requests_per_job / run.requests_per_minute * 60
+    return Plan(
+        name=settings.name,
+        provider=settings.provider,
+        jobs=jobs,
+        credits=int(sum(per_job_credits)),
+        wall_seconds=max(waves * gen_seconds, rate_bound),
+        generation_seconds=gen_seconds,
+        concurrency=run.concurrency,
+        budget=run.budget,
+        estimated_price=not all(MODELS[m].price_known for m in table["model"].unique()),
+        swept={f: _value_counts(table[f]) for f in swept_fields},
+        models={str(k): int(v) for k, v in table["model"].value_counts().items()},
+    )
+
+
+def _value_counts(column: pd.Series) -> dict[str, int]:
+    counts = column.astype(str).value_counts(sort=False)
+    return {str(value): int(count) for value, count in counts.items()}
+
+
+def describe(plan: Plan) -> list[str]:
+    """The plan as lines for a terminal."""
+    models = ", ".join(plan.models)
+    lines = [f"{plan.name}: {plan.jobs:,} jobs on {plan.provider} ({models})"]
+    for name, counts in plan.swept.items():
+        quote = name not in ("seed", "duration", "watermark")
+        shown = ", ".join(f"{_short(v, quote)} x{n:,}" for v, n in list(counts.items())[:6])
+        more = f", ... ({len(counts) - 6:,} more)" if len(counts) > 6 else ""
+        lines.append(f"  {name}: {len(counts):,} values: {shown}{more}")
+    cost = f"Estimated cost: {plan.credits:,} credits (about ${plan.usd:,.2f})"
+    if plan.estimated_price:
+        cost += ", from an estimated price"
+    if plan.provider == "sandbox":
+        cost += "; the sandbox charges nothing"
+    lines.append(cost)
+    if plan.budget is not None:
+        verdict = "OVER BUDGET" if plan.over_budget else "within budget"
+        lines.append(f"Budget: {plan.budget:,} credits ({verdict})")
+    lines.append(
+        f"Estimated time: {format_seconds(plan.wall_seconds)} at concurrency {plan.concurrency} "
+        f"({format_seconds(plan.generation_seconds)} per generation)"
+    )
+    return lines
+
+
+def _short(value: str, quote: bool, limit: int = 32) -> str:
+    text = value if len(value) <= limit else value[: limit - 3] + "..."
+    return repr(text) if quote else text
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"

@@ -1,0 +1,63 @@
+"""Shared test helpers: files written under tmp_path, and the real CLI run in-process."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty current folder, so paths in messages are short and predictable."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def write(workdir: Path) -> Callable[..., Path]:
+    """write("name.yaml", text) -> path; text is dedented."""
+
+    def _write(name: str, text: str | bytes) -> Path:
+        path = workdir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return _write
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return self.err.splitlines()
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run `vidpipe ARGS...` in-process; returns exit code and captured output."""
+
+    def _run(*args: str) -> Result:
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse exits on usage errors and --help
+            code = exit_.code if isinstance(exit_.code, int) else 2
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return _run

@@ -1,0 +1,104 @@
+"""Reading YAML and CSV manifests: positions, YAML 1.2 scalars, and malformed files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import InputError, ManifestError
+from pipeline.manifest import parse_csv, parse_yaml, read_manifest
+
+
+def test_yaml_keeps_ratios_as_text_and_words_as_words():
+    """`ratio: 16:9` unquoted must not become YAML 1.1's base-60 number 969, nor `no` false."""
+    doc = parse_yaml("ratio: 16:9\nprompt: no\nseed: 010\nw: true\nd: 5\n", Path("m.yaml"))
+    assert doc.data == {"ratio": "16:9", "prompt": "no", "seed": 10, "w": True, "d": 5}
+
+
+def test_yaml_records_the_line_of_every_key_and_item():
+    doc = parse_yaml("version: 1\njobs:\n  - prompt: a\n    seed: [1,\n      2]\n", Path("m.yaml"))
+    assert doc.where(("jobs", 0, "seed", 1)) == "m.yaml:5"
+    assert doc.where(("jobs", 0, "prompt")) == "m.yaml:3"
+    assert doc.where(("jobs", 0, "nothing", "here")) == "m.yaml:3"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "m.yaml: the manifest is empty; expected a mapping with 'jobs'"),
+        ("# only a comment\n", "m.yaml: the manifest is empty; expected a mapping with 'jobs'"),
+        ("- a\n- b\n", "m.yaml:1: the manifest is a list; expected a mapping with 'jobs'"),
+        ("just text\n", "m.yaml:1: the manifest is a str; expected a mapping with 'jobs'"),
+        ("jobs: [\n  - a\n", "m.yaml:2: YAML syntax error: expected the node content, but found '-'"),
+        ("a: b: c\n", "m.yaml:1: YAML syntax error: mapping values are not allowed here"),
+        (
+            "a: !!python/object:os.system x\n",
+            "m.yaml:1: YAML syntax error: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object:os.system'",
+        ),
+        ("a: *missing\n", "m.yaml:1: YAML syntax error: found undefined alias 'missing'"),
+    ],
+)
+def test_malformed_yaml_is_one_clear_line(text, message):
+    with pytest.raises(InputError) as caught:
+        parse_yaml(text, Path("m.yaml"))
+    assert str(caught.value) == message
+
+
+def test_duplicate_yaml_keys_are_reported_not_silently_overwritten():
+    with pytest.raises(ManifestError) as caught:
+        parse_yaml("version: 1\njobs:\n  - prompt: a\n    prompt: b\n", Path("m.yaml"))
+    assert [str(p) for p in caught.value.problems] == ["m.yaml:4: jobs[0].prompt: duplicate key"]
+
+
+def test_csv_rows_know_their_line_even_after_multiline_cells():
+    frame = parse_csv('prompt,seed\n"two\nlines",1|2\n\n  ,\nc,3\n', Path("p.csv"))
+    assert frame["prompt"].tolist() == ["two\nlines", "c"]
+    assert frame["_line"].tolist() == [2, 6]
+    assert frame["seed"].tolist() == ["1|2", "3"]
+
+
+def test_csv_ragged_rows_and_bad_headers_are_all_reported():
+    with pytest.raises(ManifestError) as caught:
+        parse_csv("prompt,,prompt\na,b,c,d\nc,d,e\nf,g,h,i,j\n", Path("p.csv"))
+    assert [str(p) for p in caught.value.problems] == [
+        "p.csv:1: column 2 has no name in the header",
+        "p.csv:1: prompt: column appears twice in the header",
+        "p.csv:2: row has 4 cells but the header names 3; quote a cell that contains a comma",
+        "p.csv:4: row has 5 cells but the header names 3; quote a cell that contains a comma",
+    ]
+
+
+def test_csv_short_rows_leave_their_last_cells_empty():
+    frame = parse_csv("prompt,seed,ratio\na\nb,2\n", Path("p.csv"))
+    assert frame[["prompt", "seed", "ratio"]].values.tolist() == [["a", None, None], ["b", "2", None]]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("m.txt", "version: 1", "m.txt: not a manifest; expected a .yaml, .yml or .csv file"),
+        ("m.yaml", b"\x00\x01binary", "m.yaml: is a binary file; expected YAML or CSV text"),
+        ("m.yaml", b"prompt: caf\xe9\n", "m.yaml: not UTF-8 text (byte 11)"),
+        ("p.csv", "", "p.csv:1: the CSV has no header row; expected field names"),
+        ("p.csv", 'prompt\na\n"open quote\nb\nc\n', "p.csv:3: CSV syntax error: unexpected end of data"),
+    ],
+)
+def test_unreadable_files_are_one_clear_line(write, name, content, message):
+    path = write(name, content)
+    with pytest.raises(InputError) as caught:
+        read_manifest(path)
+    assert str(caught.value) == message
+
+
+def test_missing_file_and_folder(workdir):
+    (workdir / "folder.yaml").mkdir()
+    with pytest.raises(InputError, match=r"^nothing\.yaml: no such file$"):
+        read_manifest(Path("nothing.yaml"))
+    with pytest.raises(InputError, match=r"^folder\.yaml: is a folder; expected a manifest file$"):
+        read_manifest(Path("folder.yaml"))
+
+
+def test_utf8_bom_from_spreadsheets_is_accepted(write):
+    path = write("p.csv", "\ufeffprompt,seed\na,1\n".encode())
+    assert read_manifest(path).csv_jobs.columns.tolist() == ["prompt", "seed", "_line"]

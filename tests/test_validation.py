@@ -1,0 +1,275 @@
+"""Every rule a manifest breaks is reported at once, each as `file:line: field: problem`."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from PIL import Image
+
+from pipeline.errors import InputError, ManifestError
+from pipeline.jobs import load_batch
+
+
+def problems_of(path) -> list[str]:
+    with pytest.raises(ManifestError) as caught:
+        load_batch(path)
+    return [str(p) for p in caught.value.problems]
+
+
+def png(width: int = 32, height: int = 18, color=(200, 40, 40), fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            """
+            version: 2
+            provider: runway
+            model: gen5
+            """,
+            [
+                "m.yaml:1: version: 2 is not allowed; expected 1",
+                "m.yaml:2: provider: 'runway' is not allowed; expected 'sandbox' or 'aimlapi'",
+                "m.yaml:3: model: 'gen5' is not allowed; expected 'gen3a_turbo' or 'runway/gen4_turbo'",
+            ],
+            id="top-level-enums",
+        ),
+        pytest.param(
+            """
+            version: 1
+            jobs:
+              - promt: a jellyfish
+                sed: 3
+            """,
+            [
+                "m.yaml:3: jobs[0].promt: unknown field; did you mean 'prompt'?",
+                "m.yaml:4: jobs[0].sed: unknown field; did you mean 'seed'?",
+            ],
+            id="typos-with-suggestions",
+        ),
+        pytest.param(
+            """
+            version: 1
+            jobs:
+              - prompt: a
+                seed: [1, "x", -1, 4294967296]
+                ratio: [16:9, 2:1]
+                duration: 7
+                watermark: "yes"
+                repeat: 0
+                id: "has space"
+            """,
+            [
+                "m.yaml:4: jobs[0].seed[1]: 'x' is not allowed; expected a whole number from 0 to 4294967295",
+                "m.yaml:4: jobs[0].seed[2]: -1 is not allowed; expected a whole number from 0 to 4294967295",
+                "m.yaml:4: jobs[0].seed[3]: 4294967296 is not allowed; expected a whole number from 0 to 4294967295",
+                "m.yaml:5: jobs[0].ratio[1]: '2:1' is not allowed; expected '16:9', '9:16', '4:3', '3:4', '1:1' or '21:9'",
+                "m.yaml:6: jobs[0].duration: 7 is not allowed; expected 5 or 10",
+                "m.yaml:7: jobs[0].watermark: 'yes' is not allowed; expected true, false, or a list of them",
+                "m.yaml:8: jobs[0].repeat: 0 is not allowed; expected a whole number from 1 to 1000",
+                "m.yaml:9: jobs[0].id: 'has space' is not allowed; expected letters, digits, '.', '_' or '-' (80 at most)",
+            ],
+            id="every-field-at-once",
+        ),
+        pytest.param(
+            """
+            version: 1
+            matrix:
+              seed: {from: 1}
+              ratio: []
+            jobs:
+              - prompt: a
+                image_url: http://example.com/a.png
+            """,
+            [
+                "m.yaml:3: matrix.seed: missing required field 'count'",
+                "m.yaml:4: matrix.ratio: an empty list is not allowed; expected at least one value",
+                "m.yaml:7: jobs[0].image_url: 'http://example.com/a.png' is not allowed; expected an https:// URL "
+                "(2048 characters at most), a data:image/(png|jpeg|webp);base64 URI (5 MB at most), "
+                "or an image file inside the manifest's folder",
+            ],
+            id="sweeps-and-urls",
+        ),
+        pytest.param(
+            """
+            version: 1
+            run: {concurrency: 0, poll_interval: 0, prompt_limit: 2000}
+            output: {filename: "../{job_id}.mp4", formats: [csv, xlsx]}
+            jobs: [{prompt: a}]
+            """,
+            [
+                "m.yaml:2: run.concurrency: 0 is not allowed; expected a whole number from 1 to 1000",
+                "m.yaml:2: run.poll_interval: 0 is not allowed; expected seconds, more than 0 and at most 600",
+                "m.yaml:2: run.prompt_limit: 2000 is not allowed; expected 512 or 1000",
+                "m.yaml:3: output.filename: '../{job_id}.mp4' is not allowed; expected a file name ending in .mp4 "
+                "that contains {job_id} and no '/' or '\\'",
+                "m.yaml:3: output.formats[1]: 'xlsx' is not allowed; expected 'csv', 'jsonl' or 'parquet'",
+            ],
+            id="settings",
+        ),
+        pytest.param(
+            """
+            version: 1
+            jobs:
+              - prompt: a
+                seed: 1
+                matrix: {seed: [2, 3]}
+            """,
+            ["m.yaml:5: jobs[0].matrix.seed: 'seed' is set both in the job and in its matrix; keep one"],
+            id="job-and-its-matrix",
+        ),
+    ],
+)
+def test_document_problems(write, text, expected):
+    assert problems_of(write("m.yaml", text)) == expected
+
+
+def test_model_rules_need_the_whole_row(write):
+    """Ratios and last frames depend on the model, which may come from another level."""
+    path = write(
+        "m.yaml",
+        """
+        version: 1
+        model: gen3a_turbo
+        jobs:
+          - prompt: a
+            ratio: "1:1"
+          - prompt: b
+            model: runway/gen4_turbo
+            ratio: "1:1"
+            last_image_url: https://example.com/last.png
+          - seed: 3
+        """,
+    )
+    assert problems_of(path) == [
+        "m.yaml:4: jobs[0].ratio: '1:1' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
+        "m.yaml:6: jobs[1].last_image_url: 'https://example.com/last.png' is not allowed; "
+        "expected no last frame: runway/gen4_turbo takes only image_url",
+        "m.yaml:10: jobs[2]: a job needs a prompt, an image_url, or both",
+    ]
+
+
+def test_prompt_limit_is_512_unless_raised(write):
+    long_prompt = "x" * 600
+    strict = write("m.yaml", f"version: 1\njobs:\n  - prompt: {long_prompt}\n")
+    assert problems_of(strict) == [
+        "m.yaml:3: jobs[0].prompt: prompt has 600 characters; expected at most 512 "
+        "(run.prompt_limit: 1000 allows up to 1000)"
+    ]
+    relaxed = write("r.yaml", f"version: 1\nrun: {{prompt_limit: 1000}}\njobs:\n  - prompt: {long_prompt}\n")
+    assert len(load_batch(relaxed).table) == 1
+
+
+def test_csv_cells_are_held_to_the_same_rules(write):
+    path = write(
+        "p.csv",
+        """
+        prompt,seed,ratio,duration,watermark,repeat,colour
+        a,1|x,16:9,5,true,1,red
+        b,2,4:3,7,maybe,0,blue
+        """,
+    )
+    assert problems_of(path) == [
+        "p.csv:1: colour: unknown column; expected some of model, prompt, ratio, duration, seed, "
+        "watermark, image_url, last_image_url, id, tags, repeat",
+        "p.csv:2: seed: 'x' is not allowed; expected a whole number from 0 to 4294967295",
+        "p.csv:3: duration: 7 is not allowed; expected 5 or 10",
+        "p.csv:3: repeat: 0 is not allowed; expected a whole number from 1 to 1000",
+        "p.csv:3: watermark: 'maybe' is not allowed; expected true or false",
+    ]
+
+
+def test_csv_cell_rules_that_need_the_model(write):
+    path = write("p.csv", "prompt,ratio\na,16:9\nb,4:3\n")
+    assert problems_of(path) == [
+        "p.csv:3: ratio: '4:3' is not allowed; expected '16:9' or '9:16' for gen3a_turbo"
+    ]
+
+
+def test_jobs_csv_problems_point_into_the_csv(write):
+    write("prompts.csv", "prompt,seed\na,1\nb,-5\n")
+    path = write("m.yaml", "version: 1\njobs_csv: prompts.csv\n")
+    assert problems_of(path) == [
+        "prompts.csv:3: seed: -5 is not allowed; expected a whole number from 0 to 4294967295"
+    ]
+
+
+def test_missing_jobs_csv(write):
+    path = write("m.yaml", "version: 1\njobs_csv: nothere.csv\n")
+    with pytest.raises(InputError, match=r"^m\.yaml:2: jobs_csv: no such file 'nothere\.csv'$"):
+        load_batch(path)
+
+
+def test_seed_range_past_the_largest_seed(write):
+    path = write("m.yaml", "version: 1\njobs:\n  - prompt: a\n    seed: {from: 4294967290, count: 10}\n")
+    assert problems_of(path) == [
+        "m.yaml:3: jobs[0].seed: the seed range ends at 4294967299; expected at most 4294967295"
+    ]
+
+
+def test_sweeps_too_large_to_expand_are_refused_before_expanding(write):
+    path = write(
+        "m.yaml",
+        "version: 1\nmatrix:\n  seed: {from: 0, count: 1000000}\njobs:\n  - prompt: a\n  - prompt: b\n  - prompt: c\n",
+    )
+    with pytest.raises(InputError, match="the sweeps expand to 3,000,000 jobs; at most 2,000,000"):
+        load_batch(path)
+
+
+class TestImages:
+    def test_local_images_must_exist_be_inside_and_be_pictures(self, write, workdir):
+        write("inside/ok.png", png())
+        write("inside/notes.png", b"this is text, not a picture")
+        write("inside/wide.png", png(100, 10))
+        write("secret.png", png())
+        path = write(
+            "inside/m.yaml",
+            """
+            version: 1
+            jobs:
+              - {prompt: a, image_url: ok.png}
+              - {prompt: b, image_url: missing.png}
+              - {prompt: c, image_url: ../secret.png}
+              - {prompt: d, image_url: notes.png}
+              - {prompt: e, image_url: wide.png}
+              - {prompt: f, image_url: /etc/passwd}
+            """,
+        )
+        assert problems_of(path) == [
+            "inside/m.yaml:4: jobs[1].image_url: 'missing.png': no such file in inside",
+            "inside/m.yaml:5: jobs[2].image_url: '../secret.png' is outside the manifest's folder (inside)",
+            "inside/m.yaml:6: jobs[3].image_url: not a picture; expected a JPEG, PNG or WebP image",
+            "inside/m.yaml:7: jobs[4].image_url: a 100x10 image; expected a width/height ratio between 0.5 and 2.0",
+            "inside/m.yaml:8: jobs[5].image_url: '/etc/passwd' is outside the manifest's folder (inside)",
+        ]
+
+    def test_symlinks_cannot_smuggle_files_from_outside(self, write, workdir):
+        write("secret.png", png())
+        (workdir / "inside").mkdir()
+        (workdir / "inside" / "link.png").symlink_to(workdir / "secret.png")
+        path = write("inside/m.yaml", "version: 1\njobs:\n  - {prompt: a, image_url: link.png}\n")
+        assert problems_of(path) == [
+            "inside/m.yaml:3: jobs[0].image_url: 'link.png' is outside the manifest's folder (inside)"
+        ]
+
+    def test_data_uris_are_decoded_and_checked(self, write):
+        good = "data:image/png;base64," + base64.b64encode(png()).decode()
+        lying = "data:image/webp;base64," + base64.b64encode(png()).decode()
+        path = write(
+            "m.yaml",
+            f"version: 1\njobs:\n  - {{prompt: a, image_url: '{good}'}}\n  - {{prompt: b, image_url: '{lying}'}}\n",
+        )
+        assert problems_of(path) == [
+            "m.yaml:4: jobs[1].image_url: the data URI says image/webp but holds image/png"
+        ]
+
+    def test_gif_is_not_accepted(self, write):
+        write("a.gif", png(fmt="GIF"))
+        path = write("m.yaml", "version: 1\njobs:\n  - {prompt: a, image_url: a.gif}\n")
+        assert problems_of(path) == ["m.yaml:3: jobs[0].image_url: a GIF image; expected JPEG, PNG or WebP"]
