@@ -25,6 +25,8 @@ Run many video generations from one manifest: validate it, see what it costs, ru
 Example:
   vidpipe validate manifests/ab-seed-sweep.yaml
   vidpipe plan manifests/ab-seed-sweep.yaml --out jobs.csv
+  vidpipe run manifests/ab-seed-sweep.yaml             # on the free local sandbox
+  AIMLAPI_KEY=... vidpipe run manifests/ab-seed-sweep.yaml --provider aimlapi --limit 2
 
 Exit codes: 0 ok, 1 some jobs failed, 2 invalid input, 3 aborted (auth, credits, budget),
 130 interrupted.
@@ -62,6 +64,51 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--concurrency", type=_positive_int, metavar="N", help="override run.concurrency")
     plan.add_argument("--budget", type=_non_negative_int, metavar="CREDITS", help="override run.budget")
     plan.set_defaults(handler=cmd_plan)
+
+    run = _command(
+        commands,
+        "run",
+        "run a manifest: submit, poll, download, and write the results table",
+        "Outputs go to outputs/<name>/: videos/, results.csv, results.jsonl and ledger.sqlite.\n"
+        "Running the same command again resumes: finished jobs are skipped, running ones polled.\n\n"
+        "Example:\n"
+        "  vidpipe run manifests/ab-seed-sweep.yaml\n"
+        "  AIMLAPI_KEY=... vidpipe run manifests/ab-seed-sweep.yaml --provider aimlapi --limit 2",
+    )
+    run.add_argument("manifest", type=Path, metavar="MANIFEST", help="YAML or CSV manifest")
+    run.add_argument("--provider", choices=("sandbox", "aimlapi"), help="override the manifest's provider")
+    run.add_argument(
+        "--base-url", metavar="URL", help="API base URL (default $AIMLAPI_BASE_URL or the real one)"
+    )
+    run.add_argument("--endpoint", choices=("legacy", "universal"), help="which API path to use")
+    run.add_argument("--out", type=Path, metavar="DIR", help="output folder (default outputs/<name>/)")
+    run.add_argument("--concurrency", type=_positive_int, metavar="N", help="generations in flight at once")
+    run.add_argument(
+        "--budget", type=_non_negative_int, metavar="CREDITS", help="most credits this run may spend"
+    )
+    run.add_argument("--limit", type=_positive_int, metavar="N", help="run only the first N jobs")
+    run.add_argument(
+        "--max-failures", type=_non_negative_int, metavar="N", help="failed jobs tolerated (exit 0)"
+    )
+    run.add_argument(
+        "--retry-uncertain", action="store_true", help="submit again jobs whose submit may have landed"
+    )
+    run.add_argument("--fresh", action="store_true", help="start over: set the old ledger aside")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.set_defaults(handler=cmd_run)
+
+    from .sandbox.cli import add_arguments as add_sandbox_arguments
+    from .sandbox.cli import run as run_sandbox
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="serve the local stand-in for the API (for curl, scripts, other tools)",
+        description="Serve the local stand-in for the AI/ML API video endpoints.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_sandbox_arguments(sandbox)
+    sandbox.set_defaults(handler=run_sandbox)
     return parser
 
 
@@ -127,6 +174,32 @@ def cmd_plan(args: argparse.Namespace) -> int:
             "(run.budget or --budget)"
         )
     return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import RunRequest, describe, run
+
+    summary = run(
+        RunRequest(
+            manifest=args.manifest,
+            provider=args.provider,
+            base_url=args.base_url,
+            out=args.out,
+            concurrency=args.concurrency,
+            budget=args.budget,
+            limit=args.limit,
+            max_failures=args.max_failures,
+            fresh=args.fresh,
+            retry_uncertain=args.retry_uncertain,
+            endpoint=args.endpoint,
+            quiet=args.quiet or args.json,
+        )
+    )
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    elif not args.quiet:
+        print("\n".join(describe(summary, args.manifest)))
+    return summary.exit_code
 
 
 def report_error(error: VidpipeError) -> None:

@@ -1,0 +1,145 @@
+"""Downloading finished videos: streamed, checked, hashed, and renamed into place only when whole.
+
+The video URL is a signed link on a CDN host, not the API host, so it is fetched by a session
+that has never seen the API key. Memory stays flat whatever the file size (chunks go straight
+to a temporary file beside the target). A file counts as downloaded only if it is non-empty,
+starts like an MP4 (an `ftyp` box), and has the size the server announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from .errors import DownloadError, ExpiredUrlError, InputError
+
+CHUNK_BYTES = 256 * 1024
+MAX_VIDEO_BYTES = 2 * 1024**3
+EXPIRED_STATUSES = (401, 403, 404, 410)
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    size: int
+    sha256: str
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, what: str = "video URL") -> None:
+    """https everywhere; plain http only to this machine (local servers such as the sandbox)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+        return
+    raise DownloadError(f"refusing the {what} {url[:80]!r}: expected https (plain http only on loopback)")
+
+
+def target_path(folder: Path, name: str) -> Path:
+    """`name` inside `folder`, refusing anything that would land elsewhere."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise InputError(f"the file name {name!r} is not allowed; expected a plain file name")
+    path = (folder / name).resolve()
+    if path.parent != folder.resolve():
+        raise InputError(f"the file name {name!r} would leave the output folder")
+    return path
+
+
+class Downloader:
+    """Fetches videos with at most `parallel` downloads at once."""
+
+    def __init__(self, parallel: int = 8, timeout: aiohttp.ClientTimeout | None = None):
+        self._slots = asyncio.Semaphore(parallel)
+        # No total limit: a long download is fine as long as bytes keep coming.
+        self._timeout = timeout or aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Downloader:
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def fetch(self, url: str, path: Path, announced_size: int | None = None) -> Downloaded:
+        check_url(url)
+        assert self._session is not None, "use Downloader inside 'async with'"
+        async with self._slots:
+            return await self._fetch(url, path, announced_size)
+
+    async def _fetch(self, url: str, path: Path, announced_size: int | None) -> Downloaded:
+        temporary = path.with_name(f".{path.name}.part")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            async with self._session.get(url, allow_redirects=True) as response:
+                if response.status in EXPIRED_STATUSES:
+                    raise ExpiredUrlError(
+                        f"the video URL was refused (HTTP {response.status}); it has expired"
+                    )
+                if response.status != 200:
+                    raise DownloadError(f"the video download answered HTTP {response.status}")
+                expected = response.content_length or announced_size
+                if expected is not None and expected > MAX_VIDEO_BYTES:
+                    raise DownloadError(
+                        f"the video is {expected:,} bytes; at most {MAX_VIDEO_BYTES:,} are accepted"
+                    )
+                head = b""
+                with temporary.open("wb") as handle:
+                    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                        if len(head) < 8:
+                            head += chunk[:8]
+                            if len(head) >= 8 and not _looks_like_mp4(head):
+                                raise DownloadError("the download is not an MP4 video")
+                        size += len(chunk)
+                        if size > MAX_VIDEO_BYTES:
+                            raise DownloadError(f"the video passed {MAX_VIDEO_BYTES:,} bytes; stopped")
+                        digest.update(chunk)
+                        handle.write(chunk)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            if size == 0:
+                raise DownloadError("the download was empty")
+            if not _looks_like_mp4(head):
+                raise DownloadError("the download is not an MP4 video")
+            if expected is not None and size != expected:
+                raise DownloadError(f"the download stopped short: {size:,} of {expected:,} bytes")
+            os.replace(temporary, path)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            temporary.unlink(missing_ok=True)
+            raise DownloadError(f"the video download failed: {str(error) or type(error).__name__}") from None
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return Downloaded(path, size, digest.hexdigest())
+
+
+def _looks_like_mp4(head: bytes) -> bool:
+    return len(head) >= 8 and head[4:8] == b"ftyp"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,288 @@
+"""Talking HTTP to the API: the aiohttp session, error translation, retries and the rate limit.
+
+Every aiohttp exception is translated here, once, into the error tree of errors.py, by what a
+resend would risk:
+
+    ClientConnectorError, ConnectionTimeoutError    -> NotSentError    (never reached the server)
+    any other ClientError, read timeout              -> MaybeSentError  (sent; outcome unknown)
+    2xx                                              -> the JSON body
+    401 -> AuthError; 403 -> CreditsError            (stop the run)
+    429, 5xx                                         -> TransientError  (not accepted; retry later)
+    other 4xx                                        -> RejectedError   (404 on a poll: GenerationLostError)
+
+Retries: GETs retry on every transient class; a POST is a paid action and retries only when the
+server said it did not take it (TransientError) or the request never left (NotSentError). A
+POST that may have been sent raises MaybeSentError to the scheduler, which marks the job
+`uncertain` instead of paying for it twice.
+
+Paid POSTs go over a connection of their own (never a pooled one): a pooled connection the
+server has silently closed fails only after the request is written, which would make a request
+that never arrived look `uncertain`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import aiohttp
+
+from .errors import (
+    AuthError,
+    CreditsError,
+    GenerationLostError,
+    MaybeSentError,
+    NotSentError,
+    RejectedError,
+    RequestError,
+    TransientError,
+)
+from .providers.base import HttpRequest, Provider
+
+T = TypeVar("T")
+USER_AGENT = "vidpipe/0.1"
+MAX_ERROR_BODY = 64 * 1024
+MAX_JSON_BODY = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds allowed per phase of one API request, so no call waits forever."""
+
+    connect: float = 15.0
+    read: float = 60.0
+    total: float = 120.0
+
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self.total, sock_connect=self.connect, sock_read=self.read)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with full jitter: wait = uniform(0, min(cap, base * 2**attempt)).
+
+    A server's Retry-After, when given, replaces the computed wait (capped at `max_wait_s`).
+    Retries stop after `attempts` tries or `max_elapsed_s` seconds, whichever comes first.
+    """
+
+    attempts: int = 6
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    max_elapsed_s: float = 300.0
+    max_wait_s: float = 120.0
+
+    def wait(self, attempt: int, retry_after_s: float | None, rng: random.Random) -> float:
+        if retry_after_s is not None:
+            return min(max(retry_after_s, 0.0), self.max_wait_s)
+        return rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
+
+
+class RateLimiter:
+    """At most `per_minute` requests a minute, with bursts of up to `burst` (GCRA on the loop clock).
+
+    Callers reserve a slot and sleep until it comes; there is no polling loop.
+    """
+
+    def __init__(self, per_minute: float, burst: int = 10):
+        self.interval = 60.0 / per_minute
+        self.tolerance = self.interval * (max(burst, 1) - 1)
+        self._tat = 0.0  # theoretical arrival time of the next request
+
+    def reserve(self, now: float) -> float:
+        """Seconds to wait from `now` before sending; books the slot."""
+        tat = max(self._tat, now)
+        wait = max(0.0, tat - self.tolerance - now)
+        self._tat = tat + self.interval
+        return wait
+
+    async def acquire(self) -> None:
+        wait = self.reserve(asyncio.get_running_loop().time())
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    submits: int = 0
+    polls: int = 0
+    retries: int = 0
+    throttled: int = 0
+
+
+class ApiClient:
+    """One run's connection to the API: auth, limits, retries and error translation."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        provider: Provider,
+        *,
+        requests_per_minute: float,
+        retry: RetryPolicy,
+        timeouts: Timeouts = Timeouts(),
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.provider = provider
+        self.retry = retry
+        self.timeouts = timeouts
+        self.limiter = RateLimiter(requests_per_minute)
+        self.counters = Counters()
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        # The key goes in per-request headers of this client only: the CDN session never sees it.
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._session: aiohttp.ClientSession | None = None
+        self._submit_session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> ApiClient:
+        timeout = self.timeouts.client_timeout()
+        headers = {"User-Agent": USER_AGENT}
+        self._session = aiohttp.ClientSession(
+            timeout=timeout, headers=headers, connector=aiohttp.TCPConnector(limit=100)
+        )
+        self._submit_session = aiohttp.ClientSession(
+            timeout=timeout, headers=headers, connector=aiohttp.TCPConnector(force_close=True, limit=100)
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for session in (self._session, self._submit_session):
+            if session is not None:
+                await session.close()
+
+    async def submit(self, request: Mapping[str, Any], client_request_id: str | None = None):
+        """POST one generation. Raises MaybeSentError when it may exist without our knowing its id."""
+        http_request = self.provider.submit_request(request)
+        headers = {"X-Client-Request-Id": client_request_id} if client_request_id else {}
+        body, response_headers = await self._with_retries(
+            lambda: self._send(http_request, paid=True, extra_headers=headers), paid=True
+        )
+        self.counters.submits += 1
+        return self.provider.read_submit(body, response_headers)
+
+    async def poll(self, generation_id: str):
+        http_request = self.provider.poll_request(generation_id)
+        try:
+            body, headers = await self._with_retries(lambda: self._send(http_request, paid=False), paid=False)
+        except RejectedError as error:
+            if error.status == 404:
+                raise GenerationLostError(
+                    f"the service does not know generation {generation_id} (404): {error}", status=404
+                ) from None
+            raise
+        self.counters.polls += 1
+        return self.provider.read_poll(body, headers)
+
+    async def _with_retries(self, send: Callable[[], Awaitable[T]], *, paid: bool) -> T:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                return await send()
+            except (TransientError, NotSentError, MaybeSentError) as error:
+                if paid and isinstance(error, MaybeSentError):
+                    raise
+                attempt += 1
+                retry_after = error.retry_after_s if isinstance(error, TransientError) else None
+                wait = self.retry.wait(attempt, retry_after, self._rng)
+                out_of_time = time.monotonic() - started + wait > self.retry.max_elapsed_s
+                if attempt >= self.retry.attempts or out_of_time:
+                    raise
+                if isinstance(error, TransientError) and error.status == 429:
+                    self.counters.throttled += 1
+                self.counters.retries += 1
+                await self._sleep(wait)
+
+    async def _send(
+        self, request: HttpRequest, *, paid: bool, extra_headers: Mapping[str, str] | None = None
+    ) -> tuple[Any, Mapping[str, str]]:
+        session = self._submit_session if paid else self._session
+        assert session is not None, "use ApiClient inside 'async with'"
+        await self.limiter.acquire()
+        self.counters.requests += 1
+        headers = {**self._auth, **(extra_headers or {})}
+        url = self.base_url + request.path
+        try:
+            async with session.request(
+                request.method, url, params=request.params or None, json=request.json, headers=headers
+            ) as response:
+                if 200 <= response.status < 300:
+                    body = await _read_json(response)
+                    return body, response.headers
+                text = await _read_text(response)
+                raise self._status_error(response.status, response.headers, text)
+        except RequestError:
+            raise
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
+            raise NotSentError(f"cannot connect to {self.base_url}: {_reason(error)}") from None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise MaybeSentError(
+                f"the connection to {self.base_url} failed after the request was sent: {_reason(error)}"
+            ) from None
+
+    def _status_error(self, status: int, headers: Mapping[str, str], text: str) -> RequestError:
+        body = _json_or_none(text)
+        message = self.provider.error_message(body, text)
+        described = f"HTTP {status}: {message}"
+        if status == 401:
+            return AuthError(f"the API refused the key (HTTP 401): {message}; check AIMLAPI_KEY")
+        if status == 403:
+            return CreditsError(
+                f"the API refused the request (HTTP 403): {message}; check the account's credits"
+            )
+        if status == 429 or status >= 500:
+            return TransientError(described, status=status, retry_after_s=parse_retry_after(headers))
+        return RejectedError(described, status=status)
+
+
+async def _read_json(response: aiohttp.ClientResponse) -> Any:
+    raw = await response.content.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise RejectedError(f"the answer is larger than {MAX_JSON_BODY:,} bytes; refusing to read it")
+    text = raw.decode("utf-8", errors="replace")
+    body = _json_or_none(text)
+    if body is None and text.strip():
+        raise TransientError(f"HTTP {response.status} with a body that is not JSON: {text[:80]!r}")
+    return body
+
+
+async def _read_text(response: aiohttp.ClientResponse) -> str:
+    raw = await response.content.read(MAX_ERROR_BODY)
+    return raw.decode("utf-8", errors="replace")
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header: a number, or an HTTP date."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text.splitlines()[0][:200]

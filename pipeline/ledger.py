@@ -1,0 +1,276 @@
+"""The ledger: one SQLite row per job in the output folder, so a run can stop anywhere and resume.
+
+Every state change is committed (WAL, synchronous=FULL: it survives a killed process and a
+power cut) before the next network action for that job. The intent to submit is recorded
+before the POST and the generation id right after its answer, so after a crash a job is either
+known not sent (`pending`), known sent with its id (`submitted`), or honestly `uncertain`.
+
+    pending --> submitting --> submitted --> generated --> completed
+                    |              |  \\--> timed_out (polled again on the next run)
+                    |              \\--> failed (the API said so; not billed, retried on a rerun)
+                    \\--> uncertain (sent, answer lost: resubmitted only with --retry-uncertain)
+
+Schema changes are named migrations, each applied with its record in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+LEDGER_FILE = "ledger.sqlite"
+
+PENDING = "pending"
+SUBMITTING = "submitting"
+SUBMITTED = "submitted"
+GENERATED = "generated"
+COMPLETED = "completed"
+FAILED = "failed"
+UNCERTAIN = "uncertain"
+TIMED_OUT = "timed_out"
+STATUSES = (PENDING, SUBMITTING, SUBMITTED, GENERATED, COMPLETED, FAILED, UNCERTAIN, TIMED_OUT)
+WITH_GENERATION = (SUBMITTED, GENERATED, TIMED_OUT)
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "create jobs and runs",
+        """
+        CREATE TABLE jobs (
+            job_id TEXT PRIMARY KEY,
+            idx INTEGER NOT NULL,
+            request TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            status TEXT NOT NULL,
+            generation_id TEXT,
+            submits INTEGER NOT NULL DEFAULT 0,
+            resubmits INTEGER NOT NULL DEFAULT 0,
+            polls INTEGER NOT NULL DEFAULT 0,
+            error_name TEXT,
+            error_message TEXT,
+            video_url TEXT,
+            path TEXT,
+            bytes INTEGER,
+            sha256 TEXT,
+            credits REAL,
+            submitted_at TEXT,
+            completed_at TEXT,
+            generation_seconds REAL,
+            updated_at TEXT NOT NULL,
+            in_manifest INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX jobs_status ON jobs(status);
+        CREATE TABLE runs (
+            run_id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            manifest TEXT,
+            provider TEXT,
+            exit_code INTEGER
+        );
+        """,
+    ),
+]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Ledger:
+    """The job states of one output folder."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for number, (_name, sql) in enumerate(MIGRATIONS[version:], start=version + 1):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(sql, tuple(params))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def start_run(self, manifest: str, provider: str) -> int:
+        self._db.execute("BEGIN IMMEDIATE")
+        cursor = self._db.execute(
+            "INSERT INTO runs (started_at, manifest, provider) VALUES (?, ?, ?)",
+            (now_iso(), manifest, provider),
+        )
+        self._db.execute("COMMIT")
+        return int(cursor.lastrowid)
+
+    def finish_run(self, run_id: int, exit_code: int) -> None:
+        self._write(
+            "UPDATE runs SET finished_at = ?, exit_code = ? WHERE run_id = ?", (now_iso(), exit_code, run_id)
+        )
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    def sync_jobs(self, jobs: Iterable[tuple[str, int, Mapping[str, Any], Mapping[str, Any]]]) -> int:
+        """Add new jobs as pending and mark which known jobs the manifest still has.
+
+        `jobs` yields (job_id, index, request, labels). Returns how many jobs were new.
+        """
+        stamp = now_iso()
+        rows = [
+            (job_id, index, json.dumps(request, sort_keys=True), json.dumps(labels, sort_keys=True))
+            for job_id, index, request, labels in jobs
+        ]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            before = self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            self._db.execute("UPDATE jobs SET in_manifest = 0")
+            self._db.executemany(
+                """
+                INSERT INTO jobs (job_id, idx, request, labels, status, updated_at, in_manifest)
+                VALUES (?, ?, ?, ?, 'pending', ?, 1)
+                ON CONFLICT(job_id) DO UPDATE SET idx = excluded.idx, labels = excluded.labels, in_manifest = 1
+                """,
+                [(job_id, index, request, labels, stamp) for job_id, index, request, labels in rows],
+            )
+            after = self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return after - before
+
+    def recover_interrupted_submits(self) -> int:
+        """Jobs caught between sending a submit and recording its answer become `uncertain`."""
+        self._db.execute("BEGIN IMMEDIATE")
+        cursor = self._db.execute(
+            "UPDATE jobs SET status = ?, error_name = 'uncertain', error_message = ?, updated_at = ? "
+            "WHERE status = ?",
+            (
+                UNCERTAIN,
+                "the run stopped after sending the submit and before recording its answer",
+                now_iso(),
+                SUBMITTING,
+            ),
+        )
+        self._db.execute("COMMIT")
+        return cursor.rowcount
+
+    def mark_submitting(self, job_id: str, *, resubmit: bool = False) -> None:
+        self._write(
+            "UPDATE jobs SET status = ?, submits = submits + 1, resubmits = resubmits + ?, "
+            "generation_id = NULL, error_name = NULL, error_message = NULL, video_url = NULL, updated_at = ? "
+            "WHERE job_id = ?",
+            (SUBMITTING, int(resubmit), now_iso(), job_id),
+        )
+
+    def mark_submitted(self, job_id: str, generation_id: str) -> None:
+        stamp = now_iso()
+        self._write(
+            "UPDATE jobs SET status = ?, generation_id = ?, submitted_at = ?, updated_at = ? WHERE job_id = ?",
+            (SUBMITTED, generation_id, stamp, stamp, job_id),
+        )
+
+    def mark_pending(self, job_id: str) -> None:
+        self._write(
+            "UPDATE jobs SET status = ?, error_name = NULL, error_message = NULL, updated_at = ? WHERE job_id = ?",
+            (PENDING, now_iso(), job_id),
+        )
+
+    def mark_uncertain(self, job_id: str, message: str) -> None:
+        self._set_error(job_id, UNCERTAIN, "uncertain", message)
+
+    def mark_failed(self, job_id: str, name: str, message: str, credits: float | None = None) -> None:
+        self._set_error(job_id, FAILED, name, message, credits)
+
+    def mark_timed_out(self, job_id: str, message: str) -> None:
+        self._set_error(job_id, TIMED_OUT, "timeout", message)
+
+    def _set_error(
+        self, job_id: str, status: str, name: str, message: str, credits: float | None = None
+    ) -> None:
+        self._write(
+            "UPDATE jobs SET status = ?, error_name = ?, error_message = ?, credits = COALESCE(?, credits), "
+            "updated_at = ? WHERE job_id = ?",
+            (status, name, message, credits, now_iso(), job_id),
+        )
+
+    def mark_generated(
+        self, job_id: str, video_url: str, credits: float | None, generation_seconds: float | None
+    ) -> None:
+        self._write(
+            "UPDATE jobs SET status = ?, video_url = ?, credits = COALESCE(?, credits), "
+            "generation_seconds = COALESCE(?, generation_seconds), error_name = NULL, error_message = NULL, "
+            "updated_at = ? WHERE job_id = ?",
+            (GENERATED, video_url, credits, generation_seconds, now_iso(), job_id),
+        )
+
+    def mark_download_failed(self, job_id: str, message: str) -> None:
+        """The video exists (and is paid for) but could not be fetched: stays `generated`."""
+        self._set_error(job_id, GENERATED, "download", message)
+
+    def mark_completed(self, job_id: str, path: str, size: int, sha256: str) -> None:
+        stamp = now_iso()
+        self._write(
+            "UPDATE jobs SET status = ?, path = ?, bytes = ?, sha256 = ?, completed_at = ?, updated_at = ? "
+            "WHERE job_id = ?",
+            (COMPLETED, path, size, sha256, stamp, stamp, job_id),
+        )
+
+    def add_polls(self, job_id: str, count: int) -> None:
+        self._write("UPDATE jobs SET polls = polls + ? WHERE job_id = ?", (count, job_id))
+
+    # --- reading ------------------------------------------------------------------------
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return dict(row) if row else None
+
+    def rows_by_id(self) -> dict[str, dict[str, Any]]:
+        return {row["job_id"]: dict(row) for row in self._db.execute("SELECT * FROM jobs")}
+
+    def frame(self) -> pd.DataFrame:
+        """Every job, as a DataFrame in manifest order (jobs no longer in the manifest last)."""
+        return pd.read_sql_query("SELECT * FROM jobs ORDER BY in_manifest DESC, idx", self._db)
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT status, COUNT(*) FROM jobs WHERE in_manifest = 1 GROUP BY status"
+        ).fetchall()
+        return {status: count for status, count in rows}
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._db.execute("SELECT * FROM runs ORDER BY run_id")]

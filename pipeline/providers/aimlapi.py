@@ -1,0 +1,187 @@
+"""The AI/ML API's Runway video endpoints, read as forgivingly as its documented history demands.
+
+Every form in ../shared/api-contract.md is accepted: ids under `id` or `generation_id`; `video`
+as a list of URL strings, a list of objects, an object with `url`, or a bare string; `error` as
+an object, a string, or a validation `detail` list; statuses beyond the documented four.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import RejectedError
+from .base import COMPLETED, FAILED, RUNNING, Generation, HttpRequest, Submitted
+
+LEGACY_PATH = "/v2/generate/video/runway/generation"
+UNIVERSAL_PATH = "/v2/video/generations"
+FINAL_FAILED = frozenset({"error", "failed", "cancelled", "canceled", "unknown"})
+MAX_MESSAGE = 300
+# The universal path renamed two fields; the others keep their names.
+UNIVERSAL_NAMES = {"ratio": "aspect_ratio", "last_image_url": "tail_image_url"}
+
+
+class AimlApi:
+    name = "aimlapi"
+
+    def __init__(self, endpoint: str = "legacy"):
+        self.endpoint = endpoint
+        self.path = UNIVERSAL_PATH if endpoint == "universal" else LEGACY_PATH
+
+    def submit_request(self, request: Mapping[str, Any]) -> HttpRequest:
+        """The submit body: fields that are set, `duration` always, `watermark` only if given."""
+        body: dict[str, Any] = {}
+        for key, value in request.items():
+            if value is None:
+                continue
+            body[UNIVERSAL_NAMES.get(key, key) if self.endpoint == "universal" else key] = value
+        return HttpRequest("POST", self.path, json=body)
+
+    def read_submit(self, body: Any, headers: Mapping[str, str]) -> Submitted:
+        if not isinstance(body, dict):
+            raise RejectedError(f"the service answered the submit with {_kind(body)}, not a JSON object")
+        generation_id = _generation_id(body)
+        if generation_id is None:
+            raise RejectedError("the service accepted the submit but sent no generation id")
+        return Submitted(generation_id, str(body.get("status") or "queued"), _credits(body, headers))
+
+    def poll_request(self, generation_id: str) -> HttpRequest:
+        return HttpRequest("GET", self.path, params={"generation_id": generation_id})
+
+    def read_poll(self, body: Any, headers: Mapping[str, str]) -> Generation:
+        if not isinstance(body, dict):
+            raise RejectedError(f"the service answered the poll with {_kind(body)}, not a JSON object")
+        status = str(body.get("status") or "").strip()
+        lowered = status.lower()
+        error = body.get("error")
+        credits = _credits(body, headers)
+        if _has_error(error) or lowered in FINAL_FAILED:
+            name, message = _error_parts(error)
+            return Generation(
+                FAILED,
+                status,
+                error_name=name or lowered or "error",
+                error_message=message or f"the generation ended with status '{status}'",
+                credits=credits,
+            )
+        if lowered == COMPLETED:
+            url, size = _video(body.get("video"))
+            if not url:
+                return Generation(
+                    FAILED,
+                    status,
+                    error_name="no_video",
+                    error_message="the generation completed but the answer has no video URL",
+                    credits=credits,
+                )
+            return Generation(COMPLETED, status, video_url=url, credits=credits, video_bytes=size)
+        return Generation(RUNNING, status, credits=credits)
+
+    def error_message(self, body: Any, text: str) -> str:
+        """The message of an error answer, from whichever of the documented shapes it has."""
+        return shorten(_message_of(body) or _plain_text(text) or "no message")
+
+
+def _kind(body: Any) -> str:
+    return "nothing" if body is None else f"a {type(body).__name__}"
+
+
+def _generation_id(body: dict[str, Any]) -> str | None:
+    for key in ("id", "generation_id"):
+        value = body.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def _has_error(error: Any) -> bool:
+    if isinstance(error, dict):
+        return bool(error)
+    return bool(error) and not isinstance(error, bool)
+
+
+def _error_parts(error: Any) -> tuple[str | None, str | None]:
+    if isinstance(error, str):
+        return None, shorten(error)
+    if isinstance(error, dict):
+        name = error.get("name") or error.get("code") or error.get("type")
+        return (str(name) if name else None), shorten(_message_of(error) or "") or None
+    if isinstance(error, list):
+        return None, shorten(_message_of({"detail": error}) or "") or None
+    return None, None
+
+
+def _message_of(body: Any) -> str | None:
+    """`message` (text or list), `error.message`, `error` (text), or a validation `detail` list."""
+    if isinstance(body, str):
+        return body
+    if not isinstance(body, dict):
+        return None
+    message = body.get("message")
+    if isinstance(message, list):
+        return "; ".join(str(m) for m in message if m)
+    if isinstance(message, str) and message:
+        return message
+    error = body.get("error")
+    if isinstance(error, dict):
+        return _message_of(error)
+    if isinstance(error, str) and error:
+        return error
+    detail = body.get("detail")
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                where = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                parts.append(f"{where}: {item.get('msg', '')}".strip(": "))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    if isinstance(detail, str):
+        return detail
+    return None
+
+
+def _plain_text(text: str) -> str:
+    """An HTML or text error page, reduced to its words (a proxy's 502 page, say)."""
+    title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    if title:
+        return title.group(1).strip()
+    return re.sub(r"<[^>]+>", " ", text)
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _video(video: Any) -> tuple[str | None, int | None]:
+    """(url, announced size) from every documented shape of `video`."""
+    if isinstance(video, list):
+        for item in video:
+            url, size = _video(item)
+            if url:
+                return url, size
+        return None, None
+    if isinstance(video, dict):
+        url = video.get("url")
+        size = video.get("file_size")
+        return (url if isinstance(url, str) and url else None), (size if isinstance(size, int) else None)
+    if isinstance(video, str) and video:
+        return video, None
+    return None, None
+
+
+def _credits(body: dict[str, Any], headers: Mapping[str, str]) -> float | None:
+    usage = (body.get("meta") or {}).get("usage") if isinstance(body.get("meta"), dict) else None
+    if isinstance(usage, dict):
+        for key in ("credits_used", "tokens_used"):
+            value = usage.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+    header = headers.get("x-aimlapi-credits-used")
+    try:
+        return float(header) if header is not None else None
+    except ValueError:
+        return None

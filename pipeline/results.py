@@ -1,0 +1,69 @@
+"""The output table: one row per job with its request, its outcome and its file, from the ledger.
+
+The ledger is the truth; this table is a readable copy of it, rewritten atomically during the
+run and at its end, so a crash leaves a table that agrees with the ledger as of its last write.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .ledger import Ledger
+from .schema import REQUEST_FIELDS
+from .table import parquet_available, write_table
+
+COLUMNS = (
+    "index",
+    "job_id",
+    "id",
+    "status",
+    *REQUEST_FIELDS,
+    "seed_chosen",
+    "sample",
+    "generation_id",
+    "error_name",
+    "error_message",
+    "video_url",
+    "path",
+    "bytes",
+    "sha256",
+    "submits",
+    "resubmits",
+    "polls",
+    "submitted_at",
+    "completed_at",
+    "generation_seconds",
+    "credits",
+    "tags",
+    "source",
+    "in_manifest",
+)
+
+
+def results_frame(ledger: Ledger) -> pd.DataFrame:
+    rows = ledger.frame()
+    requests = pd.DataFrame([json.loads(text) for text in rows["request"]], index=rows.index)
+    labels = pd.DataFrame([json.loads(text) for text in rows["labels"]], index=rows.index)
+    frame = pd.concat([rows.drop(columns=["request", "labels"]), requests, labels], axis=1)
+    frame = frame.rename(columns={"idx": "index"})
+    frame["in_manifest"] = frame["in_manifest"].astype(bool)
+    for column in COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
+    return frame[list(COLUMNS)]
+
+
+def write_results(ledger: Ledger, folder: Path, formats: tuple[str, ...]) -> list[Path]:
+    """Write results.<format> for each requested format; Parquet only when pyarrow is there."""
+    frame = results_frame(ledger)
+    written = []
+    for kind in formats:
+        if kind == "parquet" and not parquet_available():
+            continue
+        path = folder / f"results.{kind}"
+        write_table(frame, path)
+        written.append(path)
+    return written

@@ -1,0 +1,401 @@
+"""`vidpipe run`: manifest -> job table -> ledger -> scheduler -> videos and the output table.
+
+This module wires the pieces together and owns the run's lifecycle: where outputs go, which
+service is called (starting the embedded sandbox when it is the provider), the budget check
+before anything is sent, Ctrl-C, the periodic table refresh and the summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import shutil
+import signal
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from . import ledger as states
+from .download import Downloader, is_loopback_host
+from .errors import (
+    EXIT_ABORTED,
+    EXIT_FAILED_JOBS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    BudgetError,
+    InputError,
+)
+from .http import ApiClient, RetryPolicy
+from .images import data_uri, kind_of, local_image_path
+from .jobs import Batch, load_batch
+from .ledger import LEDGER_FILE, Ledger
+from .manifest import display_path
+from .plan import credits_for, format_seconds
+from .progress import Progress, choose_mode
+from .providers import AimlApi
+from .results import write_results
+from .scheduler import Job, Scheduler, SchedulerOptions, Tally
+from .schema import REQUEST_FIELDS
+
+DEFAULT_BASE_URL = "https://api.aimlapi.com"
+TABLE_REFRESH_S = 5.0
+SANDBOX_KEY = "sandbox"
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for: the manifest and the flags that override it."""
+
+    manifest: Path
+    provider: str | None = None
+    base_url: str | None = None
+    out: Path | None = None
+    concurrency: int | None = None
+    budget: int | None = None
+    limit: int | None = None
+    max_failures: int | None = None
+    fresh: bool = False
+    retry_uncertain: bool = False
+    endpoint: str | None = None
+    quiet: bool = False
+
+
+@dataclass
+class RunSummary:
+    name: str
+    provider: str
+    out_dir: Path
+    jobs: int
+    tally: Tally
+    wall_seconds: float
+    exit_code: int
+    tables: list[Path] = field(default_factory=list)
+    stop_reason: str | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    recovered_uncertain: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        tally = self.tally
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "out_dir": str(self.out_dir),
+            "jobs": self.jobs,
+            "completed": tally.completed,
+            "failed": tally.failed,
+            "uncertain": tally.uncertain,
+            "already_done": tally.skipped,
+            "resubmits": tally.resubmits,
+            "credits_spent": round(tally.credits_spent),
+            "wall_seconds": round(self.wall_seconds, 2),
+            "exit_code": self.exit_code,
+            "stop_reason": self.stop_reason,
+            "tables": [str(p) for p in self.tables],
+            "failures": self.failures,
+        }
+
+
+def run(request: RunRequest) -> RunSummary:
+    batch = load_batch(request.manifest)
+    settings = batch.settings.with_overrides(
+        concurrency=request.concurrency,
+        budget=request.budget,
+        max_failures=request.max_failures,
+        endpoint=request.endpoint,
+    )
+    provider = request.provider or settings.provider
+    table = batch.table if request.limit is None else batch.table.head(request.limit)
+    out_dir = request.out or Path(settings.output.dir or Path("outputs") / settings.name)
+    video_dir = out_dir / "videos"
+    api_key, base_url = _service(provider, request.base_url)
+    video_dir.mkdir(parents=True, exist_ok=True)
+    if request.fresh:
+        _set_aside_ledger(out_dir)
+    jobs = [_job(row, settings.output.filename) for row in table.to_dict("records")]
+    with Ledger(out_dir / LEDGER_FILE) as ledger, ExitStack() as stack:
+        ledger.sync_jobs(_ledger_rows(table))
+        recovered = ledger.recover_interrupted_submits()
+        if request.retry_uncertain:
+            for job in jobs:
+                if ledger.job(job.job_id)["status"] == states.UNCERTAIN:
+                    ledger.mark_pending(job.job_id)
+        _check_budget_before_start(ledger, jobs, settings.run.budget)
+        if provider == "sandbox":
+            base_url = _start_sandbox(stack, settings.sandbox)
+        run_id = ledger.start_run(display_path(request.manifest), provider)
+        started = time.monotonic()
+        scheduler, interrupted = asyncio.run(
+            _execute(jobs, ledger, out_dir, settings, base_url, api_key, request, batch)
+        )
+        tables = write_results(ledger, out_dir, settings.output.formats)
+        summary = _summary(settings, provider, out_dir, jobs, scheduler, interrupted, started, tables, ledger)
+        summary.recovered_uncertain = recovered
+        ledger.finish_run(run_id, summary.exit_code)
+    return summary
+
+
+def _service(provider: str, base_url_flag: str | None) -> tuple[str, str]:
+    if provider == "sandbox":
+        return SANDBOX_KEY, ""
+    key = os.environ.get("AIMLAPI_KEY", "").strip()
+    if not key:
+        raise InputError("AIMLAPI_KEY is not set: export AIMLAPI_KEY=<your key> to use provider aimlapi")
+    base_url = (base_url_flag or os.environ.get("AIMLAPI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    parts = urlsplit(base_url)
+    secure = parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
+    if not parts.hostname or not secure:
+        raise InputError(
+            f"base URL {base_url!r} is not allowed; expected https://HOST (plain http only for localhost)"
+        )
+    return key, base_url
+
+
+def _start_sandbox(stack: ExitStack, sandbox_settings) -> str:
+    from .sandbox import SandboxConfig, running_sandbox
+
+    try:
+        config = SandboxConfig.from_mapping(
+            {
+                "gen_time": sandbox_settings.gen_time,
+                "concurrency": sandbox_settings.concurrency,
+                "faults": sandbox_settings.faults,
+            }
+        )
+    except ValueError as error:
+        raise InputError(f"sandbox settings: {error}") from None
+    return stack.enter_context(running_sandbox(config)).base_url
+
+
+def _set_aside_ledger(out_dir: Path) -> None:
+    """--fresh: keep the old ledger (it records what was paid for) but start a new one."""
+    old = out_dir / LEDGER_FILE
+    if old.exists():
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            part = out_dir / (LEDGER_FILE + suffix)
+            if part.exists():
+                shutil.move(part, out_dir / f"{LEDGER_FILE}.{stamp}.bak{suffix}")
+
+
+def _job(row: dict[str, Any], template: str) -> Job:
+    request = {field: _plain(row[field]) for field in REQUEST_FIELDS if _plain(row[field]) is not None}
+    return Job(
+        job_id=row["job_id"],
+        request=request,
+        filename=render_filename(template, row),
+        credits_estimate=credits_for(row["model"], row["duration"]),
+    )
+
+
+def _plain(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _ledger_rows(table: pd.DataFrame):
+    for row in table.to_dict("records"):
+        request = {field: _plain(row[field]) for field in REQUEST_FIELDS}
+        labels = {key: _plain(row[key]) for key in ("id", "tags", "source", "seed_chosen", "sample")}
+        yield row["job_id"], int(row["index"]), request, labels
+
+
+def render_filename(template: str, row: dict[str, Any]) -> str:
+    """The video's file name: template fields made safe for any file system."""
+    values = {
+        "job_id": row["job_id"],
+        "id": row.get("id") or "job",
+        "seed": row["seed"],
+        "ratio": str(row["ratio"]).replace(":", "x"),
+        "duration": row["duration"],
+        "model": row["model"],
+        "index": row["index"],
+    }
+    safe = {
+        key: re.sub(r"[^A-Za-z0-9._-]+", "-", str(value)).strip(".-") or "x" for key, value in values.items()
+    }
+    return template.format(**safe)
+
+
+def prepare_request(folder: Path):
+    """Turn local image paths into data URIs at submit time (re-checked: files may have changed)."""
+
+    def prepare(request: dict[str, Any]) -> dict[str, Any]:
+        body = dict(request)
+        for key in ("image_url", "last_image_url"):
+            ref = body.get(key)
+            if ref and kind_of(ref) == "file":
+                body[key] = data_uri(local_image_path(ref, folder))
+        return body
+
+    return prepare
+
+
+def _check_budget_before_start(ledger: Ledger, jobs: list[Job], budget: int | None) -> None:
+    if budget is None:
+        return
+    rows = ledger.rows_by_id()
+    to_pay = sum(
+        job.credits_estimate for job in jobs if rows[job.job_id]["status"] in (states.PENDING, states.FAILED)
+    )
+    if to_pay > budget:
+        raise BudgetError(
+            f"the jobs still to run need about {to_pay:,} credits, over the budget of {budget:,} "
+            "(run.budget or --budget); nothing was sent"
+        )
+
+
+async def _execute(jobs, ledger, out_dir, settings, base_url, api_key, request, batch: Batch):
+    run = settings.run
+    options = SchedulerOptions(
+        concurrency=run.concurrency,
+        poll_first_s=run.poll_interval,
+        poll_cap_s=run.poll_max_interval,
+        timeout_s=run.timeout,
+        budget=run.budget,
+        resubmit_failed=run.resubmit_failed,
+    )
+    provider = AimlApi(run.endpoint)
+    retry = RetryPolicy(attempts=run.retries + 1)
+    rng = random.Random()
+    async with (
+        ApiClient(
+            base_url, api_key, provider, requests_per_minute=run.requests_per_minute, retry=retry, rng=rng
+        ) as client,
+        Downloader() as downloader,
+    ):
+        scheduler = Scheduler(
+            jobs,
+            client,
+            downloader,
+            ledger,
+            out_dir / "videos",
+            options,
+            prepare_request(batch.document.folder),
+            rng,
+        )
+        average = sum(j.credits_estimate for j in jobs) / max(len(jobs), 1)
+        progress = Progress(scheduler.tally, choose_mode(request.quiet), average)
+        work = asyncio.create_task(scheduler.run())
+        helpers = [
+            asyncio.create_task(progress.run()),
+            asyncio.create_task(_refresh_table(ledger, out_dir, settings.output.formats)),
+        ]
+        interrupted = _install_interrupts(work, scheduler, request.quiet)
+        try:
+            await work
+        except asyncio.CancelledError:
+            pass
+        finally:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+    return scheduler, interrupted["count"] > 0
+
+
+def _install_interrupts(work: asyncio.Task, scheduler: Scheduler, quiet: bool) -> dict[str, int]:
+    """First Ctrl-C: stop submitting, finish what runs. Second (or SIGTERM): stop now."""
+    state = {"count": 0}
+    loop = asyncio.get_running_loop()
+
+    def first_or_second() -> None:
+        state["count"] += 1
+        if state["count"] == 1:
+            scheduler.stop_submitting("interrupted")
+            running = scheduler.tally.running + scheduler.tally.downloading
+            print(
+                f"\nInterrupted: no new submits. Finishing {running} generation(s) already paid for; "
+                "press Ctrl-C again to exit now (a rerun resumes them).",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            work.cancel()
+
+    def terminate() -> None:
+        state["count"] += 2
+        scheduler.stop_submitting("terminated")
+        work.cancel()
+
+    loop.add_signal_handler(signal.SIGINT, first_or_second)
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    return state
+
+
+async def _refresh_table(ledger: Ledger, out_dir: Path, formats: tuple[str, ...]) -> None:
+    while True:
+        await asyncio.sleep(TABLE_REFRESH_S)
+        write_results(ledger, out_dir, formats)
+
+
+def _summary(settings, provider, out_dir, jobs, scheduler: Scheduler, interrupted, started, tables, ledger):
+    tally = scheduler.tally
+    rows = ledger.rows_by_id()
+    failures = [
+        {
+            "job_id": job.job_id,
+            "status": rows[job.job_id]["status"],
+            "error": rows[job.job_id]["error_message"],
+        }
+        for job in jobs
+        if rows[job.job_id]["status"] not in (states.COMPLETED, states.PENDING)
+    ]
+    max_failures = settings.run.max_failures or 0
+    if interrupted:
+        code = EXIT_INTERRUPTED
+    elif scheduler.abort is not None:
+        code = EXIT_ABORTED
+    elif len(failures) > max_failures or any(rows[j.job_id]["status"] == states.PENDING for j in jobs):
+        code = EXIT_FAILED_JOBS
+    else:
+        code = EXIT_OK
+    return RunSummary(
+        name=settings.name,
+        provider=provider,
+        out_dir=out_dir,
+        jobs=len(jobs),
+        tally=tally,
+        wall_seconds=time.monotonic() - started,
+        exit_code=code,
+        tables=tables,
+        stop_reason=str(scheduler.abort) if scheduler.abort else scheduler.stop_reason,
+        failures=failures,
+    )
+
+
+def describe(summary: RunSummary, manifest: Path) -> list[str]:
+    """The end-of-run summary for a terminal."""
+    tally = summary.tally
+    lines = [
+        f"{summary.name}: {tally.completed} of {summary.jobs} completed, {tally.failed} failed, "
+        f"{tally.uncertain} uncertain in {format_seconds(summary.wall_seconds)}"
+        + (f" ({tally.skipped} were done before this run)" if tally.skipped else ""),
+        f"Credits spent this run: {tally.credits_spent:,.0f} (about ${tally.credits_spent / 2_000_000:,.2f})"
+        + ("; the sandbox charges nothing" if summary.provider == "sandbox" else ""),
+        f"Videos: {display_path(summary.out_dir / 'videos')}/",
+    ]
+    lines += [f"Table: {display_path(path)}" for path in summary.tables]
+    for failure in summary.failures[:10]:
+        lines.append(f"  {failure['status']}: {failure['job_id']}: {failure['error']}")
+    if len(summary.failures) > 10:
+        lines.append(f"  ... and {len(summary.failures) - 10} more (see the table)")
+    if tally.uncertain:
+        lines.append(
+            f"{tally.uncertain} job(s) are uncertain: their submit may have reached the service and may be "
+            "billed. Check the account, then rerun with --retry-uncertain to submit them again."
+        )
+    if summary.exit_code == EXIT_INTERRUPTED:
+        lines.append(f"Stopped. Run the same command to resume: vidpipe run {display_path(manifest)}")
+    elif summary.stop_reason and summary.exit_code == EXIT_ABORTED:
+        lines.append(f"Aborted: {summary.stop_reason}")
+    return lines
