@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, BudgetError, ManifestError, VidpipeError
+from .errors import (
+    EXIT_ABORTED,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    BudgetError,
+    ManifestError,
+    VidpipeError,
+)
 from .jobs import load_batch
 from .manifest import display_path
 from .plan import describe, make_plan
@@ -199,6 +207,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_dict(), indent=2))
     elif not args.quiet:
         print("\n".join(describe(summary, args.manifest)))
+    if summary.exit_code == EXIT_ABORTED and summary.stop_reason:
+        print(f"error: {summary.stop_reason}", file=sys.stderr)
     return summary.exit_code
 
 

@@ -235,11 +235,9 @@ class ApiClient:
         message = self.provider.error_message(body, text)
         described = f"HTTP {status}: {message}"
         if status == 401:
-            return AuthError(f"the API refused the key (HTTP 401): {message}; check AIMLAPI_KEY")
+            return AuthError(f"the API refused the key (HTTP 401, check AIMLAPI_KEY): {message}")
         if status == 403:
-            return CreditsError(
-                f"the API refused the request (HTTP 403): {message}; check the account's credits"
-            )
+            return CreditsError(f"the API refused the request (HTTP 403, usually no credits left): {message}")
         if status == 429 or status >= 500:
             return TransientError(described, status=status, retry_after_s=parse_retry_after(headers))
         return RejectedError(described, status=status)

@@ -16,10 +16,10 @@ LINE_INTERVAL_S = 10.0
 BAR_INTERVAL_S = 0.5
 
 
-def choose_mode(quiet: bool, stream: TextIO = sys.stderr) -> str:
+def choose_mode(quiet: bool, stream: TextIO | None = None) -> str:
     if quiet:
         return "quiet"
-    return "bar" if stream.isatty() else "lines"
+    return "bar" if (stream or sys.stderr).isatty() else "lines"
 
 
 def status_text(tally: Tally, average_credits: float) -> str:
@@ -34,11 +34,12 @@ def status_text(tally: Tally, average_credits: float) -> str:
 class Progress:
     """Reports `tally` until stopped."""
 
-    def __init__(self, tally: Tally, mode: str, average_credits: float, stream: TextIO = sys.stderr):
+    def __init__(self, tally: Tally, mode: str, average_credits: float, stream: TextIO | None = None):
         self.tally = tally
         self.mode = mode
         self.average_credits = average_credits
-        self.stream = stream
+        # Looked up now, not at import: the process's stderr may have been replaced since.
+        self.stream = stream or sys.stderr
         self._bar: tqdm | None = None
 
     async def run(self) -> None:

@@ -396,6 +396,4 @@ def describe(summary: RunSummary, manifest: Path) -> list[str]:
         )
     if summary.exit_code == EXIT_INTERRUPTED:
         lines.append(f"Stopped. Run the same command to resume: vidpipe run {display_path(manifest)}")
-    elif summary.stop_reason and summary.exit_code == EXIT_ABORTED:
-        lines.append(f"Aborted: {summary.stop_reason}")
     return lines
