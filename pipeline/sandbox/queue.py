@@ -1,0 +1,175 @@
+"""The account's generations: ids, states, the concurrency limit, and how long each one takes.
+
+Every generation is an asyncio task: it waits for one of the account's `concurrency` slots
+(`queued`), then holds it for its generation time while its clip renders (`generating`), and
+ends `completed` (the clip is ready) or `error`. The slot is released at the end, so at most K
+generate at once and the rest wait in submit order, like the real account limit. Polls only
+read a generation's fields; nothing heavy runs when a client asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import SandboxConfig
+from .ids import IdMaker
+from .render import ClipSpec, RenderError
+from .store import Renderer
+
+QUEUED, GENERATING, COMPLETED, ERROR = "queued", "generating", "completed", "error"
+FINAL = (COMPLETED, ERROR)
+
+
+@dataclass
+class Generation:
+    """One generation as the sandbox knows it; `status` is the internal name."""
+
+    id: str
+    file: str  # the video's file name on the CDN
+    endpoint: str
+    body_hash: str
+    request: dict[str, Any]
+    spec: ClipSpec
+    gen_time: float
+    fail_message: str | None  # set when a fault makes this generation end in error
+    status: str = QUEUED
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+    clip_key: str | None = None
+    polls: int = 0
+    credits: int = 0
+
+
+@dataclass
+class QueueCounters:
+    queued: int = 0
+    generating: int = 0
+    completed: int = 0
+    errors: int = 0
+    peak_queued: int = 0
+    peak_generating: int = 0
+
+
+class GenerationQueue:
+    """Creates generations and runs them under the account's concurrency limit."""
+
+    def __init__(self, config: SandboxConfig, renderer: Renderer):
+        self.config = config
+        self.renderer = renderer
+        self.by_id: dict[str, Generation] = {}
+        self.by_file: dict[str, Generation] = {}
+        self.counters = QueueCounters()
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._ids = IdMaker(config.id_form, config.seed)
+        self._files = IdMaker("uuid", config.seed + 1)
+        self._rng = random.Random(config.seed)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def draw_seed(self) -> int:
+        """A seed for a request that has none (the service picks one at random)."""
+        return self._rng.randrange(0, 2**32)
+
+    def draw_gen_time(self) -> float:
+        mean = self.config.gen_time
+        if mean == 0:
+            return 0.0
+        if self.config.gen_time_dist == "exponential":
+            return self._rng.expovariate(1.0 / mean)
+        if self.config.gen_time_dist == "uniform":
+            spread = mean * self.config.gen_time_jitter
+            return max(0.0, self._rng.uniform(mean - spread, mean + spread))
+        return mean
+
+    def create(
+        self,
+        endpoint: str,
+        body_hash: str,
+        request: dict[str, Any],
+        spec_for: Callable[[int], ClipSpec],
+        fail_message: str | None,
+    ) -> Generation:
+        """Make a generation and start its task; it is queued until a slot frees."""
+        seed = request["seed"] if isinstance(request.get("seed"), int) else self.draw_seed()
+        generation = Generation(
+            id=self._unique_id(),
+            file=self._files.next(),
+            endpoint=endpoint,
+            body_hash=body_hash,
+            request=request,
+            spec=spec_for(seed),
+            gen_time=self.draw_gen_time(),
+            fail_message=fail_message,
+        )
+        self.by_id[generation.id] = generation
+        self.by_file[generation.file] = generation
+        counters = self.counters
+        counters.queued += 1
+        counters.peak_queued = max(counters.peak_queued, counters.queued)
+        task = asyncio.get_running_loop().create_task(self._run(generation))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return generation
+
+    def _unique_id(self) -> str:
+        while True:
+            new_id = self._ids.next()
+            if new_id not in self.by_id:
+                return new_id
+
+    async def _run(self, generation: Generation) -> None:
+        counters = self.counters
+        async with self._slots:
+            counters.queued -= 1
+            counters.generating += 1
+            counters.peak_generating = max(counters.peak_generating, counters.generating)
+            generation.status = GENERATING
+            generation.started = time.time()
+            try:
+                await self._generate(generation)
+            finally:
+                counters.generating -= 1
+                generation.finished = time.time()
+
+    async def _generate(self, generation: Generation) -> None:
+        render = None
+        if generation.fail_message is None:
+            render = asyncio.ensure_future(self.renderer.render(generation.spec))
+        try:
+            await asyncio.sleep(generation.gen_time)
+            if render is None:
+                self._fail(generation, generation.fail_message or "")
+                return
+            generation.clip_key = await render
+        except RenderError as problem:
+            self._fail(generation, f"Invalid input: {problem}")
+            return
+        except asyncio.CancelledError:
+            if render is not None:
+                render.cancel()
+            raise
+        generation.credits = self.config.credits_per_second * int(generation.spec.duration)
+        generation.status = COMPLETED
+        self.counters.completed += 1
+
+    def _fail(self, generation: Generation, message: str) -> None:
+        generation.status = ERROR
+        generation.error = message
+        self.counters.errors += 1
+
+    @property
+    def in_flight(self) -> int:
+        return self.counters.queued + self.counters.generating
+
+    async def close(self) -> None:
+        """Cancel every generation still running and wait for them to end."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,102 @@
+"""Auth and validation: 401 without a key, 400 with the manifest schema's own messages."""
+
+from __future__ import annotations
+
+import pytest
+from sandbox_helpers import GEN3
+
+
+def test_missing_key_is_401_on_submit_and_poll(sandbox):
+    """No Authorization header: 401 on both submit and poll, counted as rejected."""
+    answer = sandbox.session.post(sandbox.path("legacy"), json=GEN3, timeout=5)
+    assert answer.status_code == 401
+    assert "API key" in answer.json()["message"]
+    poll = sandbox.session.get(sandbox.path("legacy"), params={"generation_id": "x"}, timeout=5)
+    assert poll.status_code == 401
+    assert sandbox.stats()["submits"]["rejected"] == {"401": 1}
+
+
+def test_require_key_refuses_any_other_key(make_sandbox):
+    """--require-key: only that key works; another Bearer key is 401."""
+    sandbox = make_sandbox(require_key="sk-the-one")
+    assert sandbox.submit(GEN3).status_code == 401
+    good = sandbox.submit(GEN3, headers={"Authorization": "Bearer sk-the-one"})
+    assert good.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "endpoint", "expected"),
+    [
+        ({"prompt": "x"}, "legacy", "missing required field 'model'"),
+        ({**GEN3, "ratio": "4:3"}, "legacy", "ratio: '4:3' is not allowed"),
+        ({**GEN3, "aspect_ratio": "4:3"}, "universal", "aspect_ratio: '4:3' is not allowed"),
+        ({**GEN3, "duration": 7}, "legacy", "duration: 7 is not allowed; expected 5 or 10"),
+        ({**GEN3, "seed": -1}, "legacy", "seed: -1 is not allowed"),
+        ({**GEN3, "image_url": "http://x/a.png"}, "legacy", "image_url: 'http://x/a.png'"),
+        ({**GEN3, "model": "gen5"}, "legacy", "model: 'gen5' is not allowed"),
+        (
+            {"model": "runway/gen4_turbo", "tail_image_url": "https://x/a.png"},
+            "universal",
+            "tail_image_url: 'https://x/a.png' is not allowed; expected no last frame",
+        ),
+    ],
+)
+def test_invalid_bodies_get_400_with_the_schema_message(sandbox, body, endpoint, expected):
+    """A body the manifest schema rejects gets a NestJS 400 naming the field as sent."""
+    answer = sandbox.submit(body, endpoint)
+    assert answer.status_code == 400
+    error = answer.json()
+    assert error["message"].startswith("Body validation error: ")
+    assert expected in error["message"]
+    assert error["statusCode"] == 400 and error["errors"]
+    assert sandbox.stats()["submits"]["rejected"] == {"400": 1}
+
+
+def test_gen4_accepts_the_extra_ratios(sandbox):
+    """runway/gen4_turbo takes 21:9 where gen3a_turbo would not."""
+    body = sandbox.generate({"model": "runway/gen4_turbo", "ratio": "21:9", "duration": 5})
+    assert body["status"] == "completed"
+
+
+def test_prompt_limit_is_512_by_default_and_1000_when_set(make_sandbox):
+    """513 characters fail at the default limit and pass with prompt_limit=1000."""
+    long_prompt = {**GEN3, "prompt": "p" * 513}
+    default = make_sandbox()
+    answer = default.submit(long_prompt)
+    assert answer.status_code == 400
+    assert "513 characters; expected at most 512" in answer.json()["message"]
+    raised = make_sandbox(prompt_limit=1000)
+    assert raised.submit(long_prompt).status_code == 201
+    assert raised.submit({**GEN3, "prompt": "p" * 1001}).status_code == 400
+
+
+def test_unknown_fields_are_ignored_and_counted(sandbox):
+    """By default unknown fields (n, response_format, the other path's names) are dropped."""
+    answer = sandbox.submit({**GEN3, "n": 1, "response_format": "url", "aspect_ratio": "9:16"})
+    assert answer.status_code == 201
+    assert sandbox.stats()["unknown_fields"] == {"n": 1, "response_format": 1, "aspect_ratio": 1}
+
+
+def test_strict_mode_rejects_unknown_fields(make_sandbox):
+    """strict=True: an unknown field is a 400 naming it."""
+    sandbox = make_sandbox(strict=True)
+    answer = sandbox.submit({**GEN3, "n": 1})
+    assert answer.status_code == 400
+    assert "n: unknown field" in answer.json()["message"]
+
+
+def test_a_body_that_is_not_json_is_400(sandbox):
+    """Garbage instead of JSON: 400, never a 500."""
+    answer = sandbox.session.post(
+        sandbox.path("legacy"), data=b"{not json", headers={"Authorization": "Bearer k"}, timeout=5
+    )
+    assert answer.status_code == 400
+    assert "not valid JSON" in answer.json()["message"]
+    listed = sandbox.submit(["model"])
+    assert listed.status_code == 400
+
+
+def test_missing_generation_id_on_poll_is_400(sandbox):
+    """GET without ?generation_id= is a 400."""
+    answer = sandbox.session.get(sandbox.path("legacy"), headers={"Authorization": "Bearer k"})
+    assert answer.status_code == 400
