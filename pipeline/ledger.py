@@ -162,7 +162,8 @@ class Ledger:
                 """
                 INSERT INTO jobs (job_id, idx, request, labels, status, updated_at, in_manifest)
                 VALUES (?, ?, ?, ?, 'pending', ?, 1)
-                ON CONFLICT(job_id) DO UPDATE SET idx = excluded.idx, labels = excluded.labels, in_manifest = 1
+                ON CONFLICT(job_id) DO UPDATE
+                SET idx = excluded.idx, labels = excluded.labels, in_manifest = 1
                 """,
                 [(job_id, index, request, labels, stamp) for job_id, index, request, labels in rows],
             )
@@ -200,13 +201,15 @@ class Ledger:
     def mark_submitted(self, job_id: str, generation_id: str) -> None:
         stamp = now_iso()
         self._write(
-            "UPDATE jobs SET status = ?, generation_id = ?, submitted_at = ?, updated_at = ? WHERE job_id = ?",
+            "UPDATE jobs SET status = ?, generation_id = ?, submitted_at = ?, updated_at = ? "
+            "WHERE job_id = ?",
             (SUBMITTED, generation_id, stamp, stamp, job_id),
         )
 
     def mark_pending(self, job_id: str) -> None:
         self._write(
-            "UPDATE jobs SET status = ?, error_name = NULL, error_message = NULL, updated_at = ? WHERE job_id = ?",
+            "UPDATE jobs SET status = ?, error_name = NULL, error_message = NULL, updated_at = ? "
+            "WHERE job_id = ?",
             (PENDING, now_iso(), job_id),
         )
 

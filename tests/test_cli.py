@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import REPO
 
 
-@pytest.mark.parametrize("command", [[], ["validate"], ["plan"]])
+@pytest.mark.parametrize("command", [[], ["validate"], ["plan"], ["run"], ["sandbox"]])
 def test_help_teaches_with_an_example(cli, command):
     result = cli(*command, "--help")
     assert result.code == 0

@@ -1,0 +1,70 @@
+"""Retry waits, Retry-After, the rate limiter and error classes, on fake clocks. Pure: no I/O."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import aiohttp
+import pytest
+
+from pipeline import errors
+from pipeline.http import RateLimiter, RetryPolicy, parse_retry_after
+
+
+def test_retry_waits_are_jittered_capped_and_honour_retry_after():
+    policy = RetryPolicy(base_s=0.5, cap_s=4, max_wait_s=60)
+    rng = random.Random(1)
+    waits = [policy.wait(attempt, None, rng) for attempt in range(1, 10) for _ in range(50)]
+    assert min(waits) >= 0 and max(waits) <= 4
+    assert policy.wait(3, 7.5, rng) == 7.5
+    assert policy.wait(3, 500, rng) == 60
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("3", 3.0), ("0.5", 0.5), ("-2", 0.0), ("soon", None), ("", None)],
+)
+def test_retry_after_seconds(value, expected):
+    assert parse_retry_after({"Retry-After": value}) == expected
+
+
+def test_retry_after_as_an_http_date():
+    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    assert parse_retry_after({"Retry-After": format_datetime(when, usegmt=True)}) == pytest.approx(30, abs=2)
+    assert parse_retry_after({}) is None
+
+
+def test_rate_limiter_spaces_requests_after_a_burst():
+    limiter = RateLimiter(per_minute=60, burst=3)  # one a second, three at once
+    waits = [limiter.reserve(now=100.0) for _ in range(6)]
+    assert waits == [0.0, 0.0, 0.0, 1.0, 2.0, 3.0]
+    assert limiter.reserve(now=110.0) == 0.0  # idle time refills the burst
+
+
+def test_rate_limiter_holds_the_long_run_rate():
+    limiter = RateLimiter(per_minute=600, burst=10)
+    now, sent = 0.0, 0
+    while now < 60:
+        now += limiter.reserve(now)
+        sent += 1
+    assert 600 <= sent <= 611
+
+
+def test_error_classes_say_whether_a_resend_is_safe():
+    assert issubclass(errors.NotSentError, errors.RequestError)
+    assert issubclass(errors.GenerationLostError, errors.RejectedError)
+    assert issubclass(errors.AuthError, errors.AbortError) and errors.AuthError.exit_code == 3
+    assert errors.ManifestError([]).exit_code == 2
+
+
+def test_every_aiohttp_client_error_is_caught_by_the_translation():
+    """http._send catches ClientError and TimeoutError; connect failures are a subset of them."""
+    assert issubclass(aiohttp.ClientConnectorError, aiohttp.ClientError)
+    assert issubclass(aiohttp.ConnectionTimeoutError, TimeoutError)
+    exported = [getattr(aiohttp, name) for name in aiohttp.client_exceptions.__all__]
+    for kind in exported:
+        # WebSocket errors cannot come out of a plain request, which is all vidpipe sends.
+        if isinstance(kind, type) and issubclass(kind, BaseException) and not kind.__name__.startswith("WS"):
+            assert issubclass(kind, (aiohttp.ClientError, TimeoutError)), kind
