@@ -294,5 +294,53 @@ def test_the_window_keeps_exactly_n_generations_in_flight(write, run_api, workdi
         elapsed = time.monotonic() - started
         stats = sandbox.stats()
     assert stats["generations"]["peak_generating"] == concurrency
+    assert stats["generations"]["peak_in_flight"] == concurrency
     ideal = jobs / concurrency * gen_time
     assert elapsed < ideal * 1.5 + 1.0, f"{elapsed:.2f} s for an ideal of {ideal:.2f} s"
+
+
+def test_the_budget_is_enforced_while_running_on_what_the_service_reports(write, run_api, workdir):
+    """The service charges more than estimated: submitting stops before the budget is passed."""
+    config = SandboxConfig(gen_time=0.05, credits_per_second=210_000)  # twice the estimate
+    run = "run: {concurrency: 1, poll_interval: 0.05, poll_max_interval: 0.1, budget: 3150000}"
+    with running_sandbox(config) as sandbox:
+        result = run_api(sandbox, write("m.yaml", manifest_text(jobs=6, run=run)))
+        stats = sandbox.stats()
+    assert result.code == 3
+    assert result.err_lines[-1].startswith("error: stopped submitting: the next job would bring this run to")
+    spent = results(workdir / "outputs" / "t")["credits"].replace("", 0).astype(float).sum()
+    assert spent <= 3_150_000
+    assert stats["submits"]["accepted"] == 3  # 3 x 1,050,000 reported; a 4th would pass the budget
+
+
+def test_a_video_url_that_is_not_https_is_refused(write, run_api, workdir):
+    with running_sandbox(SandboxConfig(gen_time=0.05, cdn_host="cdn.example.com")) as sandbox:
+        result = run_api(sandbox, write("m.yaml", manifest_text(jobs=1)))
+        assert sandbox.stats()["downloads"]["ok"] == 0
+    assert result.code == 1
+    row = results(workdir / "outputs" / "t").iloc[0]
+    assert (row["status"], row["error_name"]) == ("generated", "download")
+    assert "expected https (plain http only on loopback)" in row["error_message"]
+
+
+@pytest.mark.parametrize(
+    ("template", "row", "expected"),
+    [
+        ("{job_id}.mp4", {"id": ""}, "abc123.mp4"),
+        ("{id}-{ratio}-{seed}-{job_id}.mp4", {"id": "../../etc"}, "etc-16x9-7-abc123.mp4"),
+        ("{model}-{job_id}.mp4", {"model": "runway/gen4_turbo"}, "runway-gen4_turbo-abc123.mp4"),
+    ],
+)
+def test_file_names_are_made_safe(template, row, expected):
+    from pipeline.runner import render_filename
+
+    base = {
+        "job_id": "abc123",
+        "id": "x",
+        "seed": 7,
+        "ratio": "16:9",
+        "duration": 5,
+        "model": "gen3a_turbo",
+        "index": 0,
+    }
+    assert render_filename(template, {**base, **row}) == expected

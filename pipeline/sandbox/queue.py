@@ -55,6 +55,7 @@ class QueueCounters:
     errors: int = 0
     peak_queued: int = 0
     peak_generating: int = 0
+    peak_in_flight: int = 0  # queued + generating: what a client's in-flight window should bound
 
 
 class GenerationQueue:
@@ -112,6 +113,7 @@ class GenerationQueue:
         counters = self.counters
         counters.queued += 1
         counters.peak_queued = max(counters.peak_queued, counters.queued)
+        counters.peak_in_flight = max(counters.peak_in_flight, counters.queued + counters.generating)
         task = asyncio.get_running_loop().create_task(self._run(generation))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -141,6 +141,7 @@ class SandboxServer:
             "in_flight": queue.in_flight if queue else 0,
             "peak_queued": counters.peak_queued if counters else 0,
             "peak_generating": counters.peak_generating if counters else 0,
+            "peak_in_flight": counters.peak_in_flight if counters else 0,
             "credits_used": sum(g.credits for g in generations),
         }
         out["render"] = {
