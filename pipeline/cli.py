@@ -34,6 +34,7 @@ Example:
   vidpipe validate manifests/ab-seed-sweep.yaml
   vidpipe plan manifests/ab-seed-sweep.yaml --out jobs.csv
   vidpipe run manifests/ab-seed-sweep.yaml             # on the free local sandbox
+  vidpipe status outputs/ab-seed-sweep
   AIMLAPI_KEY=... vidpipe run manifests/ab-seed-sweep.yaml --provider aimlapi --limit 2
 
 Exit codes: 0 ok, 1 some jobs failed, 2 invalid input, 3 aborted (auth, credits, budget),
@@ -105,6 +106,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(handler=cmd_run)
+
+    status = _command(
+        commands,
+        "status",
+        "show the state of a run, finished or still going, from its output folder",
+        "Example:\n  vidpipe status outputs/ab-seed-sweep",
+    )
+    status.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
+    status.add_argument("--json", action="store_true", help="print the state as JSON")
+    status.set_defaults(handler=cmd_status)
+
+    export = _command(
+        commands,
+        "export",
+        "write a dataset folder: the completed videos and a metadata.jsonl",
+        "The folder follows the video/image-folder convention that dataset loaders read: each\n"
+        "line of metadata.jsonl has file_name and every parameter of that video.\n\n"
+        "Example:\n  vidpipe export outputs/ab-seed-sweep --to datasets/ab-seed-sweep",
+    )
+    export.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
+    export.add_argument("--to", type=Path, required=True, metavar="DIR", help="the dataset folder to write")
+    export.set_defaults(handler=cmd_export)
 
     from .sandbox.cli import add_arguments as add_sandbox_arguments
     from .sandbox.cli import run as run_sandbox
@@ -210,6 +233,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     if summary.exit_code == EXIT_ABORTED and summary.stop_reason:
         print(f"error: {summary.stop_reason}", file=sys.stderr)
     return summary.exit_code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import describe as describe_status
+    from .status import read_status
+
+    status = read_status(args.out_dir)
+    if args.json:
+        print(json.dumps(status.as_dict(), indent=2))
+    else:
+        print("\n".join(describe_status(status)))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_dataset
+
+    count = export_dataset(args.out_dir, args.to)
+    print(f"Exported {count} videos to {display_path(args.to)}/ with metadata.jsonl")
+    return EXIT_OK
 
 
 def report_error(error: VidpipeError) -> None:

@@ -33,6 +33,7 @@ from .errors import (
     BudgetError,
     InputError,
 )
+from .export import export_dataset
 from .http import ApiClient, RetryPolicy
 from .images import data_uri, kind_of, local_image_path
 from .jobs import Batch, load_batch
@@ -44,8 +45,10 @@ from .providers import AimlApi
 from .results import write_results
 from .scheduler import Job, Scheduler, SchedulerOptions, Tally
 from .schema import REQUEST_FIELDS
+from .table import python_value
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com"
+DATASET_FOLDER = "dataset"
 TABLE_REFRESH_S = 5.0
 SANDBOX_KEY = "sandbox"
 
@@ -81,6 +84,7 @@ class RunSummary:
     stop_reason: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
     recovered_uncertain: int = 0
+    dataset: Path | None = None
 
     def as_dict(self) -> dict[str, Any]:
         tally = self.tally
@@ -99,6 +103,7 @@ class RunSummary:
             "exit_code": self.exit_code,
             "stop_reason": self.stop_reason,
             "tables": [str(p) for p in self.tables],
+            "dataset": str(self.dataset) if self.dataset else None,
             "failures": self.failures,
         }
 
@@ -139,6 +144,9 @@ def run(request: RunRequest) -> RunSummary:
         summary = _summary(settings, provider, out_dir, jobs, scheduler, interrupted, started, tables, ledger)
         summary.recovered_uncertain = recovered
         ledger.finish_run(run_id, summary.exit_code)
+    if settings.output.dataset:
+        summary.dataset = out_dir / DATASET_FOLDER
+        export_dataset(out_dir, summary.dataset)
     return summary
 
 
@@ -186,7 +194,9 @@ def _set_aside_ledger(out_dir: Path) -> None:
 
 
 def _job(row: dict[str, Any], template: str) -> Job:
-    request = {field: _plain(row[field]) for field in REQUEST_FIELDS if _plain(row[field]) is not None}
+    request = {
+        field: python_value(row[field]) for field in REQUEST_FIELDS if python_value(row[field]) is not None
+    }
     return Job(
         job_id=row["job_id"],
         request=request,
@@ -195,16 +205,10 @@ def _job(row: dict[str, Any], template: str) -> Job:
     )
 
 
-def _plain(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
 def _ledger_rows(table: pd.DataFrame):
     for row in table.to_dict("records"):
-        request = {field: _plain(row[field]) for field in REQUEST_FIELDS}
-        labels = {key: _plain(row[key]) for key in ("id", "tags", "source", "seed_chosen", "sample")}
+        request = {field: python_value(row[field]) for field in REQUEST_FIELDS}
+        labels = {key: python_value(row[key]) for key in ("id", "tags", "source", "seed_chosen", "sample")}
         yield row["job_id"], int(row["index"]), request, labels
 
 
@@ -385,6 +389,8 @@ def describe(summary: RunSummary, manifest: Path) -> list[str]:
         f"Videos: {display_path(summary.out_dir / 'videos')}/",
     ]
     lines += [f"Table: {display_path(path)}" for path in summary.tables]
+    if summary.dataset:
+        lines.append(f"Dataset: {display_path(summary.dataset)}/ (videos + metadata.jsonl)")
     for failure in summary.failures[:10]:
         lines.append(f"  {failure['status']}: {failure['job_id']}: {failure['error']}")
     if len(summary.failures) > 10:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -22,6 +23,13 @@ def format_of(path: Path) -> str:
         return FORMATS[path.suffix.lower()]
     except KeyError:
         raise InputError(f"{path}: unknown table format; expected a .csv, .jsonl or .parquet file") from None
+
+
+def python_value(value: Any) -> Any:
+    """A table cell as a plain Python value: NaN/NA become None, numpy scalars Python scalars."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def parquet_available() -> bool:

@@ -12,6 +12,7 @@ import pytest
 from pipeline.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
+KEY = "sk-test-0123456789abcdef"
 
 
 @pytest.fixture
@@ -59,5 +60,27 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
             code = exit_.code if isinstance(exit_.code, int) else 2
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
+
+    return _run
+
+
+@pytest.fixture
+def sandbox():
+    """A sandbox on a free loopback port, for the length of one test."""
+    from pipeline.sandbox import SandboxConfig, running_sandbox
+
+    with running_sandbox(SandboxConfig(gen_time=0.1, concurrency=8)) as handle:
+        yield handle
+
+
+@pytest.fixture
+def run_api(cli, monkeypatch):
+    """run_api(sandbox, manifest, *flags): `vidpipe run` as a real-API client pointed at a sandbox."""
+    monkeypatch.setenv("AIMLAPI_KEY", KEY)
+
+    def _run(sandbox, manifest, *flags):
+        return cli(
+            "run", manifest, "--provider", "aimlapi", "--base-url", sandbox.base_url, "--quiet", *flags
+        )
 
     return _run

@@ -8,28 +8,8 @@ import av
 import pytest
 
 from pipeline.sandbox import FaultConfig, SandboxConfig, ScriptedFault, running_sandbox
+from tests.conftest import KEY
 from tests.runner_helpers import accepted_twice, ledger_statuses, manifest_text, results, sha256_of
-
-KEY = "sk-test-0123456789abcdef"
-
-
-@pytest.fixture
-def sandbox():
-    with running_sandbox(SandboxConfig(gen_time=0.1, concurrency=8)) as handle:
-        yield handle
-
-
-@pytest.fixture
-def run_api(cli, monkeypatch):
-    """Run the CLI as a real-API client pointed at a sandbox."""
-    monkeypatch.setenv("AIMLAPI_KEY", KEY)
-
-    def _run(sandbox, manifest, *flags):
-        return cli(
-            "run", manifest, "--provider", "aimlapi", "--base-url", sandbox.base_url, "--quiet", *flags
-        )
-
-    return _run
 
 
 def test_happy_path_writes_videos_table_and_ledger(write, run_api, sandbox, workdir):

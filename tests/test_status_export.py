@@ -1,0 +1,60 @@
+"""`vidpipe status` and the dataset export, on real sandbox runs."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline.sandbox import FaultConfig, SandboxConfig, ScriptedFault, running_sandbox
+from tests.runner_helpers import manifest_text, sha256_of
+
+
+def test_status_counts_failures_uncertain_and_says_how_to_resume(write, run_api, cli, workdir):
+    faults = FaultConfig(
+        script=(ScriptedFault("submit", "drop_after"), ScriptedFault("generation", "error", skip=1)),
+        error_message="Content moderation: rejected",
+    )
+    manifest = write("m.yaml", manifest_text(jobs=4, run="run: {concurrency: 1, poll_interval: 0.05}"))
+    with running_sandbox(SandboxConfig(gen_time=0.05, faults=faults)) as sandbox:
+        assert run_api(sandbox, manifest).code == 1
+    result = cli("status", "outputs/t")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert lines[0] == "outputs/t: 4 jobs: 2 completed, 1 failed, 1 uncertain"
+    assert any(line.endswith(": Content moderation: rejected") and "failed" in line for line in lines)
+    assert any(line.startswith("  uncertain: ") for line in lines)
+    assert "vidpipe run m.yaml --retry-uncertain" in result.out
+    assert lines[-1] == "To resume: vidpipe run m.yaml"
+    as_json = json.loads(cli("status", "outputs/t", "--json").out)
+    assert as_json["counts"] == {"completed": 2, "failed": 1, "uncertain": 1}
+    assert as_json["credits"] == 2 * 525_000
+
+
+def test_status_of_a_folder_without_a_run(cli, workdir):
+    result = cli("status", workdir)
+    assert result.code == 2
+    assert result.err_lines == ["error: .: no ledger.sqlite here; expected the output folder of a run"]
+
+
+def test_export_writes_videos_and_metadata_for_the_current_manifest(write, run_api, cli, sandbox, workdir):
+    manifest = write("m.yaml", manifest_text(jobs=3))
+    assert run_api(sandbox, manifest).code == 0
+    assert cli("export", "outputs/t", "--to", "ds").code == 0
+    records = [json.loads(line) for line in (workdir / "ds" / "metadata.jsonl").read_text().splitlines()]
+    assert [r["seed"] for r in records] == [1, 2, 3]
+    for record in records:
+        assert sha256_of(workdir / "ds" / record["file_name"]) == record["sha256"]
+        assert {"prompt", "model", "ratio", "duration", "job_id"} <= set(record)
+
+    # The manifest shrinks: the dataset follows it, and nothing is deleted from the run itself.
+    assert run_api(sandbox, write("m.yaml", manifest_text(jobs=2))).code == 0
+    assert cli("export", "outputs/t", "--to", "ds").out == "Exported 2 videos to ds/ with metadata.jsonl\n"
+    assert len(list((workdir / "ds").glob("*.mp4"))) == 2
+    assert len(list((workdir / "outputs" / "t" / "videos").glob("*.mp4"))) == 3
+
+
+def test_output_dataset_true_exports_at_the_end_of_the_run(write, run_api, sandbox, workdir):
+    text = manifest_text(jobs=2, extra="output: {dataset: true}")
+    result = run_api(sandbox, write("m.yaml", text), "--json")
+    assert result.code == 0
+    assert json.loads(result.out)["dataset"] == "outputs/t/dataset"
+    assert len((workdir / "outputs" / "t" / "dataset" / "metadata.jsonl").read_text().splitlines()) == 2
