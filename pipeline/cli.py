@@ -19,6 +19,7 @@ from .errors import (
     BudgetError,
     ManifestError,
     VidpipeError,
+    one_line,
 )
 from .jobs import load_batch
 from .manifest import display_path
@@ -260,7 +261,7 @@ def report_error(error: VidpipeError) -> None:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
     else:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(str(error))}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -66,8 +66,14 @@ def target_path(folder: Path, name: str) -> Path:
 class Downloader:
     """Fetches videos with at most `parallel` downloads at once."""
 
-    def __init__(self, parallel: int = 8, timeout: aiohttp.ClientTimeout | None = None):
+    def __init__(
+        self,
+        parallel: int = 8,
+        timeout: aiohttp.ClientTimeout | None = None,
+        max_bytes: int = MAX_VIDEO_BYTES,
+    ):
         self._slots = asyncio.Semaphore(parallel)
+        self.max_bytes = max_bytes
         # No total limit: a long download is fine as long as bytes keep coming.
         self._timeout = timeout or aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
         self._session: aiohttp.ClientSession | None = None
@@ -99,9 +105,9 @@ class Downloader:
                 if response.status != 200:
                     raise DownloadError(f"the video download answered HTTP {response.status}")
                 expected = response.content_length or announced_size
-                if expected is not None and expected > MAX_VIDEO_BYTES:
+                if expected is not None and expected > self.max_bytes:
                     raise DownloadError(
-                        f"the video is {expected:,} bytes; at most {MAX_VIDEO_BYTES:,} are accepted"
+                        f"the video is {expected:,} bytes; at most {self.max_bytes:,} are accepted"
                     )
                 head = b""
                 with temporary.open("wb") as handle:
@@ -111,8 +117,8 @@ class Downloader:
                             if len(head) >= 8 and not _looks_like_mp4(head):
                                 raise DownloadError("the download is not an MP4 video")
                         size += len(chunk)
-                        if size > MAX_VIDEO_BYTES:
-                            raise DownloadError(f"the video passed {MAX_VIDEO_BYTES:,} bytes; stopped")
+                        if size > self.max_bytes:
+                            raise DownloadError(f"the video passed {self.max_bytes:,} bytes; stopped")
                         digest.update(chunk)
                         handle.write(chunk)
                     handle.flush()

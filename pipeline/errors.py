@@ -40,6 +40,13 @@ class InputError(VidpipeError):
     exit_code = EXIT_INPUT
 
 
+def one_line(text: str) -> str:
+    """`text` with line breaks and other unprintable characters shown as escapes: one line, always."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """One thing wrong with the input, located as precisely as we know it."""
@@ -50,8 +57,8 @@ class Problem:
 
     def __str__(self) -> str:
         if self.field:
-            return f"{self.where}: {self.field}: {self.message}"
-        return f"{self.where}: {self.message}"
+            return one_line(f"{self.where}: {self.field}: {self.message}")
+        return one_line(f"{self.where}: {self.message}")
 
 
 class ManifestError(InputError):

@@ -168,7 +168,11 @@ class ApiClient:
             lambda: self._send(http_request, paid=True, extra_headers=headers), paid=True
         )
         self.counters.submits += 1
-        return self.provider.read_submit(body, response_headers)
+        try:
+            return self.provider.read_submit(body, response_headers)
+        except RejectedError as error:
+            # The service took the POST (2xx) but we cannot tell which generation it made.
+            raise MaybeSentError(f"the submit was accepted, but {error}") from None
 
     async def poll(self, generation_id: str):
         http_request = self.provider.poll_request(generation_id)
@@ -213,13 +217,33 @@ class ApiClient:
         headers = {**self._auth, **(extra_headers or {})}
         url = self.base_url + request.path
         try:
+            # Redirects are not followed: the API never sends one, and following it could carry
+            # the key to another host.
             async with session.request(
-                request.method, url, params=request.params or None, json=request.json, headers=headers
+                request.method,
+                url,
+                params=request.params or None,
+                json=request.json,
+                headers=headers,
+                allow_redirects=False,
             ) as response:
                 if 200 <= response.status < 300:
-                    body = await _read_json(response)
+                    try:
+                        body = await _read_json(response)
+                    except BadAnswer as problem:
+                        # A 2xx to a paid POST means it was taken: a generation may exist.
+                        error_type = MaybeSentError if paid else TransientError
+                        raise error_type(
+                            f"HTTP {response.status}, but {problem}", status=response.status
+                        ) from None
                     return body, response.headers
                 text = await _read_text(response)
+                if 300 <= response.status < 400:
+                    target = response.headers.get("Location", "?")
+                    raise RejectedError(
+                        f"HTTP {response.status}: the API redirected to {target[:80]}; not followed",
+                        status=response.status,
+                    )
                 raise self._status_error(response.status, response.headers, text)
         except RequestError:
             raise
@@ -243,18 +267,36 @@ class ApiClient:
         return RejectedError(described, status=status)
 
 
+class BadAnswer(Exception):
+    """A 2xx answer whose body cannot be used."""
+
+
+async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body, or None when it is longer than `limit` bytes (reading stops there)."""
+    if response.content_length is not None and response.content_length > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _read_json(response: aiohttp.ClientResponse) -> Any:
-    raw = await response.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise RejectedError(f"the answer is larger than {MAX_JSON_BODY:,} bytes; refusing to read it")
+    raw = await _read_limited(response, MAX_JSON_BODY)
+    if raw is None:
+        raise BadAnswer(f"the answer is larger than {MAX_JSON_BODY:,} bytes; refusing to read it")
     text = raw.decode("utf-8", errors="replace")
     body = _json_or_none(text)
     if body is None and text.strip():
-        raise TransientError(f"HTTP {response.status} with a body that is not JSON: {text[:80]!r}")
+        raise BadAnswer(f"the answer is not JSON: {text[:80]!r}")
     return body
 
 
 async def _read_text(response: aiohttp.ClientResponse) -> str:
+    """The start of an error answer (enough for its message)."""
     raw = await response.content.read(MAX_ERROR_BODY)
     return raw.decode("utf-8", errors="replace")
 

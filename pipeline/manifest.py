@@ -133,7 +133,10 @@ _Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_yaml12_int)
 
 def parse_yaml(text: str, path: Path) -> Document:
     shown = display_path(path)
-    loader = _Yaml12Loader(text)
+    try:
+        loader = _Yaml12Loader(text)  # the reader rejects control characters here, already
+    except yaml.YAMLError as error:
+        raise InputError(f"{shown}: YAML syntax error: {_first_line(error)}") from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -148,7 +151,7 @@ def parse_yaml(text: str, path: Path) -> Document:
         reason = error.problem or error.context or "cannot be parsed"
         raise InputError(f"{shown}:{line}: YAML syntax error: {reason}") from None
     except yaml.YAMLError as error:
-        raise InputError(f"{shown}: YAML syntax error: {error}") from None
+        raise InputError(f"{shown}: YAML syntax error: {_first_line(error)}") from None
     except RecursionError:
         raise InputError(f"{shown}: YAML nested too deeply") from None
     finally:
@@ -159,6 +162,10 @@ def parse_yaml(text: str, path: Path) -> Document:
         kind = type(data).__name__ if data is not None else "nothing"
         raise InputError(f"{shown}:1: the manifest is a {kind}; expected a mapping with 'jobs'")
     return Document(path=path, data=data, lines=lines)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _record_lines(

@@ -1,0 +1,148 @@
+"""Fuzzed manifests: whatever the input, validate/plan accept it or exit 2 with one-line errors.
+
+Valid manifests are generated from the format's own structure, and their expansion must give
+exactly the product of their sweeps; broken ones are random YAML/CSV built from near-miss keys
+and values of every type.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.cli import main
+
+RUNS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+KEYS = [
+    "version", "name", "provider", "model", "defaults", "matrix", "jobs", "jobs_csv", "run", "output",
+    "sandbox", "prompt", "ratio", "duration", "seed", "watermark", "image_url", "last_image_url", "id",
+    "tags", "repeat", "from", "count", "concurrency", "budget", "promt", "", "0", "ratio ", "Seed",
+]  # fmt: skip
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "16:9",
+            "9:16",
+            "gen3a_turbo",
+            "sandbox",
+            "https://x.io/a.png",
+            "data:image/png;base64,AAAA",
+            "../x.png",
+            "/etc/passwd",
+            "1|2|3",
+        ]
+    ),
+)
+documents = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.sampled_from(KEYS), inner, max_size=5),
+    ),
+    max_leaves=25,
+)
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def assert_clean_exit(code: int, err: str) -> None:
+    assert code in (0, 2, 3), (code, err)
+    assert "Traceback" not in err and "internal error" not in err, err
+    for line in err.splitlines():
+        assert line.startswith(("error: ", "warning: ")), err
+
+
+@RUNS
+@given(document=st.one_of(documents, st.dictionaries(st.sampled_from(KEYS), documents, max_size=6)))
+def test_any_yaml_document_is_accepted_or_refused_in_one_line_each(tmp_path, capsys, document):
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    for command in ("validate", "plan"):
+        assert_clean_exit(*run_cli(capsys, command, str(path)))
+
+
+@RUNS
+@given(text=st.text(max_size=300))
+def test_any_text_as_yaml_or_csv_is_accepted_or_refused_in_one_line_each(tmp_path, capsys, text):
+    for name in ("m.yaml", "m.csv"):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        assert_clean_exit(*run_cli(capsys, "validate", str(path)))
+
+
+csv_cells = st.one_of(
+    st.just(""),
+    st.text(alphabet='abc 019|:-.,"\n', max_size=12),
+    st.sampled_from(["16:9", "9:16|16:9", "5", "10", "5|10", "7", "1|2|3", "true", "no", "maybe", "-1"]),
+)
+
+
+@RUNS
+@given(
+    header=st.lists(
+        st.sampled_from(["prompt", "seed", "ratio", "duration", "watermark", "tags", "repeat", "promt"]),
+        min_size=1,
+        max_size=5,
+    ),
+    rows=st.lists(st.lists(csv_cells, min_size=0, max_size=6), max_size=6),
+)
+def test_any_csv_table_is_accepted_or_refused_in_one_line_each(tmp_path, capsys, header, rows):
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    path = tmp_path / "m.csv"
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    assert_clean_exit(*run_cli(capsys, "validate", str(path)))
+
+
+sweep_values = {
+    "ratio": st.lists(st.sampled_from(["16:9", "9:16"]), min_size=1, max_size=2, unique=True),
+    "duration": st.lists(st.sampled_from([5, 10]), min_size=1, max_size=2, unique=True),
+    "seed": st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4, unique=True),
+    "watermark": st.lists(st.booleans(), min_size=1, max_size=2, unique=True),
+}
+jobs = st.lists(
+    st.fixed_dictionaries(
+        {"prompt": st.text(alphabet="abcdefgh ", min_size=1, max_size=20).filter(str.strip)},
+        optional={field: values for field, values in sweep_values.items()} | {"repeat": st.integers(1, 3)},
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@RUNS
+@given(
+    jobs=jobs,
+    matrix=st.fixed_dictionaries({}, optional={"seed": sweep_values["seed"], "ratio": sweep_values["ratio"]}),
+)
+def test_valid_manifests_expand_to_the_product_of_their_sweeps(tmp_path, capsys, jobs, matrix):
+    from pipeline.jobs import load_batch
+
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "matrix": matrix, "jobs": jobs}), encoding="utf-8")
+    expected = 0
+    for job in jobs:
+        sizes = [len(job[f]) if f in job else len(matrix.get(f, [None])) for f in sweep_values]
+        expected += math.prod(sizes) * job.get("repeat", 1)
+    batch = load_batch(path)
+    duplicates = len(batch.notes)
+    assert len(batch.table) + duplicates == expected
+    assert batch.table["job_id"].is_unique

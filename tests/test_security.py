@@ -1,0 +1,217 @@
+"""Security: the key stays with the API host, local files stay local, sizes stay bounded.
+
+A small hostile server (real HTTP on loopback) stands in for a compromised or broken API where
+the honest sandbox cannot: redirects to another host, oversized answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiohttp import web
+from PIL import Image
+
+from pipeline.download import Downloader, target_path
+from pipeline.errors import DownloadError, InputError, ManifestError
+from pipeline.images import ImageProblem
+from pipeline.jobs import load_batch
+from pipeline.runner import prepare_request
+from pipeline.sandbox import SandboxConfig, running_sandbox
+from tests.conftest import KEY
+from tests.runner_helpers import manifest_text, results
+
+LEGACY = "/v2/generate/video/runway/generation"
+
+
+class HostileServer:
+    """Answers every submit with `answer`; records the headers each request arrived with."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.seen: list[dict[str, str]] = []
+        self.app = web.Application()
+        self.app.router.add_route("*", "/{tail:.*}", self.handle)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(dict(request.headers))
+        return self.answer(request)
+
+
+def serve(server: HostileServer):
+    """Run `server` on a loopback port in a background thread; yields its base URL."""
+    from contextlib import contextmanager
+    from threading import Event, Thread
+
+    @contextmanager
+    def running():
+        ready, stop, box = Event(), None, {}
+
+        async def main():
+            nonlocal stop
+            stop = asyncio.Event()
+            runner = web.AppRunner(server.app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            box["url"] = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+            box["loop"] = asyncio.get_running_loop()
+            ready.set()
+            await stop.wait()
+            await runner.cleanup()
+
+        thread = Thread(target=asyncio.run, args=(main(),), daemon=True)
+        thread.start()
+        ready.wait(10)
+        try:
+            yield box["url"]
+        finally:
+            box["loop"].call_soon_threadsafe(stop.set)
+            thread.join(10)
+
+    return running()
+
+
+def test_a_redirect_from_the_api_is_not_followed_and_the_key_goes_nowhere(write, cli, monkeypatch, workdir):
+    collector = HostileServer(lambda request: web.json_response({"id": "stolen"}))
+    with serve(collector) as elsewhere:
+        api = HostileServer(
+            lambda request: web.Response(status=307, headers={"Location": elsewhere + LEGACY})
+        )
+        with serve(api) as base_url:
+            monkeypatch.setenv("AIMLAPI_KEY", KEY)
+            result = cli(
+                "run",
+                write("m.yaml", manifest_text(jobs=1)),
+                "--provider",
+                "aimlapi",
+                "--base-url",
+                base_url,
+                "--quiet",
+            )
+    assert result.code == 1
+    assert collector.seen == []
+    assert api.seen and all(h.get("Authorization") == f"Bearer {KEY}" for h in api.seen)
+    row = results(workdir / "outputs" / "t").iloc[0]
+    assert (
+        row["status"] == "failed"
+        and "redirected to" in row["error_message"]
+        and "not followed" in row["error_message"]
+    )
+
+
+def test_an_oversized_api_answer_is_refused_with_a_message(write, cli, monkeypatch, workdir):
+    huge = b'{"id": "' + b"x" * (9 * 1024 * 1024) + b'"}'
+    api = HostileServer(lambda request: web.Response(body=huge, content_type="application/json"))
+    with serve(api) as base_url:
+        monkeypatch.setenv("AIMLAPI_KEY", KEY)
+        result = cli(
+            "run",
+            write("m.yaml", manifest_text(jobs=1)),
+            "--provider",
+            "aimlapi",
+            "--base-url",
+            base_url,
+            "--quiet",
+        )
+    assert result.code == 1
+    row = results(workdir / "outputs" / "t").iloc[0]
+    assert row["status"] == "uncertain"  # a 2xx to a POST: a generation may exist, so no resend
+    assert "the answer is larger than 8,388,608 bytes; refusing to read it" in row["error_message"]
+    assert len(api.seen) == 1
+
+
+def test_an_oversized_video_is_refused_and_nothing_is_left_behind(tmp_path):
+    async def fetch(url: str) -> None:
+        async with Downloader(max_bytes=1000) as downloader:
+            await downloader.fetch(url, tmp_path / "v.mp4")
+
+    with running_sandbox(SandboxConfig(gen_time=0)) as sandbox:
+        import json
+        import urllib.request
+
+        def call(method, query="", body=None):
+            request = urllib.request.Request(
+                sandbox.base_url + LEGACY + query,
+                method=method,
+                data=body,
+                headers={"Authorization": "Bearer k", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+
+        generation = call(
+            "POST", body=json.dumps({"model": "gen3a_turbo", "prompt": "kite", "duration": 5}).encode()
+        )
+        for _ in range(100):
+            answer = call("GET", f"?generation_id={generation['id']}")
+            if answer["status"] == "completed":
+                break
+            import time
+
+            time.sleep(0.05)
+        with pytest.raises(DownloadError, match=r"at most 1,000 are accepted"):
+            asyncio.run(fetch(answer["video"][0]))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_oversized_local_image_is_refused_with_its_size(write, workdir):
+    noise = np.random.default_rng(0).integers(0, 255, size=(1400, 1400, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "PNG")
+    write("big.png", buffer.getvalue())
+    with pytest.raises(ManifestError) as caught:
+        load_batch(write("m.yaml", "version: 1\njobs: [{prompt: a, image_url: big.png}]\n"))
+    (problem,) = caught.value.problems
+    assert "expected at most 3,932,136 (a 5 MB data URI)" in str(problem)
+
+
+def test_an_image_swapped_for_an_outside_file_after_validation_is_not_sent(write, workdir):
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 18)).save(buffer, "PNG")
+    write("inside/a.png", buffer.getvalue())
+    write("secret.png", buffer.getvalue())
+    manifest = write("inside/m.yaml", "version: 1\njobs: [{prompt: a, image_url: a.png}]\n")
+    batch = load_batch(manifest)
+    os.remove(workdir / "inside" / "a.png")
+    (workdir / "inside" / "a.png").symlink_to(workdir / "secret.png")
+    prepare = prepare_request(batch.document.folder)
+    with pytest.raises(ImageProblem, match="outside the manifest's folder"):
+        prepare({"model": "gen3a_turbo", "prompt": "a", "image_url": "a.png"})
+
+
+def test_a_text_file_renamed_to_png_is_not_sent_as_a_picture(write, workdir):
+    write("a.png", b"not a picture at all")
+    prepare = prepare_request(workdir)
+    with pytest.raises(ImageProblem, match="not a picture"):
+        prepare({"model": "gen3a_turbo", "image_url": "a.png"})
+
+
+@pytest.mark.parametrize("name", ["../x.mp4", "a/b.mp4", "..", "", "x\x00.mp4", "/etc/passwd"])
+def test_output_names_cannot_leave_the_output_folder(tmp_path: Path, name):
+    with pytest.raises(InputError):
+        target_path(tmp_path, name)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda request: web.json_response({"status": "queued"}),
+        lambda request: web.Response(text="<html>ok</html>", status=200),
+        lambda request: web.json_response(["not", "an", "object"], status=201),
+    ],
+)
+def test_an_accepted_submit_without_a_usable_id_is_uncertain_and_sent_once(write, cli, monkeypatch, workdir, answer):
+    api = HostileServer(answer)
+    with serve(api) as base_url:
+        monkeypatch.setenv("AIMLAPI_KEY", KEY)
+        result = cli("run", write("m.yaml", manifest_text(jobs=1)), "--provider", "aimlapi", "--base-url", base_url, "--quiet")
+    assert result.code == 1
+    assert len(api.seen) == 1
+    row = results(workdir / "outputs" / "t").iloc[0]
+    assert row["status"] == "uncertain"
+    assert "accepted" in row["error_message"] or "HTTP 20" in row["error_message"]
