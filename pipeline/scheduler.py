@@ -9,10 +9,11 @@ For each job the ledger is written before every network action that depends on i
 `submitting` before the POST, the generation id right after, `generated` before the download,
 `completed` after the file is in place.
 
-Polling: the first wait is `poll_interval`, or, once some generations have finished, 80% of
-their median duration (a generation that typically takes 25 s is not asked about at 2, 5 and
-9.5 s); after that waits back off from `poll_interval` to `poll_max_interval`. Every wait has
-+-20% jitter so thousands of jobs do not poll in lockstep.
+Polling: the first wait is `poll_interval`, or, once some generations have finished, 80-90%
+of their median duration (a generation that typically takes 25 s is not asked about at 2, 5
+and 9.5 s); after that waits back off from `poll_interval` to `poll_max_interval`. Waits have
++-20% jitter so thousands of jobs do not poll in lockstep; the first one only ever shortens,
+so a finished generation is not noticed late.
 
 Stopping: a 401/403 stops everything at once (every generation id is already recorded, so a
 rerun resumes them); a budget limit or a first Ctrl-C stops submitting and lets generations
@@ -49,7 +50,7 @@ from .providers.base import COMPLETED, FAILED, Generation
 
 DOWNLOAD_ATTEMPTS = 4
 POLL_JITTER = 0.2
-FIRST_WAIT_SHARE = 0.8
+FIRST_WAIT_SHARE = 0.9
 FIRST_WAIT_SAMPLE = 50
 
 
@@ -295,12 +296,12 @@ class Scheduler:
         """Poll until the generation is final. None when the job ended otherwise (lost, timed out)."""
         started = time.monotonic()
         polls = 0
-        delays = itertools.chain(
-            [self._first_wait()], poll_delays(self.options.poll_first_s, self.options.poll_cap_s)
-        )
+        first = self._first_wait() * self._rng.uniform(1 - POLL_JITTER / 2, 1)
+        later = poll_delays(self.options.poll_first_s, self.options.poll_cap_s)
+        waits = itertools.chain([first], (delay * self._jitter() for delay in later))
         try:
-            for delay in delays:
-                await asyncio.sleep(delay * self._rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER))
+            for wait in waits:
+                await asyncio.sleep(wait)
                 try:
                     generation = await self.client.poll(generation_id)
                 except GenerationLostError as error:
@@ -332,6 +333,9 @@ class Scheduler:
             if polls:
                 self.ledger.add_polls(job.job_id, polls)
         return None
+
+    def _jitter(self) -> float:
+        return self._rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
 
     def _first_wait(self) -> float:
         if not self._durations:
