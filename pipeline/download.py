@@ -3,7 +3,9 @@
 The video URL is a signed link on a CDN host, not the API host, so it is fetched by a session
 that has never seen the API key. Memory stays flat whatever the file size (chunks go straight
 to a temporary file beside the target). A file counts as downloaded only if it is non-empty,
-starts like an MP4 (an `ftyp` box), and has the size the server announced.
+has the size the server announced, and is a whole MP4: its top-level boxes start with `ftyp`,
+include `moov`, and end exactly at the end of the file. (A CDN can send a short file with
+headers that agree with it; only the boxes show it is cut.)
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import hashlib
 import ipaddress
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -129,6 +132,7 @@ class Downloader:
                 raise DownloadError("the download is not an MP4 video")
             if expected is not None and size != expected:
                 raise DownloadError(f"the download stopped short: {size:,} of {expected:,} bytes")
+            check_mp4_boxes(temporary)
             os.replace(temporary, path)
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             temporary.unlink(missing_ok=True)
@@ -137,6 +141,34 @@ class Downloader:
             temporary.unlink(missing_ok=True)
             raise
         return Downloaded(path, size, digest.hexdigest())
+
+
+def check_mp4_boxes(path: Path) -> None:
+    """Raise DownloadError unless the top-level MP4 boxes cover the file exactly and hold a moov."""
+    size = path.stat().st_size
+    kinds: set[bytes] = set()
+    offset = 0
+    with path.open("rb") as handle:
+        while offset < size:
+            handle.seek(offset)
+            header = handle.read(8)
+            if len(header) < 8:
+                raise DownloadError(
+                    f"the MP4 is cut inside a box header at byte {offset:,}: the download is short"
+                )
+            box_size, kind = struct.unpack(">I4s", header)
+            if box_size == 1:  # a 64-bit size follows the type
+                box_size = struct.unpack(">Q", handle.read(8))[0]
+            elif box_size == 0:  # the box runs to the end of the file
+                box_size = size - offset
+            if box_size < 8:
+                raise DownloadError(f"the MP4 has a broken box at byte {offset:,}")
+            kinds.add(kind)
+            offset += box_size
+    if offset != size:
+        raise DownloadError(f"the MP4 is short: its boxes need {offset:,} bytes, the file has {size:,}")
+    if b"moov" not in kinds:
+        raise DownloadError("the MP4 has no moov box: it cannot be played")
 
 
 def _looks_like_mp4(head: bytes) -> bool:

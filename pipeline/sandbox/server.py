@@ -20,7 +20,8 @@ import asyncio
 import hmac
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -143,6 +144,8 @@ class SandboxServer:
             "peak_generating": counters.peak_generating if counters else 0,
             "peak_in_flight": counters.peak_in_flight if counters else 0,
             "credits_used": sum(g.credits for g in generations),
+            # Billed twice: the same request body completed (and so was charged) more than once.
+            "completed_twice": _repeated(g.body_hash for g in generations if g.status == COMPLETED),
         }
         out["render"] = {
             **(self._renderer.stats.as_dict() if self._renderer else {}),
@@ -386,3 +389,8 @@ class SandboxServer:
 
 def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _repeated(hashes: Iterable[str]) -> dict[str, int]:
+    counts = Counter(hashes)
+    return {body: n for body, n in counts.items() if n > 1}
