@@ -8,6 +8,7 @@ is reported at the first row that holds the value.
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 import pandas as pd
@@ -125,3 +126,23 @@ def _content_problems(table: pd.DataFrame) -> list[Problem]:
     where, _ = _located(table, empty, "prompt")
     path = table.at[empty.idxmax(), "path"]
     return [Problem(where, path, "a job needs a prompt, an image_url, or both")]
+
+
+FILENAME_FIELDS = ("job_id", "id", "seed", "ratio", "duration", "model", "index")
+
+
+def filename_template_problem(template: str) -> str | None:
+    """Why `template` cannot name video files, or None. Only plain {field} placeholders are allowed."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as error:
+        return f"{template!r} is not a valid template ({error}); use {{field}} placeholders"
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in FILENAME_FIELDS:
+            allowed = ", ".join("{" + field + "}" for field in FILENAME_FIELDS)
+            return f"{{{name}}} is not a field; expected some of {allowed}"
+        if spec or conversion:
+            return f"{{{name}}} has a format ({spec or '!' + conversion}); expected a plain {{{name}}}"
+    return None

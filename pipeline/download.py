@@ -137,6 +137,9 @@ class Downloader:
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             temporary.unlink(missing_ok=True)
             raise DownloadError(f"the video download failed: {str(error) or type(error).__name__}") from None
+        except OSError as error:  # the disk, not the network: full, read-only, name too long
+            temporary.unlink(missing_ok=True)
+            raise DownloadError(f"cannot write the video to {path}: {error.strerror or error}") from None
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise

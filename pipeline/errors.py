@@ -93,6 +93,10 @@ class CreditsError(AbortError):
     """The API says the account has no credits left, or forbids the request (403)."""
 
 
+class EndpointError(AbortError):
+    """The API does not know the submit path: every job would fail the same way."""
+
+
 class BudgetError(AbortError):
     """Going on would spend more credits than the budget allows."""
 
@@ -107,6 +111,10 @@ class RequestError(VidpipeError):
 
 class NotSentError(RequestError):
     """The connection failed before the request was sent: resending cannot pay twice."""
+
+
+class StoppedError(NotSentError):
+    """Submitting was stopped (abort, Ctrl-C) before this POST was sent (again)."""
 
 
 class MaybeSentError(RequestError):

@@ -45,7 +45,7 @@ def export_dataset(out_dir: Path, target: Path) -> int:
         raise InputError(
             f"{display_path(out_dir)}: no {LEDGER_FILE} here; expected the output folder of a run"
         )
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_path, read_only=True) as ledger:
         frame = results_frame(ledger)
     done = frame[(frame["status"] == COMPLETED) & frame["in_manifest"]]
     target.mkdir(parents=True, exist_ok=True)

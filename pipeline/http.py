@@ -25,30 +25,43 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
 from .errors import (
     AuthError,
     CreditsError,
+    EndpointError,
     GenerationLostError,
     MaybeSentError,
     NotSentError,
     RejectedError,
     RequestError,
+    StoppedError,
     TransientError,
+    VidpipeError,
 )
-from .providers.base import HttpRequest, Provider
+from .providers.base import Generation, HttpRequest, Provider, Submitted
 
 T = TypeVar("T")
 USER_AGENT = "vidpipe/0.1"
 MAX_ERROR_BODY = 64 * 1024
 MAX_JSON_BODY = 8 * 1024 * 1024
+
+
+class SubmitHooks(Protocol):
+    """What the scheduler learns about each attempt of a paid POST, as it happens."""
+
+    def sending(self) -> None: ...  # the request is about to leave
+
+    def not_taken(self) -> None: ...  # the service said no (or the connection was refused)
 
 
 @dataclass(frozen=True)
@@ -101,10 +114,10 @@ class RateLimiter:
         self._tat = tat + self.interval
         return wait
 
-    async def acquire(self) -> None:
-        wait = self.reserve(asyncio.get_running_loop().time())
-        if wait > 0:
-            await asyncio.sleep(wait)
+    def hold(self, seconds: float) -> None:
+        """Push every later request back by `seconds` (the service asked us to slow down)."""
+        now = asyncio.get_running_loop().time()
+        self._tat = max(self._tat, now + seconds + self.tolerance)
 
 
 @dataclass
@@ -140,7 +153,9 @@ class ApiClient:
         self._rng = rng or random.Random()
         self._sleep = sleep
         # The key goes in per-request headers of this client only: the CDN session never sees it.
+        self._key = api_key or ""
         self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._submits_stopped = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._submit_session: aiohttp.ClientSession | None = None
 
@@ -160,12 +175,27 @@ class ApiClient:
             if session is not None:
                 await session.close()
 
-    async def submit(self, request: Mapping[str, Any], client_request_id: str | None = None):
-        """POST one generation. Raises MaybeSentError when it may exist without our knowing its id."""
+    def stop_submitting(self) -> None:
+        """No POST leaves from now on; a submit waiting for its turn or a retry gives up at once."""
+        self._submits_stopped.set()
+
+    async def submit(
+        self,
+        request: Mapping[str, Any],
+        client_request_id: str | None = None,
+        hooks: SubmitHooks | None = None,
+    ) -> Submitted:
+        """POST one generation.
+
+        `hooks.sending()` runs just before each attempt leaves (after any wait), so the caller can
+        record its intent at the last moment; `hooks.not_taken()` runs when the service answered
+        that it did not take the attempt. Raises StoppedError when submitting was stopped before a
+        POST left, MaybeSentError when a generation may exist without our knowing its id.
+        """
         http_request = self.provider.submit_request(request)
         headers = {"X-Client-Request-Id": client_request_id} if client_request_id else {}
         body, response_headers = await self._with_retries(
-            lambda: self._send(http_request, paid=True, extra_headers=headers), paid=True
+            lambda: self._send(http_request, paid=True, extra_headers=headers, hooks=hooks), paid=True
         )
         self.counters.submits += 1
         try:
@@ -174,7 +204,7 @@ class ApiClient:
             # The service took the POST (2xx) but we cannot tell which generation it made.
             raise MaybeSentError(f"the submit was accepted, but {error}") from None
 
-    async def poll(self, generation_id: str):
+    async def poll(self, generation_id: str) -> Generation:
         http_request = self.provider.poll_request(generation_id)
         try:
             body, headers = await self._with_retries(lambda: self._send(http_request, paid=False), paid=False)
@@ -185,34 +215,73 @@ class ApiClient:
                 ) from None
             raise
         self.counters.polls += 1
-        return self.provider.read_poll(body, headers)
+        generation = self.provider.read_poll(body, headers)
+        if generation.video_url and self._key and self._key in generation.video_url:
+            raise RejectedError("the service put the API key into the video URL; refusing to use it")
+        if generation.error_message:
+            generation = replace(generation, error_message=self.scrub(generation.error_message))
+        return generation
+
+    def scrub(self, text: str) -> str:
+        """`text` without the API key, should a server echo it back."""
+        text = re.sub(r"(?i)(bearer\s+)\S+", r"\1***", text)
+        return text.replace(self._key, "***") if self._key else text
 
     async def _with_retries(self, send: Callable[[], Awaitable[T]], *, paid: bool) -> T:
+        """Retry transient failures. 429s are limited by time only (they mean "later", however
+        often); other failures also by attempts. A paid POST that may have arrived is not retried."""
         started = time.monotonic()
         attempt = 0
         while True:
             try:
                 return await send()
+            except StoppedError:
+                raise
             except (TransientError, NotSentError, MaybeSentError) as error:
                 if paid and isinstance(error, MaybeSentError):
                     raise
-                attempt += 1
+                throttled = isinstance(error, TransientError) and error.status == 429
+                if not throttled:
+                    attempt += 1
                 retry_after = error.retry_after_s if isinstance(error, TransientError) else None
-                wait = self.retry.wait(attempt, retry_after, self._rng)
+                wait = self.retry.wait(max(attempt, 1), retry_after, self._rng)
                 out_of_time = time.monotonic() - started + wait > self.retry.max_elapsed_s
                 if attempt >= self.retry.attempts or out_of_time:
                     raise
-                if isinstance(error, TransientError) and error.status == 429:
+                if throttled:
                     self.counters.throttled += 1
+                    self.limiter.hold(wait)  # everyone slows down, not just this request
                 self.counters.retries += 1
-                await self._sleep(wait)
+                await self._wait(wait, paid)
+
+    async def _wait(self, seconds: float, paid: bool) -> None:
+        """Sleep; a paid request's sleep ends early (with StoppedError) when submitting stops."""
+        if not paid:
+            await self._sleep(seconds)
+            return
+        if self._submits_stopped.is_set():
+            raise StoppedError("submitting stopped; the job was not sent again")
+        stopped = asyncio.ensure_future(self._submits_stopped.wait())
+        try:
+            await asyncio.wait({stopped}, timeout=seconds)
+        finally:
+            stopped.cancel()
+        if self._submits_stopped.is_set():
+            raise StoppedError("submitting stopped; the job was not sent again")
 
     async def _send(
-        self, request: HttpRequest, *, paid: bool, extra_headers: Mapping[str, str] | None = None
+        self,
+        request: HttpRequest,
+        *,
+        paid: bool,
+        extra_headers: Mapping[str, str] | None = None,
+        hooks: SubmitHooks | None = None,
     ) -> tuple[Any, Mapping[str, str]]:
         session = self._submit_session if paid else self._session
         assert session is not None, "use ApiClient inside 'async with'"
-        await self.limiter.acquire()
+        await self._wait(self.limiter.reserve(asyncio.get_running_loop().time()), paid)
+        if hooks:
+            hooks.sending()
         self.counters.requests += 1
         headers = {**self._auth, **(extra_headers or {})}
         url = self.base_url + request.path
@@ -234,9 +303,11 @@ class ApiClient:
                         # A 2xx to a paid POST means it was taken: a generation may exist.
                         error_type = MaybeSentError if paid else TransientError
                         raise error_type(
-                            f"HTTP {response.status}, but {problem}", status=response.status
+                            f"HTTP {response.status}, but {self.scrub(str(problem))}", status=response.status
                         ) from None
                     return body, response.headers
+                if hooks:
+                    hooks.not_taken()
                 text = await _read_text(response)
                 if 300 <= response.status < 400:
                     target = response.headers.get("Location", "?")
@@ -244,24 +315,31 @@ class ApiClient:
                         f"HTTP {response.status}: the API redirected to {target[:80]}; not followed",
                         status=response.status,
                     )
-                raise self._status_error(response.status, response.headers, text)
+                raise self._status_error(response.status, response.headers, text, paid)
         except RequestError:
             raise
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
+            if hooks:
+                hooks.not_taken()
             raise NotSentError(f"cannot connect to {self.base_url}: {_reason(error)}") from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise MaybeSentError(
                 f"the connection to {self.base_url} failed after the request was sent: {_reason(error)}"
             ) from None
 
-    def _status_error(self, status: int, headers: Mapping[str, str], text: str) -> RequestError:
+    def _status_error(self, status: int, headers: Mapping[str, str], text: str, paid: bool) -> VidpipeError:
         body = _json_or_none(text)
-        message = self.provider.error_message(body, text)
+        message = self.scrub(self.provider.error_message(body, text))
         described = f"HTTP {status}: {message}"
         if status == 401:
             return AuthError(f"the API refused the key (HTTP 401, check AIMLAPI_KEY): {message}")
         if status == 403:
             return CreditsError(f"the API refused the request (HTTP 403, usually no credits left): {message}")
+        if status == 404 and paid:
+            return EndpointError(
+                f"the API answered 404 to a submit at {self.base_url}: "
+                f"check --base-url and --endpoint ({message})"
+            )
         if status == 429 or status >= 500:
             return TransientError(described, status=status, retry_after_s=parse_retry_after(headers))
         return RejectedError(described, status=status)
@@ -318,9 +396,12 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         pass
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:  # HTTP dates are GMT; a date without a zone means GMT too
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _reason(error: BaseException) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import expand
-from .checks import cell_problems, table_problems
+from .checks import cell_problems, filename_template_problem, table_problems
 from .errors import InputError, ManifestError, Problem
 from .images import ImageInfo, ImageProblem, inspect_image
 from .jobframe import CSV_COLUMNS, csv_jobs, did_you_mean, implicit_job, yaml_jobs
@@ -54,6 +54,7 @@ def load_batch(path: Path) -> Batch:
     document = read_manifest(path)
     if document.csv_path is None:
         _raise_if(document_problems(document))
+        _raise_if(settings_problems(document))
         _attach_jobs_csv(document)
     settings = settings_of(document)
     frame = _job_frame(document)
@@ -100,6 +101,25 @@ def document_problems(document: Document) -> list[Problem]:
     return problems
 
 
+def settings_problems(document: Document) -> list[Problem]:
+    """Settings the schema cannot check: the file-name template and the sandbox's faults."""
+    problems = []
+    output = document.data.get("output") or {}
+    if "filename" in output:
+        problem = filename_template_problem(output["filename"])
+        if problem:
+            problems.append(Problem(document.where(("output", "filename")), "output.filename", problem))
+    faults = (document.data.get("sandbox") or {}).get("faults")
+    if faults is not None:
+        from .sandbox import FaultConfig  # the sandbox owns what its faults mean
+
+        try:
+            FaultConfig.from_mapping(faults)
+        except ValueError as error:
+            problems.append(Problem(document.where(("sandbox", "faults")), "sandbox", str(error)))
+    return problems
+
+
 def _misplaced_hint(path: tuple, key: object) -> str:
     """At the top level, a request field (or a typo of one) belongs under defaults or in a job."""
     if path:
@@ -115,6 +135,8 @@ def _attach_jobs_csv(document: Document) -> None:
     if not name:
         return
     csv_path = document.folder / name
+    if csv_path.suffix.lower() != ".csv":
+        raise InputError(f"{document.where(('jobs_csv',))}: jobs_csv: {name!r} is not a .csv file")
     if not csv_path.is_file():
         raise InputError(
             f"{document.where(('jobs_csv',))}: jobs_csv: no such file '{display_path(csv_path)}'"

@@ -15,7 +15,9 @@ Schema changes are named migrations, each applied with its record in one transac
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -25,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 LEDGER_FILE = "ledger.sqlite"
+LOCK_FILE = "ledger.lock"
 
 PENDING = "pending"
 SUBMITTING = "submitting"
@@ -78,6 +81,45 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
+class RunLock:
+    """An exclusive lock on an output folder for the length of a run.
+
+    Two runs on one ledger would both read the same pending jobs and both pay for them. The
+    lock is an flock, so it is released by the kernel when its process dies, even by SIGKILL.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = folder / LOCK_FILE
+        self._handle = None
+
+    def __enter__(self) -> RunLock:
+        from .errors import AbortError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise AbortError(
+                f"another vidpipe run ({holder}) is using {self.path.parent}; "
+                "wait for it to finish, or give this run another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -85,14 +127,24 @@ def now_iso() -> str:
 class Ledger:
     """The job states of one output folder."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, read_only: bool = False):
         self.path = path
+        if read_only:
+            # For readers beside a running run (table refresh, status, export): no writes, no locks held.
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
+            self._db.row_factory = sqlite3.Row
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._migrate()
+
+    @property
+    def changes(self) -> int:
+        """Rows changed through this connection so far: a cheap "did anything happen?"."""
+        return self._db.total_changes
 
     def close(self) -> None:
         self._db.close()
@@ -239,6 +291,13 @@ class Ledger:
             "generation_seconds = COALESCE(?, generation_seconds), error_name = NULL, error_message = NULL, "
             "updated_at = ? WHERE job_id = ?",
             (GENERATED, video_url, credits, generation_seconds, now_iso(), job_id),
+        )
+
+    def note_error(self, job_id: str, name: str, message: str) -> None:
+        """Record an error on a job without changing its status."""
+        self._write(
+            "UPDATE jobs SET error_name = ?, error_message = ?, updated_at = ? WHERE job_id = ?",
+            (name, message, now_iso(), job_id),
         )
 
     def mark_download_failed(self, job_id: str, message: str) -> None:

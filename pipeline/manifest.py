@@ -97,8 +97,16 @@ class _Yaml12Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 core-schema scalars (no base-60 numbers, no yes/no booleans)."""
 
 
-# Drop YAML 1.1's bool/int/float resolvers and put back the YAML 1.2 core ones below.
-_YAML_1_1_SCALARS = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+# Drop YAML 1.1's bool/int/float/timestamp resolvers and put back YAML 1.2 core ones below
+# (YAML 1.2 has no timestamps: `2024-05-01` in a prompt or a tag stays text).
+_YAML_1_1_SCALARS = {
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:timestamp",
+}
+# What JSON can hold; anything else (!!binary, !!set, !!timestamp...) is refused with its line.
+_JSON_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")}
 _Yaml12Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML_1_1_SCALARS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -142,8 +150,10 @@ def parse_yaml(text: str, path: Path) -> Document:
         if node is None:
             raise InputError(f"{shown}: the manifest is empty; expected a mapping with 'jobs'")
         lines: dict[JsonPath, int] = {(): node.start_mark.line + 1}
-        duplicates: list[Problem] = []
-        _record_lines(node, (), lines, duplicates, shown)
+        problems: list[Problem] = []
+        _record_lines(node, (), lines, problems, shown)
+        if problems:
+            raise ManifestError(problems)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -156,8 +166,8 @@ def parse_yaml(text: str, path: Path) -> Document:
         raise InputError(f"{shown}: YAML nested too deeply") from None
     finally:
         loader.dispose()
-    if duplicates:
-        raise ManifestError(duplicates)
+    if problems:
+        raise ManifestError(problems)
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "nothing"
         raise InputError(f"{shown}:1: the manifest is a {kind}; expected a mapping with 'jobs'")
@@ -168,9 +178,19 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def _record_lines(
-    node: yaml.Node, path: JsonPath, lines: dict, duplicates: list[Problem], shown: str
-) -> None:
+def _record_lines(node: yaml.Node, path: JsonPath, lines: dict, problems: list[Problem], shown: str) -> None:
+    """Record the line of every key and item; collect duplicate keys and non-JSON values."""
+    if node.tag not in _JSON_TAGS:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        problems.append(
+            Problem(
+                f"{shown}:{node.start_mark.line + 1}",
+                field_path(path),
+                f"YAML tag {tag} is not allowed; "
+                "expected plain text, numbers, true/false, lists and mappings",
+            )
+        )
+        return
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for key_node, value_node in node.value:
@@ -178,14 +198,14 @@ def _record_lines(
             line = key_node.start_mark.line + 1
             if key in seen:
                 where = f"{shown}:{line}"
-                duplicates.append(Problem(where, field_path((*path, key)), "duplicate key"))
+                problems.append(Problem(where, field_path((*path, key)), "duplicate key"))
             seen.add(key)
             lines[(*path, key)] = line
-            _record_lines(value_node, (*path, key), lines, duplicates, shown)
+            _record_lines(value_node, (*path, key), lines, problems, shown)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[(*path, index)] = item.start_mark.line + 1
-            _record_lines(item, (*path, index), lines, duplicates, shown)
+            _record_lines(item, (*path, index), lines, problems, shown)
 
 
 # --- CSV -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from .plan import format_seconds
-from .scheduler import Tally
+from .tally import Tally
 
 LINE_INTERVAL_S = 10.0
 BAR_INTERVAL_S = 0.5

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .ledger import Ledger
+from .ledger import LEDGER_FILE, Ledger
 from .schema import REQUEST_FIELDS
 from .table import parquet_available, write_table
 
@@ -67,3 +67,9 @@ def write_results(ledger: Ledger, folder: Path, formats: tuple[str, ...]) -> lis
         write_table(frame, path)
         written.append(path)
     return written
+
+
+def refresh_results(folder: Path, formats: tuple[str, ...]) -> None:
+    """write_results through a read-only connection of its own: safe from another thread."""
+    with Ledger(folder / LEDGER_FILE, read_only=True) as reader:
+        write_results(reader, folder, formats)

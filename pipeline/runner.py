@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from . import ledger as states
-from .download import Downloader, is_loopback_host
+from .download import Downloader, is_loopback_host, target_path
 from .errors import (
     EXIT_ABORTED,
     EXIT_FAILED_JOBS,
@@ -37,15 +37,17 @@ from .export import export_dataset
 from .http import ApiClient, RetryPolicy
 from .images import data_uri, kind_of, local_image_path
 from .jobs import Batch, load_batch
-from .ledger import LEDGER_FILE, Ledger
+from .ledger import LEDGER_FILE, Ledger, RunLock
 from .manifest import display_path
 from .plan import credits_for, format_seconds
 from .progress import Progress, choose_mode
 from .providers import AimlApi
-from .results import write_results
-from .scheduler import Job, Scheduler, SchedulerOptions, Tally
+from .results import refresh_results, write_results
+from .scheduler import Scheduler, SchedulerOptions
 from .schema import REQUEST_FIELDS
+from .steps import Job, StepOptions, Steps
 from .table import python_value
+from .tally import Tally
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com"
 DATASET_FOLDER = "dataset"
@@ -121,32 +123,31 @@ def run(request: RunRequest) -> RunSummary:
     out_dir = request.out or Path(settings.output.dir or Path("outputs") / settings.name)
     video_dir = out_dir / "videos"
     api_key, base_url = _service(provider, request.base_url)
+    jobs = [_job(row, settings.output.filename, video_dir) for row in table.to_dict("records")]
     video_dir.mkdir(parents=True, exist_ok=True)
-    if request.fresh:
-        _set_aside_ledger(out_dir)
-    jobs = [_job(row, settings.output.filename) for row in table.to_dict("records")]
-    with Ledger(out_dir / LEDGER_FILE) as ledger, ExitStack() as stack:
-        ledger.sync_jobs(_ledger_rows(table))
-        recovered = ledger.recover_interrupted_submits()
-        if request.retry_uncertain:
-            for job in jobs:
-                if ledger.job(job.job_id)["status"] == states.UNCERTAIN:
-                    ledger.mark_pending(job.job_id)
-        _check_budget_before_start(ledger, jobs, settings.run.budget)
-        if provider == "sandbox":
-            base_url = _start_sandbox(stack, settings.sandbox)
-        run_id = ledger.start_run(display_path(request.manifest), provider)
-        started = time.monotonic()
-        scheduler, interrupted = asyncio.run(
-            _execute(jobs, ledger, out_dir, settings, base_url, api_key, request, batch)
-        )
-        tables = write_results(ledger, out_dir, settings.output.formats)
-        summary = _summary(settings, provider, out_dir, jobs, scheduler, interrupted, started, tables, ledger)
-        summary.recovered_uncertain = recovered
-        ledger.finish_run(run_id, summary.exit_code)
-    if settings.output.dataset:
-        summary.dataset = out_dir / DATASET_FOLDER
-        export_dataset(out_dir, summary.dataset)
+    with RunLock(out_dir):
+        if request.fresh:
+            _set_aside_ledger(out_dir)
+        with Ledger(out_dir / LEDGER_FILE) as ledger, ExitStack() as stack:
+            ledger.sync_jobs(_ledger_rows(table))
+            recovered = ledger.recover_interrupted_submits()
+            _check_budget_before_start(ledger, jobs, settings.run.budget, request.retry_uncertain)
+            if provider == "sandbox":
+                base_url = _start_sandbox(stack, settings.sandbox)
+            run_id = ledger.start_run(display_path(request.manifest), provider)
+            started = time.monotonic()
+            scheduler, interrupted = asyncio.run(
+                _execute(jobs, ledger, out_dir, settings, base_url, api_key, request, batch)
+            )
+            tables = write_results(ledger, out_dir, settings.output.formats)
+            summary = _summary(
+                settings, provider, out_dir, jobs, scheduler, interrupted, started, tables, ledger
+            )
+            summary.recovered_uncertain = recovered
+            ledger.finish_run(run_id, summary.exit_code)
+        if settings.output.dataset:
+            summary.dataset = out_dir / DATASET_FOLDER
+            export_dataset(out_dir, summary.dataset)
     return summary
 
 
@@ -193,14 +194,16 @@ def _set_aside_ledger(out_dir: Path) -> None:
                 shutil.move(part, out_dir / f"{LEDGER_FILE}.{stamp}.bak{suffix}")
 
 
-def _job(row: dict[str, Any], template: str) -> Job:
+def _job(row: dict[str, Any], template: str, video_dir: Path) -> Job:
     request = {
         field: python_value(row[field]) for field in REQUEST_FIELDS if python_value(row[field]) is not None
     }
+    filename = render_filename(template, row)
+    target_path(video_dir, filename)  # refuses a name that would land outside the folder
     return Job(
         job_id=row["job_id"],
         request=request,
-        filename=render_filename(template, row),
+        filename=filename,
         credits_estimate=credits_for(row["model"], row["duration"]),
     )
 
@@ -243,13 +246,14 @@ def prepare_request(folder: Path):
     return prepare
 
 
-def _check_budget_before_start(ledger: Ledger, jobs: list[Job], budget: int | None) -> None:
+def _check_budget_before_start(
+    ledger: Ledger, jobs: list[Job], budget: int | None, retry_uncertain: bool
+) -> None:
     if budget is None:
         return
     rows = ledger.rows_by_id()
-    to_pay = sum(
-        job.credits_estimate for job in jobs if rows[job.job_id]["status"] in (states.PENDING, states.FAILED)
-    )
+    to_submit = (states.PENDING, states.FAILED) + ((states.UNCERTAIN,) if retry_uncertain else ())
+    to_pay = sum(job.credits_estimate for job in jobs if rows[job.job_id]["status"] in to_submit)
     if to_pay > budget:
         raise BudgetError(
             f"the jobs still to run need about {to_pay:,} credits, over the budget of {budget:,} "
@@ -259,14 +263,6 @@ def _check_budget_before_start(ledger: Ledger, jobs: list[Job], budget: int | No
 
 async def _execute(jobs, ledger, out_dir, settings, base_url, api_key, request, batch: Batch):
     run = settings.run
-    options = SchedulerOptions(
-        concurrency=run.concurrency,
-        poll_first_s=run.poll_interval,
-        poll_cap_s=run.poll_max_interval,
-        timeout_s=run.timeout,
-        budget=run.budget,
-        resubmit_failed=run.resubmit_failed,
-    )
     provider = AimlApi(run.endpoint)
     retry = RetryPolicy(attempts=run.retries + 1)
     rng = random.Random()
@@ -276,16 +272,25 @@ async def _execute(jobs, ledger, out_dir, settings, base_url, api_key, request, 
         ) as client,
         Downloader() as downloader,
     ):
-        scheduler = Scheduler(
-            jobs,
+        steps = Steps(
             client,
             downloader,
             ledger,
             out_dir / "videos",
-            options,
+            StepOptions(
+                poll_first_s=run.poll_interval, poll_cap_s=run.poll_max_interval, timeout_s=run.timeout
+            ),
             prepare_request(batch.document.folder),
+            Tally(),
             rng,
         )
+        options = SchedulerOptions(
+            concurrency=run.concurrency,
+            budget=run.budget,
+            resubmit_failed=run.resubmit_failed,
+            retry_uncertain=request.retry_uncertain,
+        )
+        scheduler = Scheduler(jobs, steps, ledger, options)
         average = sum(j.credits_estimate for j in jobs) / max(len(jobs), 1)
         progress = Progress(scheduler.tally, choose_mode(request.quiet), average)
         work = asyncio.create_task(scheduler.run())
@@ -293,7 +298,7 @@ async def _execute(jobs, ledger, out_dir, settings, base_url, api_key, request, 
             asyncio.create_task(progress.run()),
             asyncio.create_task(_refresh_table(ledger, out_dir, settings.output.formats)),
         ]
-        interrupted = _install_interrupts(work, scheduler, request.quiet)
+        interrupted = _install_interrupts(work, scheduler)
         try:
             await work
         except asyncio.CancelledError:
@@ -307,7 +312,7 @@ async def _execute(jobs, ledger, out_dir, settings, base_url, api_key, request, 
     return scheduler, interrupted["count"] > 0
 
 
-def _install_interrupts(work: asyncio.Task, scheduler: Scheduler, quiet: bool) -> dict[str, int]:
+def _install_interrupts(work: asyncio.Task, scheduler: Scheduler) -> dict[str, int]:
     """First Ctrl-C: stop submitting, finish what runs. Second (or SIGTERM): stop now."""
     state = {"count": 0}
     loop = asyncio.get_running_loop()
@@ -337,9 +342,20 @@ def _install_interrupts(work: asyncio.Task, scheduler: Scheduler, quiet: bool) -
 
 
 async def _refresh_table(ledger: Ledger, out_dir: Path, formats: tuple[str, ...]) -> None:
+    """Rewrite the results table when the ledger has changed, off the event loop.
+
+    A 100,000-job table takes seconds to write: the interval grows to four times the last
+    write, so refreshing never takes more than a fifth of the run's time.
+    """
+    interval, seen = TABLE_REFRESH_S, ledger.changes
     while True:
-        await asyncio.sleep(TABLE_REFRESH_S)
-        write_results(ledger, out_dir, formats)
+        await asyncio.sleep(interval)
+        if ledger.changes == seen:
+            continue
+        seen = ledger.changes
+        started = time.monotonic()
+        await asyncio.to_thread(refresh_results, out_dir, formats)
+        interval = max(TABLE_REFRESH_S, 4 * (time.monotonic() - started))
 
 
 def _summary(settings, provider, out_dir, jobs, scheduler: Scheduler, interrupted, started, tables, ledger):

@@ -57,7 +57,7 @@ def read_status(out_dir: Path) -> Status:
         raise InputError(
             f"{display_path(out_dir)}: no {LEDGER_FILE} here; expected the output folder of a run"
         )
-    with Ledger(path) as ledger:
+    with Ledger(path, read_only=True) as ledger:
         frame = ledger.frame()
         runs = ledger.runs()
     current = frame[frame["in_manifest"] == 1]

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+REPO = Path(__file__).resolve().parents[1]
+KEY = "sk-resume-test"
 FAST_RUN = "run: {concurrency: 4, poll_interval: 0.05, poll_max_interval: 0.2, retries: 6}"
 
 
@@ -38,3 +44,39 @@ def sha256_of(path: Path) -> str:
 def accepted_twice(stats: dict[str, Any]) -> dict[str, int]:
     """Submit bodies the sandbox accepted more than once (each is a generation paid twice)."""
     return stats["submits"]["duplicate_bodies"]
+
+
+def start_runner(manifest: Path, base_url: str, *flags: str) -> subprocess.Popen:
+    env = {**os.environ, "AIMLAPI_KEY": KEY, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            str(manifest),
+            "--provider",
+            "aimlapi",
+            "--base-url",
+            base_url,
+            *flags,
+        ],
+        cwd=manifest.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_submits(out_dir: Path, count: int, limit_s: float = 30) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            statuses = ledger_statuses(out_dir).values()
+        except Exception:  # the ledger may not exist yet, or be mid-migration
+            statuses = []
+        if sum(status != "pending" for status in statuses) >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {count} submits after {limit_s} s")

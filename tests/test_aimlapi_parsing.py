@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.errors import RejectedError
 from pipeline.providers import AimlApi
-from pipeline.providers.base import COMPLETED, FAILED, RUNNING
+from pipeline.providers.base import COMPLETED, FAILED, LOST, RUNNING
 
 URL = "https://cdn.aimlapi.com/wolf/9b4c.mp4?_jwt=abc"
 api = AimlApi()
@@ -90,18 +90,26 @@ def test_running_statuses_and_pending_videos(status, video):
         ),
         ({"status": "cancelled", "error": None}, "cancelled", "the generation ended with status 'cancelled'"),
         ({"status": "canceled"}, "canceled", "the generation ended with status 'canceled'"),
-        ({"status": "unknown"}, "unknown", "the generation ended with status 'unknown'"),
         ({"status": "generating", "error": "GPU exploded"}, "generating", "GPU exploded"),
-        (
-            {"status": "completed", "video": []},
-            "no_video",
-            "the generation completed but the answer has no video URL",
-        ),
     ],
 )
 def test_final_failures_carry_a_name_and_a_message(body, name, message):
     generation = api.read_poll(body, {})
     assert (generation.state, generation.error_name, generation.error_message) == (FAILED, name, message)
+
+
+def test_status_unknown_means_the_id_is_lost_not_that_the_generation_failed():
+    """A lost id may belong to a billed generation: it must not look safe to resubmit."""
+    generation = api.read_poll({"status": "unknown"}, {})
+    assert (generation.state, generation.error_name) == (LOST, "lost")
+    assert api.read_poll({"status": "unknown", "error": "Bad input"}, {}).state == FAILED
+
+
+@pytest.mark.parametrize("video", [None, [], {}, {"url": ""}, [{"href": "x"}]])
+def test_completed_without_a_usable_url_is_still_completed(video):
+    """It is done and billed; the scheduler polls again for a URL instead of resubmitting."""
+    generation = api.read_poll({"status": "completed", "video": video}, {})
+    assert (generation.state, generation.video_url) == (COMPLETED, None)
 
 
 @pytest.mark.parametrize(
@@ -110,6 +118,7 @@ def test_final_failures_carry_a_name_and_a_message(body, name, message):
         ({"meta": {"usage": {"credits_used": 525000}}}, {}, 525000.0),
         ({"meta": {"usage": {"tokens_used": 1050000}}}, {}, 1050000.0),
         ({"meta": {"usage": {"credits_used": None}}}, {"x-aimlapi-credits-used": "525000"}, 525000.0),
+        ({"meta": {"usage": {"usd_spent": 0.2625}}}, {}, 525000.0),
         ({"meta": None}, {}, None),
         ({}, {"x-aimlapi-credits-used": "lots"}, None),
     ],

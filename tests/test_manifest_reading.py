@@ -11,9 +11,10 @@ from pipeline.manifest import parse_csv, parse_yaml, read_manifest
 
 
 def test_yaml_keeps_ratios_as_text_and_words_as_words():
-    """`ratio: 16:9` unquoted must not become YAML 1.1's base-60 number 969, nor `no` false."""
-    doc = parse_yaml("ratio: 16:9\nprompt: no\nseed: 010\nw: true\nd: 5\n", Path("m.yaml"))
-    assert doc.data == {"ratio": "16:9", "prompt": "no", "seed": 10, "w": True, "d": 5}
+    """`ratio: 16:9` unquoted must not become YAML 1.1's base-60 number 969, nor `no` false,
+    nor a date a datetime (YAML 1.2 has no timestamps)."""
+    doc = parse_yaml("ratio: 16:9\nprompt: no\nseed: 010\nw: true\nd: 5\nt: 2024-05-01\n", Path("m.yaml"))
+    assert doc.data == {"ratio": "16:9", "prompt": "no", "seed": 10, "w": True, "d": 5, "t": "2024-05-01"}
 
 
 def test_yaml_records_the_line_of_every_key_and_item():
@@ -34,7 +35,7 @@ def test_yaml_records_the_line_of_every_key_and_item():
         ("a: b: c\n", "m.yaml:1: YAML syntax error: mapping values are not allowed here"),
         (
             "a: !!python/object:os.system x\n",
-            "m.yaml:1: YAML syntax error: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object:os.system'",
+            "m.yaml:1: a: YAML tag !!python/object:os.system is not allowed; expected plain text, numbers, true/false, lists and mappings",
         ),
         ("a: *missing\n", "m.yaml:1: YAML syntax error: found undefined alias 'missing'"),
     ],

@@ -6,58 +6,24 @@ the runner, as the real service would), so SIGKILL hits it wherever it is.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from pipeline.sandbox import SandboxConfig, running_sandbox
-from tests.conftest import REPO
-from tests.runner_helpers import accepted_twice, ledger_statuses, manifest_text, results, sha256_of
+from tests.runner_helpers import (
+    accepted_twice,
+    ledger_statuses,
+    manifest_text,
+    results,
+    sha256_of,
+    start_runner,
+    wait_for_submits,
+)
 
-KEY = "sk-resume-test"
 RUN = "run: {concurrency: 4, poll_interval: 0.05, poll_max_interval: 0.2, requests_per_minute: 100000}"
-
-
-def start_runner(manifest: Path, base_url: str, *flags: str) -> subprocess.Popen:
-    env = {**os.environ, "AIMLAPI_KEY": KEY, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "run",
-            str(manifest),
-            "--provider",
-            "aimlapi",
-            "--base-url",
-            base_url,
-            *flags,
-        ],
-        cwd=manifest.parent,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for_submits(out_dir: Path, count: int, limit_s: float = 30) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        try:
-            statuses = ledger_statuses(out_dir).values()
-        except Exception:  # the ledger may not exist yet, or be mid-migration
-            statuses = []
-        if sum(status != "pending" for status in statuses) >= count:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"fewer than {count} submits after {limit_s} s")
 
 
 def test_killed_runs_resume_without_paying_twice(write):

@@ -23,57 +23,8 @@ from pipeline.jobs import load_batch
 from pipeline.runner import prepare_request
 from pipeline.sandbox import SandboxConfig, running_sandbox
 from tests.conftest import KEY
+from tests.hostile import LEGACY, HostileServer, serve
 from tests.runner_helpers import manifest_text, results
-
-LEGACY = "/v2/generate/video/runway/generation"
-
-
-class HostileServer:
-    """Answers every submit with `answer`; records the headers each request arrived with."""
-
-    def __init__(self, answer):
-        self.answer = answer
-        self.seen: list[dict[str, str]] = []
-        self.app = web.Application()
-        self.app.router.add_route("*", "/{tail:.*}", self.handle)
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(dict(request.headers))
-        return self.answer(request)
-
-
-def serve(server: HostileServer):
-    """Run `server` on a loopback port in a background thread; yields its base URL."""
-    from contextlib import contextmanager
-    from threading import Event, Thread
-
-    @contextmanager
-    def running():
-        ready, stop, box = Event(), None, {}
-
-        async def main():
-            nonlocal stop
-            stop = asyncio.Event()
-            runner = web.AppRunner(server.app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            box["url"] = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-            box["loop"] = asyncio.get_running_loop()
-            ready.set()
-            await stop.wait()
-            await runner.cleanup()
-
-        thread = Thread(target=asyncio.run, args=(main(),), daemon=True)
-        thread.start()
-        ready.wait(10)
-        try:
-            yield box["url"]
-        finally:
-            box["loop"].call_soon_threadsafe(stop.set)
-            thread.join(10)
-
-    return running()
 
 
 def test_a_redirect_from_the_api_is_not_followed_and_the_key_goes_nowhere(write, cli, monkeypatch, workdir):
@@ -205,11 +156,21 @@ def test_output_names_cannot_leave_the_output_folder(tmp_path: Path, name):
         lambda request: web.json_response(["not", "an", "object"], status=201),
     ],
 )
-def test_an_accepted_submit_without_a_usable_id_is_uncertain_and_sent_once(write, cli, monkeypatch, workdir, answer):
+def test_an_accepted_submit_without_a_usable_id_is_uncertain_and_sent_once(
+    write, cli, monkeypatch, workdir, answer
+):
     api = HostileServer(answer)
     with serve(api) as base_url:
         monkeypatch.setenv("AIMLAPI_KEY", KEY)
-        result = cli("run", write("m.yaml", manifest_text(jobs=1)), "--provider", "aimlapi", "--base-url", base_url, "--quiet")
+        result = cli(
+            "run",
+            write("m.yaml", manifest_text(jobs=1)),
+            "--provider",
+            "aimlapi",
+            "--base-url",
+            base_url,
+            "--quiet",
+        )
     assert result.code == 1
     assert len(api.seen) == 1
     row = results(workdir / "outputs" / "t").iloc[0]

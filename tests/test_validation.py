@@ -273,3 +273,41 @@ class TestImages:
         write("a.gif", png(fmt="GIF"))
         path = write("m.yaml", "version: 1\njobs:\n  - {prompt: a, image_url: a.gif}\n")
         assert problems_of(path) == ["m.yaml:3: jobs[0].image_url: a GIF image; expected JPEG, PNG or WebP"]
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        (
+            "{job_id}{nope}.mp4",
+            "{nope} is not a field; expected some of {job_id}, {id}, {seed}, {ratio}, {duration}, {model}, {index}",
+        ),
+        (
+            "{job_id}{0}.mp4",
+            "{0} is not a field; expected some of {job_id}, {id}, {seed}, {ratio}, {duration}, {model}, {index}",
+        ),
+        (
+            "{job_id}{.mp4",
+            "'{job_id}{.mp4' is not a valid template (expected '}' before end of string); use {field} placeholders",
+        ),
+        ("{seed:>300}{job_id}.mp4", "{seed} has a format (>300); expected a plain {seed}"),
+        ("{id!r}-{job_id}.mp4", "{id} has a format (!r); expected a plain {id}"),
+    ],
+)
+def test_file_name_templates_use_known_fields_only(write, template, message):
+    path = write("m.yaml", f'version: 1\noutput: {{filename: "{template}"}}\njobs: [{{prompt: a}}]\n')
+    assert problems_of(path) == [f"m.yaml:2: output.filename: {message}"]
+
+
+def test_sandbox_faults_are_checked_by_validate_not_only_at_run(write):
+    path = write("m.yaml", 'version: 1\nsandbox:\n  faults: {submit: {"430": 0.1}}\njobs: [{prompt: a}]\n')
+    assert problems_of(path) == [
+        "m.yaml:3: sandbox: faults.submit: unknown submit fault '430' (did you mean '403'?); expected one of "
+        "401, 403, 429, 429_retry_after, 500, 502, 502_html, 503, drop_before, drop_after, slow"
+    ]
+
+
+def test_jobs_csv_must_name_a_csv_file(write):
+    path = write("m.yaml", "version: 1\njobs_csv: m.yaml\n")
+    with pytest.raises(InputError, match=r"^m\.yaml:2: jobs_csv: 'm\.yaml' is not a \.csv file$"):
+        load_batch(path)

@@ -12,11 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import RejectedError
-from .base import COMPLETED, FAILED, RUNNING, Generation, HttpRequest, Submitted
+from .base import COMPLETED, FAILED, LOST, RUNNING, Generation, HttpRequest, Submitted
 
 LEGACY_PATH = "/v2/generate/video/runway/generation"
 UNIVERSAL_PATH = "/v2/video/generations"
-FINAL_FAILED = frozenset({"error", "failed", "cancelled", "canceled", "unknown"})
+FINAL_FAILED = frozenset({"error", "failed", "cancelled", "canceled"})
+# The contract's other form of a 404: the id is lost, whatever happened to the generation.
+LOST_STATUSES = frozenset({"unknown"})
+CREDITS_PER_USD = 2_000_000
 MAX_MESSAGE = 300
 # The universal path renamed two fields; the others keep their names.
 UNIVERSAL_NAMES = {"ratio": "aspect_ratio", "last_image_url": "tail_image_url"}
@@ -44,7 +47,7 @@ class AimlApi:
         generation_id = _generation_id(body)
         if generation_id is None:
             raise RejectedError("the service accepted the submit but sent no generation id")
-        return Submitted(generation_id, str(body.get("status") or "queued"), _credits(body, headers))
+        return Submitted(generation_id, str(body.get("status") or "queued"))
 
     def poll_request(self, generation_id: str) -> HttpRequest:
         return HttpRequest("GET", self.path, params={"generation_id": generation_id})
@@ -56,7 +59,15 @@ class AimlApi:
         lowered = status.lower()
         error = body.get("error")
         credits = _credits(body, headers)
-        if _has_error(error) or lowered in FINAL_FAILED:
+        if lowered in LOST_STATUSES and not _has_error(error):
+            return Generation(
+                LOST,
+                status,
+                error_name="lost",
+                error_message=f"the service answered status '{status}': it no longer knows this generation",
+                credits=credits,
+            )
+        if _has_error(error) or lowered in FINAL_FAILED or lowered in LOST_STATUSES:
             name, message = _error_parts(error)
             return Generation(
                 FAILED,
@@ -66,15 +77,8 @@ class AimlApi:
                 credits=credits,
             )
         if lowered == COMPLETED:
+            # Without a URL the generation is still done and billed: a later poll may give one.
             url, size = _video(body.get("video"))
-            if not url:
-                return Generation(
-                    FAILED,
-                    status,
-                    error_name="no_video",
-                    error_message="the generation completed but the answer has no video URL",
-                    credits=credits,
-                )
             return Generation(COMPLETED, status, video_url=url, credits=credits, video_bytes=size)
         return Generation(RUNNING, status, credits=credits)
 
@@ -180,6 +184,9 @@ def _credits(body: dict[str, Any], headers: Mapping[str, str]) -> float | None:
             value = usage.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
+        usd = usage.get("usd_spent")
+        if isinstance(usd, (int, float)) and not isinstance(usd, bool):
+            return float(usd) * CREDITS_PER_USD
     header = headers.get("x-aimlapi-credits-used")
     try:
         return float(header) if header is not None else None

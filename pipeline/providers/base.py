@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+RUNNING, COMPLETED, FAILED, LOST = "running", "completed", "failed", "lost"
 
 
 @dataclass(frozen=True)
@@ -21,12 +21,16 @@ class HttpRequest:
 class Submitted:
     generation_id: str
     status: str
-    credits: float | None = None
 
 
 @dataclass(frozen=True)
 class Generation:
-    """One poll's answer, normalised: `state` is running, completed or failed."""
+    """One poll's answer, normalised.
+
+    `state`: running; completed (billed; `video_url` may still be missing); failed (the service
+    says it ended in error: not billed, safe to submit again); lost (the service no longer
+    knows the id: it may have run and been billed, so the job must not be resent silently).
+    """
 
     state: str
     status: str  # as the service said it

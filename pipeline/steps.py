@@ -1,0 +1,281 @@
+"""The steps of one job: submit, poll until final, download. Each step is recorded in the ledger
+before the network action that depends on it.
+
+- submit: the intent (`submitting`) is recorded the moment each POST attempt leaves (after any
+  rate-limit or backoff wait), and the generation id right after the answer. An attempt the
+  service refused, or one never sent, leaves the job `pending`; one that may have arrived
+  without an id reaching us makes it `uncertain`, never resent silently.
+- poll: waits grow from `poll_interval` to `poll_max_interval` with +-20% jitter, so thousands
+  of jobs do not poll in lockstep; once generations have finished, the first wait is 80-90% of
+  their median duration (only ever shortened by jitter, so a finished generation is not
+  noticed late). A lost id (404, or status `unknown`) or a refusal makes the job `uncertain`:
+  the generation may have run and been billed.
+- download: streamed and checked by `Downloader`; an expired or bad link is replaced by
+  polling again. A generation that is paid for but could not be fetched stays `generated`, so
+  a rerun fetches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .download import Downloader
+from .errors import (
+    AbortError,
+    DownloadError,
+    ExpiredUrlError,
+    GenerationLostError,
+    MaybeSentError,
+    RejectedError,
+    RequestError,
+    StoppedError,
+)
+from .http import ApiClient
+from .ledger import GENERATED, SUBMITTED, SUBMITTING, Ledger
+from .ledger import TIMED_OUT as TIMED_OUT_STATUS
+from .plan import poll_delays
+from .providers.base import COMPLETED, FAILED, LOST, Generation
+from .tally import Tally
+
+DOWNLOAD_ATTEMPTS = 4
+POLL_JITTER = 0.2
+FIRST_WAIT_SHARE = 0.9
+FIRST_WAIT_SAMPLE = 50
+TIMED_OUT = "timed_out"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the steps need to know about one job."""
+
+    job_id: str
+    request: dict[str, Any]  # API fields; local image paths are read at submit time
+    filename: str
+    credits_estimate: int
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    poll_first_s: float
+    poll_cap_s: float
+    timeout_s: float
+
+
+class Steps:
+    def __init__(
+        self,
+        client: ApiClient,
+        downloader: Downloader,
+        ledger: Ledger,
+        video_dir: Path,
+        options: StepOptions,
+        prepare_request: Callable[[dict[str, Any]], dict[str, Any]],
+        tally: Tally,
+        rng: random.Random,
+    ):
+        self.client = client
+        self.downloader = downloader
+        self.ledger = ledger
+        self.video_dir = video_dir
+        self.options = options
+        self.prepare_request = prepare_request
+        self.tally = tally
+        self._rng = rng
+        self._durations: list[float] = []  # seconds from submit to final, for the first wait
+
+    # --- submit -------------------------------------------------------------------------
+
+    async def submit(self, job: Job, *, resubmit: bool = False) -> str | None:
+        """POST the job. Returns its generation id, or None when the job stops here."""
+        try:
+            body = await asyncio.to_thread(self.prepare_request, job.request)
+        except (OSError, ValueError) as error:
+            self.fail(job, "input", f"cannot read the job's image: {error}")
+            return None
+        attempt = _Attempt(self.ledger, job.job_id, resubmit)
+        self.tally.credits_reserved += job.credits_estimate
+        try:
+            submitted = await self.client.submit(body, client_request_id=job.job_id, hooks=attempt)
+        except StoppedError:
+            self._release(job)
+            attempt.undo()
+            return None
+        except MaybeSentError as error:
+            self._release(job)
+            self.ledger.mark_uncertain(job.job_id, f"the submit may have been received: {error}")
+            self.tally.uncertain += 1
+            return None
+        except AbortError:
+            self._release(job)
+            attempt.undo()  # 401/403/404: the service did not take it
+            raise
+        except RequestError as error:  # refused (4xx) or never taken (retries spent): not billed
+            self._release(job)
+            self.fail(job, f"http_{error.status}" if error.status else "request", str(error))
+            return None
+        except asyncio.CancelledError:
+            self._release(job)
+            if attempt.in_transit:
+                self.ledger.mark_uncertain(job.job_id, "the run was stopped while the submit was on its way")
+                self.tally.uncertain += 1
+            else:
+                attempt.undo()
+            raise
+        self.ledger.mark_submitted(job.job_id, submitted.generation_id)
+        return submitted.generation_id
+
+    # --- poll ---------------------------------------------------------------------------
+
+    async def poll_until_final(self, job: Job, generation_id: str) -> Generation | str | None:
+        """The final Generation; TIMED_OUT; or None when the job ended otherwise (uncertain)."""
+        started = time.monotonic()
+        polls = 0
+        first = self._first_wait() * self._rng.uniform(1 - POLL_JITTER / 2, 1)
+        later = poll_delays(self.options.poll_first_s, self.options.poll_cap_s)
+        waits = itertools.chain([first], (delay * self._jitter() for delay in later))
+        try:
+            for wait in waits:
+                await asyncio.sleep(wait)
+                try:
+                    generation = await self.client.poll(generation_id)
+                except (GenerationLostError, RejectedError) as error:
+                    self._release(job)
+                    self._uncertain(job, f"polling generation {generation_id} failed for good: {error}")
+                    return None
+                except RequestError:
+                    generation = None  # retries are spent for now; ask again at the next poll
+                polls += 1
+                if generation is not None and generation.state == LOST:
+                    self._release(job)
+                    self._uncertain(job, f"generation {generation_id}: {generation.error_message}")
+                    return None
+                if generation is not None and generation.state in (COMPLETED, FAILED):
+                    self._durations.append(time.monotonic() - started)
+                    self._release(job)
+                    if generation.state == COMPLETED:
+                        self.tally.credits_spent += (
+                            generation.credits if generation.credits is not None else job.credits_estimate
+                        )
+                        self.ledger.mark_generated(
+                            job.job_id, generation.video_url, generation.credits, time.monotonic() - started
+                        )
+                    return generation
+                if time.monotonic() - started > self.options.timeout_s:
+                    # Still running, and it will be billed: its reservation stays until the run ends.
+                    self.ledger.mark_timed_out(
+                        job.job_id,
+                        f"not finished after {self.options.timeout_s:.0f} s; a rerun polls it again",
+                    )
+                    self.tally.failed += 1
+                    return TIMED_OUT
+        finally:
+            if polls:
+                self.ledger.add_polls(job.job_id, polls)
+        raise AssertionError("poll_delays never ends")
+
+    def _jitter(self) -> float:
+        return self._rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
+
+    def _first_wait(self) -> float:
+        if not self._durations:
+            return self.options.poll_first_s
+        recent = sorted(self._durations[-FIRST_WAIT_SAMPLE:])
+        return max(self.options.poll_first_s, FIRST_WAIT_SHARE * recent[len(recent) // 2])
+
+    # --- download -----------------------------------------------------------------------
+
+    async def download(self, job: Job, generation_id: str, generation: Generation) -> None:
+        path = self.video_dir / job.filename
+        url, size = generation.video_url, generation.video_bytes
+        problem = "the service gave no video URL"
+        self.tally.downloading += 1
+        try:
+            for attempt in range(DOWNLOAD_ATTEMPTS):
+                if url is None:
+                    fresh = await self._fresh_url(generation_id)
+                    if fresh is None:
+                        break
+                    url, size = fresh.video_url, fresh.video_bytes
+                    self.ledger.mark_generated(job.job_id, url, fresh.credits, None)
+                try:
+                    downloaded = await self.downloader.fetch(url, path, size)
+                except ExpiredUrlError as error:
+                    problem, url = str(error), None  # poll again for a freshly signed URL
+                    continue
+                except DownloadError as error:
+                    problem = str(error)
+                    if attempt >= 1:
+                        url = None  # the same link failed twice: ask for a fresh one
+                    await asyncio.sleep(self._rng.uniform(0.2, 1.0) * 2**attempt)
+                    continue
+                relative = downloaded.path.relative_to(self.video_dir.parent)
+                self.ledger.mark_completed(job.job_id, str(relative), downloaded.size, downloaded.sha256)
+                self.tally.completed += 1
+                return
+            # Paid for but not fetched: it stays `generated`, and a rerun fetches it.
+            self.ledger.mark_download_failed(job.job_id, problem)
+            self.tally.failed += 1
+        finally:
+            self.tally.downloading -= 1
+
+    async def _fresh_url(self, generation_id: str) -> Generation | None:
+        try:
+            generation = await self.client.poll(generation_id)
+        except RequestError:
+            return None
+        return generation if generation.state == COMPLETED and generation.video_url else None
+
+    # --- endings ------------------------------------------------------------------------
+
+    def fail(self, job: Job, name: str | None, message: str | None, credits: float | None = None) -> None:
+        """The job failed and nothing of it is billed: a rerun submits it again."""
+        self.ledger.mark_failed(job.job_id, name or "error", message or "failed", credits)
+        self.tally.failed += 1
+
+    def unexpected(self, job: Job, error: Exception) -> None:
+        """Record an error nobody planned for on its job, keeping any paid generation resumable."""
+        message = f"unexpected {type(error).__name__}: {error}"
+        status = self.ledger.job(job.job_id)["status"]
+        if status in (SUBMITTED, GENERATED, TIMED_OUT_STATUS):
+            self.ledger.note_error(job.job_id, "unexpected", message)
+        elif status == SUBMITTING:
+            self._uncertain(job, message)
+            return
+        else:
+            self.ledger.mark_failed(job.job_id, "unexpected", message)
+        self.tally.failed += 1
+
+    def _uncertain(self, job: Job, message: str) -> None:
+        self.ledger.mark_uncertain(job.job_id, message)
+        self.tally.uncertain += 1
+
+    def _release(self, job: Job) -> None:
+        self.tally.credits_reserved -= job.credits_estimate
+
+
+class _Attempt:
+    """Records each POST attempt of one job in the ledger as it leaves (SubmitHooks)."""
+
+    def __init__(self, ledger: Ledger, job_id: str, resubmit: bool):
+        self.ledger, self.job_id, self.resubmit = ledger, job_id, resubmit
+        self.sent = False
+        self.in_transit = False
+
+    def sending(self) -> None:
+        self.ledger.mark_submitting(self.job_id, resubmit=self.resubmit and not self.sent)
+        self.sent = self.in_transit = True
+
+    def not_taken(self) -> None:
+        self.in_transit = False
+
+    def undo(self) -> None:
+        """Nothing was taken: back to `pending` (if an attempt was recorded at all)."""
+        if self.sent:
+            self.ledger.mark_pending(self.job_id)
