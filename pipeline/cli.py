@@ -36,6 +36,7 @@ Example:
   vidpipe plan manifests/ab-seed-sweep.yaml --out jobs.csv
   vidpipe run manifests/ab-seed-sweep.yaml             # on the free local sandbox
   vidpipe status outputs/ab-seed-sweep
+  vidpipe report outputs/ab-seed-sweep                 # report.html: the sweep side by side
   AIMLAPI_KEY=... vidpipe run manifests/ab-seed-sweep.yaml --provider aimlapi --limit 2
 
 Exit codes: 0 ok, 1 some jobs failed, 2 invalid input, 3 aborted (auth, credits, budget),
@@ -129,6 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
     export.add_argument("--to", type=Path, required=True, metavar="DIR", help="the dataset folder to write")
     export.set_defaults(handler=cmd_export)
+
+    report = _command(
+        commands,
+        "report",
+        "write report.html: every video of a run side by side, to compare a sweep",
+        "Rows and columns are two fields; the other swept fields become filters. The page is\n"
+        "self-contained and opens from disk, offline.\n\n"
+        "Example:\n  vidpipe report outputs/ab-seed-sweep --rows seed --cols ratio",
+    )
+    report.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
+    report.add_argument("--rows", metavar="FIELD", help="field for the rows (default: prompt)")
+    report.add_argument(
+        "--cols", metavar="FIELD", help="field for the columns (default: the most swept field)"
+    )
+    report.set_defaults(handler=cmd_report)
 
     from .sandbox.cli import add_arguments as add_sandbox_arguments
     from .sandbox.cli import run as run_sandbox
@@ -253,6 +269,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     count = export_dataset(args.out_dir, args.to)
     print(f"Exported {count} videos to {display_path(args.to)}/ with metadata.jsonl")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.out_dir, rows=args.rows, cols=args.cols)
+    print(f"Report: {display_path(path)}")
     return EXIT_OK
 
 

@@ -32,6 +32,7 @@ from .errors import (
     EXIT_OK,
     BudgetError,
     InputError,
+    VidpipeError,
 )
 from .export import export_dataset
 from .http import ApiClient, RetryPolicy
@@ -42,6 +43,7 @@ from .manifest import display_path
 from .plan import credits_for, format_seconds
 from .progress import Progress, choose_mode
 from .providers import AimlApi
+from .report import write_report
 from .results import refresh_results, write_results
 from .scheduler import Scheduler, SchedulerOptions
 from .schema import REQUEST_FIELDS
@@ -87,6 +89,7 @@ class RunSummary:
     failures: list[dict[str, Any]] = field(default_factory=list)
     recovered_uncertain: int = 0
     dataset: Path | None = None
+    report: Path | None = None
 
     def as_dict(self) -> dict[str, Any]:
         tally = self.tally
@@ -106,6 +109,7 @@ class RunSummary:
             "stop_reason": self.stop_reason,
             "tables": [str(p) for p in self.tables],
             "dataset": str(self.dataset) if self.dataset else None,
+            "report": str(self.report) if self.report else None,
             "failures": self.failures,
         }
 
@@ -148,7 +152,17 @@ def run(request: RunRequest) -> RunSummary:
         if settings.output.dataset:
             summary.dataset = out_dir / DATASET_FOLDER
             export_dataset(out_dir, summary.dataset)
+        summary.report = _report(out_dir)
     return summary
+
+
+def _report(out_dir: Path) -> Path | None:
+    """The contact sheet; a run's outcome does not depend on it, so a failure is only a warning."""
+    try:
+        return write_report(out_dir)
+    except (OSError, VidpipeError) as error:
+        print(f"warning: report.html was not written: {error}", file=sys.stderr)
+        return None
 
 
 def _service(provider: str, base_url_flag: str | None) -> tuple[str, str]:
@@ -407,6 +421,8 @@ def describe(summary: RunSummary, manifest: Path) -> list[str]:
     lines += [f"Table: {display_path(path)}" for path in summary.tables]
     if summary.dataset:
         lines.append(f"Dataset: {display_path(summary.dataset)}/ (videos + metadata.jsonl)")
+    if summary.report:
+        lines.append(f"Report: {display_path(summary.report)} (open it in a browser)")
     for failure in summary.failures[:10]:
         lines.append(f"  {failure['status']}: {failure['job_id']}: {failure['error']}")
     if len(summary.failures) > 10:

@@ -18,6 +18,7 @@ before the network action that depends on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
@@ -41,6 +42,7 @@ from .http import ApiClient
 from .ledger import GENERATED, SUBMITTED, SUBMITTING, Ledger
 from .ledger import TIMED_OUT as TIMED_OUT_STATUS
 from .plan import poll_delays
+from .posters import PosterError, extract_poster, poster_path_for
 from .providers.base import COMPLETED, FAILED, LOST, Generation
 from .tally import Tally
 
@@ -218,12 +220,19 @@ class Steps:
                 relative = downloaded.path.relative_to(self.video_dir.parent)
                 self.ledger.mark_completed(job.job_id, str(relative), downloaded.size, downloaded.sha256)
                 self.tally.completed += 1
+                await self._poster(downloaded.path, relative)
                 return
             # Paid for but not fetched: it stays `generated`, and a rerun fetches it.
             self.ledger.mark_download_failed(job.job_id, problem)
             self.tally.failed += 1
         finally:
             self.tally.downloading -= 1
+
+    async def _poster(self, video: Path, relative: Path) -> None:
+        """The report's still of the first frame; a poster never fails a paid job."""
+        poster = poster_path_for(self.video_dir.parent, relative)
+        with contextlib.suppress(PosterError, OSError):
+            await asyncio.to_thread(extract_poster, video, poster)
 
     async def _fresh_url(self, generation_id: str) -> Generation | None:
         try:

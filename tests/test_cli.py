@@ -10,7 +10,9 @@ import pytest
 from tests.conftest import REPO
 
 
-@pytest.mark.parametrize("command", [[], ["validate"], ["plan"], ["run"], ["sandbox"]])
+@pytest.mark.parametrize(
+    "command", [[], ["validate"], ["plan"], ["run"], ["sandbox"], ["status"], ["export"], ["report"]]
+)
 def test_help_teaches_with_an_example(cli, command):
     result = cli(*command, "--help")
     assert result.code == 0

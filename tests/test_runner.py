@@ -31,6 +31,8 @@ def test_happy_path_writes_videos_table_and_ledger(write, run_api, sandbox, work
     stats = sandbox.stats()
     assert stats["submits"]["accepted"] == 6 and accepted_twice(stats) == {}
     assert not list((workdir / "outputs" / "t" / "videos").glob(".*part"))
+    assert (workdir / "outputs" / "t" / "report.html").is_file()
+    assert len(list((workdir / "outputs" / "t" / "posters").glob("*.jpg"))) == 6
 
 
 def test_rerun_skips_completed_jobs_and_pays_nothing(write, run_api, sandbox, workdir):
