@@ -168,12 +168,15 @@ def print_table(title: str, rows: list[Measured], concurrency: int, gen_time: fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only")
+    parser.add_argument("--only", type=int, metavar="JOBS", help="only the scenario with this many jobs")
     args = parser.parse_args()
     concurrency = 50
     if args.quick:
         plans = [(100, 1.0, True), (1000, 0.0, False)]
     else:
         plans = [(100, 2.0, True), (1000, 2.0, True), (10_000, 0.0, False)]
+    if args.only:
+        plans = [plan for plan in plans if plan[0] == args.only]
     for jobs, gen_time, reference in plans:
         rows = scenario(jobs, concurrency, gen_time, reference)
         what = f"{gen_time:g} s generations" if gen_time else "zero generation time (overhead)"

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .ci import annotate_failures, annotate_problems, annotation, append_step_summary, on_github, step_summary
 from .errors import (
     EXIT_ABORTED,
     EXIT_INPUT,
@@ -22,8 +23,10 @@ from .errors import (
     one_line,
 )
 from .jobs import load_batch
+from .ledger import statuses_in
 from .manifest import display_path
 from .plan import describe, make_plan
+from .settings import output_folder
 from .table import write_table
 
 EXIT_INTERNAL = 70
@@ -65,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "plan",
         "show what a manifest would run and cost, without sending anything",
+        "When the run's output folder exists, work already done there is not counted again.\n\n"
         "Example:\n  vidpipe plan manifests/ab-seed-sweep.yaml --out jobs.csv",
     )
     plan.add_argument("manifest", type=Path, metavar="MANIFEST", help="YAML or CSV manifest")
@@ -74,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.add_argument("--concurrency", type=_positive_int, metavar="N", help="override run.concurrency")
     plan.add_argument("--budget", type=_non_negative_int, metavar="CREDITS", help="override run.budget")
+    plan.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="count work already done there (default: the run's output folder, when it exists)",
+    )
     plan.set_defaults(handler=cmd_plan)
 
     run = _command(
@@ -205,7 +215,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     batch = load_batch(args.manifest)
     settings = batch.settings.with_overrides(concurrency=args.concurrency, budget=args.budget)
-    plan = make_plan(batch.table, settings, batch.swept_fields)
+    folder = output_folder(settings, args.output_dir)
+    plan = make_plan(batch.table, settings, batch.swept_fields, statuses_in(folder), display_path(folder))
     if args.out:
         write_table(batch.table, args.out)
     if args.json:
@@ -249,6 +260,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\n".join(describe(summary, args.manifest)))
     if summary.exit_code == EXIT_ABORTED and summary.stop_reason:
         print(f"error: {summary.stop_reason}", file=sys.stderr)
+    if on_github():
+        annotate_failures(summary.failures)
+        if summary.exit_code == EXIT_ABORTED and summary.stop_reason:
+            print(annotation(summary.stop_reason, display_path(args.manifest)))
+        append_step_summary(step_summary(summary.as_dict(), summary.planned_credits))
     return summary.exit_code
 
 
@@ -284,8 +300,12 @@ def report_error(error: VidpipeError) -> None:
     if isinstance(error, ManifestError):
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
+        if on_github():
+            annotate_problems(error.problems)
     else:
         print(f"error: {one_line(str(error))}", file=sys.stderr)
+        if on_github():
+            print(annotation(one_line(str(error))))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

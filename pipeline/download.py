@@ -125,7 +125,8 @@ class Downloader:
                         digest.update(chunk)
                         handle.write(chunk)
                     handle.flush()
-                    os.fsync(handle.fileno())
+                    # On disk before it counts as downloaded; fsync can take milliseconds, off the loop.
+                    await asyncio.to_thread(os.fsync, handle.fileno())
             if size == 0:
                 raise DownloadError("the download was empty")
             if not _looks_like_mp4(head):

@@ -54,6 +54,7 @@ T = TypeVar("T")
 USER_AGENT = "vidpipe/0.1"
 MAX_ERROR_BODY = 64 * 1024
 MAX_JSON_BODY = 8 * 1024 * 1024
+MIN_SECRET_LENGTH = 8
 
 
 class SubmitHooks(Protocol):
@@ -153,7 +154,9 @@ class ApiClient:
         self._rng = rng or random.Random()
         self._sleep = sleep
         # The key goes in per-request headers of this client only: the CDN session never sees it.
-        self._key = api_key or ""
+        # Only a key long enough to be a real secret is looked for in what servers send back:
+        # a 1-character test key would "appear" in every URL and every message.
+        self._key = api_key if api_key and len(api_key) >= MIN_SECRET_LENGTH else ""
         self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._submits_stopped = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None

@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,26 @@ class RunLock:
         if self._handle is not None:
             fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
             self._handle.close()
+
+
+@dataclass
+class GenerationFacts:
+    """What the final poll said, kept until the job's last write."""
+
+    video_url: str | None = None
+    credits: float | None = None
+    seconds: float | None = None
+    polls: int = 0
+
+    def values(self) -> tuple[Any, ...]:
+        return (self.video_url, self.credits, self.seconds, self.polls)
+
+
+# The columns GenerationFacts.values() fills, in its order.
+_FACTS_SET = (
+    "video_url = ?, credits = COALESCE(?, credits), "
+    "generation_seconds = COALESCE(?, generation_seconds), polls = polls + ?"
+)
 
 
 def now_iso() -> str:
@@ -265,33 +286,16 @@ class Ledger:
             (PENDING, now_iso(), job_id),
         )
 
-    def mark_uncertain(self, job_id: str, message: str) -> None:
-        self._set_error(job_id, UNCERTAIN, "uncertain", message)
+    def mark_uncertain(self, job_id: str, message: str, polls: int = 0) -> None:
+        self._set_error(job_id, UNCERTAIN, "uncertain", message, polls=polls)
 
-    def mark_failed(self, job_id: str, name: str, message: str, credits: float | None = None) -> None:
-        self._set_error(job_id, FAILED, name, message, credits)
-
-    def mark_timed_out(self, job_id: str, message: str) -> None:
-        self._set_error(job_id, TIMED_OUT, "timeout", message)
-
-    def _set_error(
-        self, job_id: str, status: str, name: str, message: str, credits: float | None = None
+    def mark_failed(
+        self, job_id: str, name: str, message: str, credits: float | None = None, polls: int = 0
     ) -> None:
-        self._write(
-            "UPDATE jobs SET status = ?, error_name = ?, error_message = ?, credits = COALESCE(?, credits), "
-            "updated_at = ? WHERE job_id = ?",
-            (status, name, message, credits, now_iso(), job_id),
-        )
+        self._set_error(job_id, FAILED, name, message, credits, polls)
 
-    def mark_generated(
-        self, job_id: str, video_url: str, credits: float | None, generation_seconds: float | None
-    ) -> None:
-        self._write(
-            "UPDATE jobs SET status = ?, video_url = ?, credits = COALESCE(?, credits), "
-            "generation_seconds = COALESCE(?, generation_seconds), error_name = NULL, error_message = NULL, "
-            "updated_at = ? WHERE job_id = ?",
-            (GENERATED, video_url, credits, generation_seconds, now_iso(), job_id),
-        )
+    def mark_timed_out(self, job_id: str, message: str, polls: int = 0) -> None:
+        self._set_error(job_id, TIMED_OUT, "timeout", message, polls=polls)
 
     def note_error(self, job_id: str, name: str, message: str) -> None:
         """Record an error on a job without changing its status."""
@@ -300,20 +304,35 @@ class Ledger:
             (name, message, now_iso(), job_id),
         )
 
-    def mark_download_failed(self, job_id: str, message: str) -> None:
-        """The video exists (and is paid for) but could not be fetched: stays `generated`."""
-        self._set_error(job_id, GENERATED, "download", message)
-
-    def mark_completed(self, job_id: str, path: str, size: int, sha256: str) -> None:
-        stamp = now_iso()
+    def _set_error(
+        self, job_id: str, status: str, name: str, message: str, credits: float | None = None, polls: int = 0
+    ) -> None:
         self._write(
-            "UPDATE jobs SET status = ?, path = ?, bytes = ?, sha256 = ?, completed_at = ?, updated_at = ? "
-            "WHERE job_id = ?",
-            (COMPLETED, path, size, sha256, stamp, stamp, job_id),
+            "UPDATE jobs SET status = ?, error_name = ?, error_message = ?, credits = COALESCE(?, credits), "
+            "polls = polls + ?, updated_at = ? WHERE job_id = ?",
+            (status, name, message, credits, polls, now_iso(), job_id),
         )
 
-    def add_polls(self, job_id: str, count: int) -> None:
-        self._write("UPDATE jobs SET polls = polls + ? WHERE job_id = ?", (count, job_id))
+    def mark_completed(
+        self, job_id: str, path: str, size: int, sha256: str, generation: GenerationFacts
+    ) -> None:
+        """The video is in place. One write for the whole end of the job: the generation's facts
+        were kept in memory since its final poll (its id is in the ledger, so a crash in between
+        costs one more poll, not money)."""
+        stamp = now_iso()
+        self._write(
+            "UPDATE jobs SET status = ?, path = ?, bytes = ?, sha256 = ?, completed_at = ?, updated_at = ?, "
+            f"{_FACTS_SET}, error_name = NULL, error_message = NULL WHERE job_id = ?",
+            (COMPLETED, path, size, sha256, stamp, stamp, *generation.values(), job_id),
+        )
+
+    def mark_download_failed(self, job_id: str, message: str, generation: GenerationFacts) -> None:
+        """The video exists (and is paid for) but could not be fetched: `generated`, for a rerun."""
+        self._write(
+            "UPDATE jobs SET status = ?, error_name = 'download', error_message = ?, updated_at = ?, "
+            f"{_FACTS_SET} WHERE job_id = ?",
+            (GENERATED, message, now_iso(), *generation.values(), job_id),
+        )
 
     # --- reading ------------------------------------------------------------------------
 
@@ -336,3 +355,12 @@ class Ledger:
 
     def runs(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._db.execute("SELECT * FROM runs ORDER BY run_id")]
+
+
+def statuses_in(folder: Path) -> dict[str, str] | None:
+    """job_id -> status of the run in `folder`, or None when no run has been there."""
+    path = folder / LEDGER_FILE
+    if not path.is_file():
+        return None
+    with Ledger(path, read_only=True) as ledger:
+        return {job_id: row["status"] for job_id, row in ledger.rows_by_id().items()}

@@ -9,7 +9,7 @@ about the model's typical generation time, unless the request rate is the tighte
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +62,7 @@ class Plan:
     name: str
     provider: str
     jobs: int
-    credits: int
+    credits: int  # what this run would pay for: jobs not done, not running, not uncertain
     wall_seconds: float
     generation_seconds: float
     concurrency: int
@@ -70,6 +70,12 @@ class Plan:
     estimated_price: bool
     swept: dict[str, dict[str, int]] = field(default_factory=dict)
     models: dict[str, int] = field(default_factory=dict)
+    to_submit: int = 0
+    already_done: int = 0
+    running: int = 0  # submitted earlier; a run polls them, it does not pay again
+    uncertain: int = 0
+    credits_total: int = 0  # every job of the manifest, done or not
+    output_dir: str | None = None  # where earlier work was found
 
     @property
     def usd(self) -> float:
@@ -84,34 +90,59 @@ class Plan:
             "name": self.name,
             "provider": self.provider,
             "jobs": self.jobs,
+            "to_submit": self.to_submit,
+            "already_done": self.already_done,
+            "running": self.running,
+            "uncertain": self.uncertain,
             "credits": self.credits,
             "usd": round(self.usd, 2),
+            "credits_total": self.credits_total,
             "budget": self.budget,
             "over_budget": self.over_budget,
             "wall_seconds": round(self.wall_seconds, 1),
             "concurrency": self.concurrency,
             "swept": self.swept,
             "models": self.models,
+            "output_dir": self.output_dir,
         }
 
 
-def make_plan(table: pd.DataFrame, settings: Settings, swept_fields: list[str]) -> Plan:
+DONE, RUNNING, UNCERTAIN = "completed", ("submitted", "generated", "timed_out"), "uncertain"
+
+
+def make_plan(
+    table: pd.DataFrame,
+    settings: Settings,
+    swept_fields: list[str],
+    statuses: Mapping[str, str] | None = None,
+    output_dir: str | None = None,
+) -> Plan:
+    """What running `table` would do. `statuses` (job_id -> ledger status) is earlier work in the
+    output folder: completed jobs cost nothing, running ones are polled, uncertain ones wait."""
     run = settings.run
-    jobs = len(table)
-    per_job_credits = [credits_for(m, d) for m, d in zip(table["model"], table["duration"], strict=True)]
+    earlier = statuses or {}
+    known = pd.Series([earlier.get(job_id, "new") for job_id in table["job_id"]], index=table.index)
+    done, running, uncertain = known == DONE, known.isin(RUNNING), known == UNCERTAIN
+    to_submit = ~(done | running | uncertain)
+    per_job_credits = pd.Series(
+        [credits_for(m, d) for m, d in zip(table["model"], table["duration"], strict=True)],
+        index=table.index,
+        dtype="int64",
+    )
+    work = int(to_submit.sum() + running.sum())
     if settings.provider == "sandbox":
         gen_seconds = settings.sandbox.gen_time
     else:
         per_model = table["model"].map(lambda m: MODELS[m].typical_seconds)
-        gen_seconds = float(per_model.mean()) if jobs else 0.0
-    waves = math.ceil(jobs / run.concurrency) if jobs else 0
+        gen_seconds = float(per_model.mean()) if len(table) else 0.0
+    waves = math.ceil(work / run.concurrency) if work else 0
     requests_per_job = 2 + polls_until(gen_seconds, run.poll_interval, run.poll_max_interval)
-    rate_bound = jobs * requests_per_job / run.requests_per_minute * 60
+    rate_bound = work * requests_per_job / run.requests_per_minute * 60
     return Plan(
         name=settings.name,
         provider=settings.provider,
-        jobs=jobs,
-        credits=int(sum(per_job_credits)),
+        jobs=len(table),
+        credits=int(per_job_credits[to_submit].sum()),
         wall_seconds=max(waves * gen_seconds, rate_bound),
         generation_seconds=gen_seconds,
         concurrency=run.concurrency,
@@ -119,6 +150,12 @@ def make_plan(table: pd.DataFrame, settings: Settings, swept_fields: list[str]) 
         estimated_price=not all(MODELS[m].price_known for m in table["model"].unique()),
         swept={f: _value_counts(table[f]) for f in swept_fields},
         models={str(k): int(v) for k, v in table["model"].value_counts().items()},
+        to_submit=int(to_submit.sum()),
+        already_done=int(done.sum()),
+        running=int(running.sum()),
+        uncertain=int(uncertain.sum()),
+        credits_total=int(per_job_credits.sum()),
+        output_dir=output_dir if statuses is not None else None,
     )
 
 
@@ -136,7 +173,14 @@ def describe(plan: Plan) -> list[str]:
         shown = ", ".join(f"{_short(v, quote)} x{n:,}" for v, n in list(counts.items())[:6])
         more = f", ... ({len(counts) - 6:,} more)" if len(counts) > 6 else ""
         lines.append(f"  {name}: {len(counts):,} values: {shown}{more}")
+    if plan.output_dir is not None:
+        lines.append(
+            f"Already in {plan.output_dir}: {plan.already_done:,} done, {plan.running:,} running, "
+            f"{plan.uncertain:,} uncertain; {plan.to_submit:,} to submit"
+        )
     cost = f"Estimated cost: {plan.credits:,} credits (about ${plan.usd:,.2f})"
+    if plan.output_dir is not None:
+        cost += f" for {plan.to_submit:,} jobs"
     if plan.estimated_price:
         cost += ", from an estimated price"
     if plan.provider == "sandbox":

@@ -9,6 +9,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from .ci import on_ci
 from .plan import format_seconds
 from .tally import Tally
 
@@ -17,9 +18,10 @@ BAR_INTERVAL_S = 0.5
 
 
 def choose_mode(quiet: bool, stream: TextIO | None = None) -> str:
+    """quiet; a bar on a terminal; plain lines in CI (its log is not a terminal) and elsewhere."""
     if quiet:
         return "quiet"
-    return "bar" if (stream or sys.stderr).isatty() else "lines"
+    return "bar" if (stream or sys.stderr).isatty() and not on_ci() else "lines"
 
 
 def status_text(tally: Tally, average_credits: float) -> str:

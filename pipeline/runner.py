@@ -8,6 +8,7 @@ before anything is sent, Ctrl-C, the periodic table refresh and the summary.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import re
@@ -47,6 +48,7 @@ from .report import write_report
 from .results import refresh_results, write_results
 from .scheduler import Scheduler, SchedulerOptions
 from .schema import REQUEST_FIELDS
+from .settings import output_folder
 from .steps import Job, StepOptions, Steps
 from .table import python_value
 from .tally import Tally
@@ -90,6 +92,7 @@ class RunSummary:
     recovered_uncertain: int = 0
     dataset: Path | None = None
     report: Path | None = None
+    planned_credits: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         tally = self.tally
@@ -104,6 +107,7 @@ class RunSummary:
             "already_done": tally.skipped,
             "resubmits": tally.resubmits,
             "credits_spent": round(tally.credits_spent),
+            "credits_planned": self.planned_credits,
             "wall_seconds": round(self.wall_seconds, 2),
             "exit_code": self.exit_code,
             "stop_reason": self.stop_reason,
@@ -124,7 +128,7 @@ def run(request: RunRequest) -> RunSummary:
     )
     provider = request.provider or settings.provider
     table = batch.table if request.limit is None else batch.table.head(request.limit)
-    out_dir = request.out or Path(settings.output.dir or Path("outputs") / settings.name)
+    out_dir = output_folder(settings, request.out)
     video_dir = out_dir / "videos"
     api_key, base_url = _service(provider, request.base_url)
     jobs = [_job(row, settings.output.filename, video_dir) for row in table.to_dict("records")]
@@ -135,7 +139,7 @@ def run(request: RunRequest) -> RunSummary:
         with Ledger(out_dir / LEDGER_FILE) as ledger, ExitStack() as stack:
             ledger.sync_jobs(_ledger_rows(table))
             recovered = ledger.recover_interrupted_submits()
-            _check_budget_before_start(ledger, jobs, settings.run.budget, request.retry_uncertain)
+            planned = _check_budget_before_start(ledger, jobs, settings.run.budget, request.retry_uncertain)
             if provider == "sandbox":
                 base_url = _start_sandbox(stack, settings.sandbox)
             run_id = ledger.start_run(display_path(request.manifest), provider)
@@ -148,6 +152,7 @@ def run(request: RunRequest) -> RunSummary:
                 settings, provider, out_dir, jobs, scheduler, interrupted, started, tables, ledger
             )
             summary.recovered_uncertain = recovered
+            summary.planned_credits = planned
             ledger.finish_run(run_id, summary.exit_code)
         if settings.output.dataset:
             summary.dataset = out_dir / DATASET_FOLDER
@@ -262,17 +267,17 @@ def prepare_request(folder: Path):
 
 def _check_budget_before_start(
     ledger: Ledger, jobs: list[Job], budget: int | None, retry_uncertain: bool
-) -> None:
-    if budget is None:
-        return
+) -> int:
+    """The estimated credits of the jobs this run would submit; over the budget, nothing is sent."""
     rows = ledger.rows_by_id()
     to_submit = (states.PENDING, states.FAILED) + ((states.UNCERTAIN,) if retry_uncertain else ())
     to_pay = sum(job.credits_estimate for job in jobs if rows[job.job_id]["status"] in to_submit)
-    if to_pay > budget:
+    if budget is not None and to_pay > budget:
         raise BudgetError(
             f"the jobs still to run need about {to_pay:,} credits, over the budget of {budget:,} "
             "(run.budget or --budget); nothing was sent"
         )
+    return to_pay
 
 
 async def _execute(jobs, ledger, out_dir, settings, base_url, api_key, request, batch: Batch):
@@ -380,6 +385,7 @@ def _summary(settings, provider, out_dir, jobs, scheduler: Scheduler, interrupte
             "job_id": job.job_id,
             "status": rows[job.job_id]["status"],
             "error": rows[job.job_id]["error_message"],
+            "source": json.loads(rows[job.job_id]["labels"]).get("source"),
         }
         for job in jobs
         if rows[job.job_id]["status"] not in (states.COMPLETED, states.PENDING)

@@ -6,6 +6,7 @@ Defaults come from the schema's `default` keywords, so the schema stays their on
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from .schema import default_of
@@ -73,3 +74,8 @@ class Settings:
         """A copy with some run settings replaced (command-line flags win over the manifest)."""
         chosen = {key: value for key, value in run_overrides.items() if value is not None}
         return replace(self, run=replace(self.run, **chosen))
+
+
+def output_folder(settings: Settings, override: Path | None = None) -> Path:
+    """Where a run's outputs go: the flag, else output.dir, else outputs/<name>."""
+    return override or Path(settings.output.dir or Path("outputs") / settings.name)

@@ -5,11 +5,13 @@ before the network action that depends on it.
   rate-limit or backoff wait), and the generation id right after the answer. An attempt the
   service refused, or one never sent, leaves the job `pending`; one that may have arrived
   without an id reaching us makes it `uncertain`, never resent silently.
-- poll: waits grow from `poll_interval` to `poll_max_interval` with +-20% jitter, so thousands
-  of jobs do not poll in lockstep; once generations have finished, the first wait is 80-90% of
-  their median duration (only ever shortened by jitter, so a finished generation is not
-  noticed late). A lost id (404, or status `unknown`) or a refusal makes the job `uncertain`:
-  the generation may have run and been billed.
+- poll: until some generations have finished, waits grow from `poll_interval` to
+  `poll_max_interval`. After that the first wait is about 95% of their median duration (a
+  25 s generation is not asked about at 1, 2.5 and 4.75 s), then steps of `poll_interval`
+  until 1.5x the median (so the end is seen within one step), then the growing waits. Waits
+  have +-20% jitter, so thousands of jobs do not poll in lockstep; the first one is only ever
+  shortened. A lost id (404, or status `unknown`) or a refusal makes the job `uncertain`: the
+  generation may have run and been billed.
 - download: streamed and checked by `Downloader`; an expired or bad link is replaced by
   polling again. A generation that is paid for but could not be fetched stays `generated`, so
   a rerun fetches it.
@@ -19,10 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from .errors import (
     StoppedError,
 )
 from .http import ApiClient
-from .ledger import GENERATED, SUBMITTED, SUBMITTING, Ledger
+from .ledger import GENERATED, SUBMITTED, SUBMITTING, GenerationFacts, Ledger
 from .ledger import TIMED_OUT as TIMED_OUT_STATUS
 from .plan import poll_delays
 from .posters import PosterError, extract_poster, poster_path_for
@@ -48,8 +49,9 @@ from .tally import Tally
 
 DOWNLOAD_ATTEMPTS = 4
 POLL_JITTER = 0.2
-FIRST_WAIT_SHARE = 0.9
-FIRST_WAIT_SAMPLE = 50
+FIRST_WAIT_SHARE = 0.95
+STEADY_UNTIL = 1.5  # short steps until 1.5x the typical duration, then back off
+TYPICAL_SAMPLE = 50
 TIMED_OUT = "timed_out"
 
 
@@ -91,6 +93,7 @@ class Steps:
         self.tally = tally
         self._rng = rng
         self._durations: list[float] = []  # seconds from submit to final, for the first wait
+        self._facts: dict[str, GenerationFacts] = {}  # final polls not yet written (see poll_until_final)
 
     # --- submit -------------------------------------------------------------------------
 
@@ -136,76 +139,92 @@ class Steps:
     # --- poll ---------------------------------------------------------------------------
 
     async def poll_until_final(self, job: Job, generation_id: str) -> Generation | str | None:
-        """The final Generation; TIMED_OUT; or None when the job ended otherwise (uncertain)."""
+        """The final Generation; TIMED_OUT; or None when the job ended otherwise (uncertain).
+
+        A completed generation's facts stay in memory (`facts`) until the job's last write, which
+        saves a ledger write per job; the generation id is already recorded, so nothing is lost.
+        """
         started = time.monotonic()
-        polls = 0
-        first = self._first_wait() * self._rng.uniform(1 - POLL_JITTER / 2, 1)
-        later = poll_delays(self.options.poll_first_s, self.options.poll_cap_s)
-        waits = itertools.chain([first], (delay * self._jitter() for delay in later))
-        try:
-            for wait in waits:
-                await asyncio.sleep(wait)
-                try:
-                    generation = await self.client.poll(generation_id)
-                except (GenerationLostError, RejectedError) as error:
-                    self._release(job)
-                    self._uncertain(job, f"polling generation {generation_id} failed for good: {error}")
-                    return None
-                except RequestError:
-                    generation = None  # retries are spent for now; ask again at the next poll
-                polls += 1
-                if generation is not None and generation.state == LOST:
-                    self._release(job)
-                    self._uncertain(job, f"generation {generation_id}: {generation.error_message}")
-                    return None
-                if generation is not None and generation.state in (COMPLETED, FAILED):
-                    self._durations.append(time.monotonic() - started)
-                    self._release(job)
-                    if generation.state == COMPLETED:
-                        self.tally.credits_spent += (
-                            generation.credits if generation.credits is not None else job.credits_estimate
-                        )
-                        self.ledger.mark_generated(
-                            job.job_id, generation.video_url, generation.credits, time.monotonic() - started
-                        )
-                    return generation
-                if time.monotonic() - started > self.options.timeout_s:
-                    # Still running, and it will be billed: its reservation stays until the run ends.
-                    self.ledger.mark_timed_out(
-                        job.job_id,
-                        f"not finished after {self.options.timeout_s:.0f} s; a rerun polls it again",
+        facts = self._facts.setdefault(job.job_id, GenerationFacts())
+        for wait in self._waits():
+            await asyncio.sleep(wait)
+            try:
+                generation = await self.client.poll(generation_id)
+            except (GenerationLostError, RejectedError) as error:
+                self._release(job)
+                self._uncertain(job, f"polling generation {generation_id} failed for good: {error}")
+                return None
+            except RequestError:
+                generation = None  # retries are spent for now; ask again at the next poll
+            facts.polls += 1
+            if generation is not None and generation.state == LOST:
+                self._release(job)
+                self._uncertain(job, f"generation {generation_id}: {generation.error_message}")
+                return None
+            if generation is not None and generation.state in (COMPLETED, FAILED):
+                seconds = time.monotonic() - started
+                self._durations.append(seconds)
+                self._release(job)
+                if generation.state == COMPLETED:
+                    self.tally.credits_spent += (
+                        generation.credits if generation.credits is not None else job.credits_estimate
                     )
-                    self.tally.failed += 1
-                    return TIMED_OUT
-        finally:
-            if polls:
-                self.ledger.add_polls(job.job_id, polls)
+                    facts.video_url, facts.credits, facts.seconds = (
+                        generation.video_url,
+                        generation.credits,
+                        seconds,
+                    )
+                return generation
+            if time.monotonic() - started > self.options.timeout_s:
+                # Still running, and it will be billed: its reservation stays until the run ends.
+                message = f"not finished after {self.options.timeout_s:.0f} s; a rerun polls it again"
+                self.ledger.mark_timed_out(job.job_id, message, polls=self._take_facts(job).polls)
+                self.tally.failed += 1
+                return TIMED_OUT
         raise AssertionError("poll_delays never ends")
+
+    def _waits(self) -> Iterator[float]:
+        """Seconds before each poll of one generation (see the module doc)."""
+        step = self.options.poll_first_s
+        typical = self._typical_duration()
+        if typical is None:
+            yield from (delay * self._jitter() for delay in poll_delays(step, self.options.poll_cap_s))
+            return
+        first = max(step, FIRST_WAIT_SHARE * typical) * self._rng.uniform(1 - POLL_JITTER / 4, 1)
+        yield first
+        waited = first
+        while waited < STEADY_UNTIL * typical:  # around the expected end: short, even steps
+            wait = step * self._jitter()
+            waited += wait
+            yield wait
+        yield from (delay * self._jitter() for delay in poll_delays(step, self.options.poll_cap_s))
 
     def _jitter(self) -> float:
         return self._rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
 
-    def _first_wait(self) -> float:
+    def _typical_duration(self) -> float | None:
+        """The median time to final of the latest generations, once there are some."""
         if not self._durations:
-            return self.options.poll_first_s
-        recent = sorted(self._durations[-FIRST_WAIT_SAMPLE:])
-        return max(self.options.poll_first_s, FIRST_WAIT_SHARE * recent[len(recent) // 2])
+            return None
+        recent = sorted(self._durations[-TYPICAL_SAMPLE:])
+        return recent[len(recent) // 2]
 
     # --- download -----------------------------------------------------------------------
 
     async def download(self, job: Job, generation_id: str, generation: Generation) -> None:
         path = self.video_dir / job.filename
         url, size = generation.video_url, generation.video_bytes
+        facts = self._facts.setdefault(job.job_id, GenerationFacts())
         problem = "the service gave no video URL"
         self.tally.downloading += 1
         try:
             for attempt in range(DOWNLOAD_ATTEMPTS):
                 if url is None:
                     fresh = await self._fresh_url(generation_id)
+                    facts.polls += 1
                     if fresh is None:
                         break
                     url, size = fresh.video_url, fresh.video_bytes
-                    self.ledger.mark_generated(job.job_id, url, fresh.credits, None)
                 try:
                     downloaded = await self.downloader.fetch(url, path, size)
                 except ExpiredUrlError as error:
@@ -218,12 +237,16 @@ class Steps:
                     await asyncio.sleep(self._rng.uniform(0.2, 1.0) * 2**attempt)
                     continue
                 relative = downloaded.path.relative_to(self.video_dir.parent)
-                self.ledger.mark_completed(job.job_id, str(relative), downloaded.size, downloaded.sha256)
+                facts.video_url = url
+                self.ledger.mark_completed(
+                    job.job_id, str(relative), downloaded.size, downloaded.sha256, self._take_facts(job)
+                )
                 self.tally.completed += 1
                 await self._poster(downloaded.path, relative)
                 return
             # Paid for but not fetched: it stays `generated`, and a rerun fetches it.
-            self.ledger.mark_download_failed(job.job_id, problem)
+            facts.video_url = url or facts.video_url
+            self.ledger.mark_download_failed(job.job_id, problem, self._take_facts(job))
             self.tally.failed += 1
         finally:
             self.tally.downloading -= 1
@@ -245,8 +268,12 @@ class Steps:
 
     def fail(self, job: Job, name: str | None, message: str | None, credits: float | None = None) -> None:
         """The job failed and nothing of it is billed: a rerun submits it again."""
-        self.ledger.mark_failed(job.job_id, name or "error", message or "failed", credits)
+        polls = self._take_facts(job).polls
+        self.ledger.mark_failed(job.job_id, name or "error", message or "failed", credits, polls=polls)
         self.tally.failed += 1
+
+    def _take_facts(self, job: Job) -> GenerationFacts:
+        return self._facts.pop(job.job_id, None) or GenerationFacts()
 
     def unexpected(self, job: Job, error: Exception) -> None:
         """Record an error nobody planned for on its job, keeping any paid generation resumable."""
@@ -262,7 +289,7 @@ class Steps:
         self.tally.failed += 1
 
     def _uncertain(self, job: Job, message: str) -> None:
-        self.ledger.mark_uncertain(job.job_id, message)
+        self.ledger.mark_uncertain(job.job_id, message, polls=self._take_facts(job).polls)
         self.tally.uncertain += 1
 
     def _release(self, job: Job) -> None:
