@@ -31,8 +31,17 @@ def test_a_ci_sequence_pays_only_for_new_and_edited_jobs(write, cli, monkeypatch
     """Run; then add three prompts and edit one, and run again on a copy of the output folder
     (as a CI cache restores it) with CI=true, GITHUB_ACTIONS=true and GITHUB_STEP_SUMMARY set."""
     first = ["a red kite over a beach", "a fox in snow", "rain on a tin roof", "a lighthouse at dusk"]
-    second = [*first[:2], "rain on a tin roof, at night", first[3], "a whale breaching", "neon signs", "a paper boat"]
-    faults = FaultConfig(script=(ScriptedFault("generation", "error", skip=4),), error_message="Content moderation")
+    second = [
+        *first[:2],
+        "rain on a tin roof, at night",
+        first[3],
+        "a whale breaching",
+        "neon signs",
+        "a paper boat",
+    ]
+    faults = FaultConfig(
+        script=(ScriptedFault("generation", "error", skip=4),), error_message="Content moderation"
+    )
     monkeypatch.setenv("AIMLAPI_KEY", "sk-ci-test")
     path = write("m.yaml", manifest(first))
     with running_sandbox(SandboxConfig(gen_time=0.05, faults=faults)) as sandbox:
@@ -109,7 +118,9 @@ def actionlint() -> str | None:
     return str(binary) if binary.exists() else None
 
 
-@pytest.mark.parametrize("workflow", sorted((REPO / "examples" / "github-actions").glob("*.yml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "workflow", sorted((REPO / "examples" / "github-actions").glob("*.yml")), ids=lambda p: p.name
+)
 def test_example_workflows_pass_actionlint(workflow):
     binary = actionlint()
     if binary is None:
