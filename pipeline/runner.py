@@ -8,6 +8,8 @@ before anything is sent, Ctrl-C, the periodic table refresh and the summary.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import json
 import os
 import random
@@ -119,6 +121,7 @@ class RunSummary:
 
 
 def run(request: RunRequest) -> RunSummary:
+    _limit_malloc_arenas()
     batch = load_batch(request.manifest)
     settings = batch.settings.with_overrides(
         concurrency=request.concurrency,
@@ -168,6 +171,18 @@ def _report(out_dir: Path) -> Path | None:
     except (OSError, VidpipeError) as error:
         print(f"warning: report.html was not written: {error}", file=sys.stderr)
         return None
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas for the threads a run starts (fsync, table refresh, posters).
+
+    Each thread otherwise gets an arena of its own that keeps the memory it freed: at 10,000
+    jobs that was 25 MB of peak RSS. Same as MALLOC_ARENA_MAX=2, which glibc reads only at
+    process start. No effect (and no error) on other C libraries.
+    """
+    m_arena_max = -8  # from glibc's malloc.h
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(m_arena_max, arenas)
 
 
 def _service(provider: str, base_url_flag: str | None) -> tuple[str, str]:
