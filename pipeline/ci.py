@@ -8,13 +8,14 @@ Every message here has already been scrubbed of the API key where it came from a
 
 from __future__ import annotations
 
+import html
 import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import Problem
+from .errors import Problem, one_line
 
 
 def on_github() -> bool:
@@ -61,7 +62,7 @@ def step_summary(summary: Mapping[str, Any], planned_credits: float | None = Non
     """The run as Markdown for GITHUB_STEP_SUMMARY."""
     credits = summary["credits_spent"]
     lines = [
-        f"## vidpipe: {summary['name']}",
+        f"## vidpipe: {_cell(summary['name'])}",
         "",
         "| jobs | completed | failed | uncertain | done before | credits spent | wall time |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -80,20 +81,32 @@ def step_summary(summary: Mapping[str, Any], planned_credits: float | None = Non
     if failures:
         lines += ["", "### Not completed", "", "| job | status | reason |", "| --- | --- | --- |"]
         for failure in failures[:50]:
-            reason = str(failure["error"] or "").replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| `{failure['job_id']}` | {failure['status']} | {reason} |")
+            lines.append(f"| `{failure['job_id']}` | {failure['status']} | {_cell(failure['error'])} |")
         if len(failures) > 50:
             lines.append(f"| ... | | {len(failures) - 50} more in results.csv |")
     if summary.get("stop_reason"):
-        lines += ["", f"Stopped: {summary['stop_reason']}"]
+        lines += ["", f"Stopped: {_cell(summary['stop_reason'])}"]
     return "\n".join(lines) + "\n"
 
 
+def _cell(text: Any) -> str:
+    """Server text made inert in Markdown: one line, no HTML, no table breaks, no images."""
+    flat = one_line(str(text or "")).replace("\\r", " ").replace("\\n", " ")
+    return html.escape(flat).replace("|", "\\|").replace("![", "!\\[")
+
+
 def append_step_summary(text: str) -> Path | None:
+    """Append to GITHUB_STEP_SUMMARY; a summary that cannot be written is a warning, not a failure."""
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if not target:
         return None
     path = Path(target)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        print(
+            f"warning: cannot write the step summary to {target}: {error.strerror or error}", file=sys.stderr
+        )
+        return None
     return path

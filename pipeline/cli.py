@@ -216,7 +216,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     batch = load_batch(args.manifest)
     settings = batch.settings.with_overrides(concurrency=args.concurrency, budget=args.budget)
     folder = output_folder(settings, args.output_dir)
-    plan = make_plan(batch.table, settings, batch.swept_fields, statuses_in(folder), display_path(folder))
+    earlier = statuses_in(folder)
+    if earlier is None and args.output_dir is not None:
+        print(f"note: no earlier run in {display_path(folder)}; every job is counted", file=sys.stderr)
+    plan = make_plan(batch.table, settings, batch.swept_fields, earlier, display_path(folder))
     if args.out:
         write_table(batch.table, args.out)
     if args.json:
@@ -236,7 +239,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import RunRequest, describe, run
+    from .runner import RunRequest, run
+    from .summary import describe as describe_run
 
     summary = run(
         RunRequest(
@@ -257,13 +261,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     elif not args.quiet:
-        print("\n".join(describe(summary, args.manifest)))
+        print("\n".join(describe_run(summary, args.manifest)))
     if summary.exit_code == EXIT_ABORTED and summary.stop_reason:
         print(f"error: {summary.stop_reason}", file=sys.stderr)
     if on_github():
-        annotate_failures(summary.failures)
+        # With --json, stdout is for the JSON alone; the runner reads workflow commands on stderr too.
+        stream = sys.stderr if args.json else sys.stdout
+        annotate_failures(summary.failures, stream)
         if summary.exit_code == EXIT_ABORTED and summary.stop_reason:
-            print(annotation(summary.stop_reason, display_path(args.manifest)))
+            print(annotation(summary.stop_reason, display_path(args.manifest)), file=stream)
         append_step_summary(step_summary(summary.as_dict(), summary.planned_credits))
     return summary.exit_code
 

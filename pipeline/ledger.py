@@ -279,12 +279,16 @@ class Ledger:
             (SUBMITTED, generation_id, stamp, stamp, job_id),
         )
 
-    def mark_pending(self, job_id: str) -> None:
+    def mark_pending(self, job_id: str, polls: int = 0) -> None:
         self._write(
-            "UPDATE jobs SET status = ?, error_name = NULL, error_message = NULL, updated_at = ? "
-            "WHERE job_id = ?",
-            (PENDING, now_iso(), job_id),
+            "UPDATE jobs SET status = ?, error_name = NULL, error_message = NULL, polls = polls + ?, "
+            "updated_at = ? WHERE job_id = ?",
+            (PENDING, polls, now_iso(), job_id),
         )
+
+    def record_facts(self, job_id: str, generation: GenerationFacts) -> None:
+        """A paid generation's facts, without changing the job's status (a run stopping mid-download)."""
+        self._write(f"UPDATE jobs SET {_FACTS_SET} WHERE job_id = ?", (*generation.values(), job_id))
 
     def mark_uncertain(self, job_id: str, message: str, polls: int = 0) -> None:
         self._set_error(job_id, UNCERTAIN, "uncertain", message, polls=polls)
@@ -362,5 +366,10 @@ def statuses_in(folder: Path) -> dict[str, str] | None:
     path = folder / LEDGER_FILE
     if not path.is_file():
         return None
-    with Ledger(path, read_only=True) as ledger:
-        return {job_id: row["status"] for job_id, row in ledger.rows_by_id().items()}
+    try:
+        with Ledger(path, read_only=True) as ledger:
+            return {job_id: row["status"] for job_id, row in ledger.rows_by_id().items()}
+    except sqlite3.DatabaseError as error:
+        from .errors import InputError
+
+        raise InputError(f"{path}: not a vidpipe ledger ({error})") from None

@@ -107,7 +107,9 @@ class Plan:
         }
 
 
-DONE, RUNNING, UNCERTAIN = "completed", ("submitted", "generated", "timed_out"), "uncertain"
+DONE, RUNNING = "completed", ("submitted", "generated", "timed_out")
+# A job caught mid-submit becomes uncertain when the next run starts: not paid for again.
+UNCERTAIN = ("uncertain", "submitting")
 
 
 def make_plan(
@@ -122,7 +124,7 @@ def make_plan(
     run = settings.run
     earlier = statuses or {}
     known = pd.Series([earlier.get(job_id, "new") for job_id in table["job_id"]], index=table.index)
-    done, running, uncertain = known == DONE, known.isin(RUNNING), known == UNCERTAIN
+    done, running, uncertain = known == DONE, known.isin(RUNNING), known.isin(UNCERTAIN)
     to_submit = ~(done | running | uncertain)
     per_job_credits = pd.Series(
         [credits_for(m, d) for m, d in zip(table["model"], table["duration"], strict=True)],

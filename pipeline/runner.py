@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import json
 import os
 import random
 import re
@@ -19,7 +18,7 @@ import signal
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,10 +28,6 @@ import pandas as pd
 from . import ledger as states
 from .download import Downloader, is_loopback_host, target_path
 from .errors import (
-    EXIT_ABORTED,
-    EXIT_FAILED_JOBS,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
     BudgetError,
     InputError,
     VidpipeError,
@@ -43,7 +38,7 @@ from .images import data_uri, kind_of, local_image_path
 from .jobs import Batch, load_batch
 from .ledger import LEDGER_FILE, Ledger, RunLock
 from .manifest import display_path
-from .plan import credits_for, format_seconds
+from .plan import credits_for
 from .progress import Progress, choose_mode
 from .providers import AimlApi
 from .report import write_report
@@ -52,6 +47,7 @@ from .scheduler import Scheduler, SchedulerOptions
 from .schema import REQUEST_FIELDS
 from .settings import output_folder
 from .steps import Job, StepOptions, Steps
+from .summary import RunSummary, summarise
 from .table import python_value
 from .tally import Tally
 
@@ -77,47 +73,6 @@ class RunRequest:
     retry_uncertain: bool = False
     endpoint: str | None = None
     quiet: bool = False
-
-
-@dataclass
-class RunSummary:
-    name: str
-    provider: str
-    out_dir: Path
-    jobs: int
-    tally: Tally
-    wall_seconds: float
-    exit_code: int
-    tables: list[Path] = field(default_factory=list)
-    stop_reason: str | None = None
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    recovered_uncertain: int = 0
-    dataset: Path | None = None
-    report: Path | None = None
-    planned_credits: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        tally = self.tally
-        return {
-            "name": self.name,
-            "provider": self.provider,
-            "out_dir": str(self.out_dir),
-            "jobs": self.jobs,
-            "completed": tally.completed,
-            "failed": tally.failed,
-            "uncertain": tally.uncertain,
-            "already_done": tally.skipped,
-            "resubmits": tally.resubmits,
-            "credits_spent": round(tally.credits_spent),
-            "credits_planned": self.planned_credits,
-            "wall_seconds": round(self.wall_seconds, 2),
-            "exit_code": self.exit_code,
-            "stop_reason": self.stop_reason,
-            "tables": [str(p) for p in self.tables],
-            "dataset": str(self.dataset) if self.dataset else None,
-            "report": str(self.report) if self.report else None,
-            "failures": self.failures,
-        }
 
 
 def run(request: RunRequest) -> RunSummary:
@@ -151,7 +106,7 @@ def run(request: RunRequest) -> RunSummary:
                 _execute(jobs, ledger, out_dir, settings, base_url, api_key, request, batch)
             )
             tables = write_results(ledger, out_dir, settings.output.formats)
-            summary = _summary(
+            summary = summarise(
                 settings, provider, out_dir, jobs, scheduler, interrupted, started, tables, ledger
             )
             summary.recovered_uncertain = recovered
@@ -178,7 +133,8 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 
     Each thread otherwise gets an arena of its own that keeps the memory it freed: at 10,000
     jobs that was 25 MB of peak RSS. Same as MALLOC_ARENA_MAX=2, which glibc reads only at
-    process start. No effect (and no error) on other C libraries.
+    process start; the setting stays for the rest of the process. No effect (and no error) on
+    other C libraries.
     """
     m_arena_max = -8  # from glibc's malloc.h
     with contextlib.suppress(OSError, AttributeError):
@@ -390,69 +346,3 @@ async def _refresh_table(ledger: Ledger, out_dir: Path, formats: tuple[str, ...]
         started = time.monotonic()
         await asyncio.to_thread(refresh_results, out_dir, formats)
         interval = max(TABLE_REFRESH_S, 4 * (time.monotonic() - started))
-
-
-def _summary(settings, provider, out_dir, jobs, scheduler: Scheduler, interrupted, started, tables, ledger):
-    tally = scheduler.tally
-    rows = ledger.rows_by_id()
-    failures = [
-        {
-            "job_id": job.job_id,
-            "status": rows[job.job_id]["status"],
-            "error": rows[job.job_id]["error_message"],
-            "source": json.loads(rows[job.job_id]["labels"]).get("source"),
-        }
-        for job in jobs
-        if rows[job.job_id]["status"] not in (states.COMPLETED, states.PENDING)
-    ]
-    max_failures = settings.run.max_failures or 0
-    if interrupted:
-        code = EXIT_INTERRUPTED
-    elif scheduler.abort is not None:
-        code = EXIT_ABORTED
-    elif len(failures) > max_failures or any(rows[j.job_id]["status"] == states.PENDING for j in jobs):
-        code = EXIT_FAILED_JOBS
-    else:
-        code = EXIT_OK
-    return RunSummary(
-        name=settings.name,
-        provider=provider,
-        out_dir=out_dir,
-        jobs=len(jobs),
-        tally=tally,
-        wall_seconds=time.monotonic() - started,
-        exit_code=code,
-        tables=tables,
-        stop_reason=str(scheduler.abort) if scheduler.abort else scheduler.stop_reason,
-        failures=failures,
-    )
-
-
-def describe(summary: RunSummary, manifest: Path) -> list[str]:
-    """The end-of-run summary for a terminal."""
-    tally = summary.tally
-    lines = [
-        f"{summary.name}: {tally.completed} of {summary.jobs} completed, {tally.failed} failed, "
-        f"{tally.uncertain} uncertain in {format_seconds(summary.wall_seconds)}"
-        + (f" ({tally.skipped} were done before this run)" if tally.skipped else ""),
-        f"Credits spent this run: {tally.credits_spent:,.0f} (about ${tally.credits_spent / 2_000_000:,.2f})"
-        + ("; the sandbox charges nothing" if summary.provider == "sandbox" else ""),
-        f"Videos: {display_path(summary.out_dir / 'videos')}/",
-    ]
-    lines += [f"Table: {display_path(path)}" for path in summary.tables]
-    if summary.dataset:
-        lines.append(f"Dataset: {display_path(summary.dataset)}/ (videos + metadata.jsonl)")
-    if summary.report:
-        lines.append(f"Report: {display_path(summary.report)} (open it in a browser)")
-    for failure in summary.failures[:10]:
-        lines.append(f"  {failure['status']}: {failure['job_id']}: {failure['error']}")
-    if len(summary.failures) > 10:
-        lines.append(f"  ... and {len(summary.failures) - 10} more (see the table)")
-    if tally.uncertain:
-        lines.append(
-            f"{tally.uncertain} job(s) are uncertain: their submit may have reached the service and may be "
-            "billed. Check the account, then rerun with --retry-uncertain to submit them again."
-        )
-    if summary.exit_code == EXIT_INTERRUPTED:
-        lines.append(f"Stopped. Run the same command to resume: vidpipe run {display_path(manifest)}")
-    return lines

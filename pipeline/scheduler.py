@@ -153,8 +153,10 @@ class Scheduler:
         """Submit (unless resuming) and poll to the end; resubmit a failed one if allowed."""
         resubmits_left = self.options.resubmit_failed
         resubmit = retried
+        submitted_here = generation_id is None
         while True:
             if generation_id is None:
+                submitted_here = True
                 if self.stop_reason is not None or self._over_budget(job):
                     return None
                 self._submitting.add(asyncio.current_task())
@@ -166,7 +168,7 @@ class Scheduler:
                     self.abort is not None and not isinstance(self.abort, BudgetError)
                 ):
                     return None  # stopped; a rerun polls the generation if it has an id
-            outcome = await self.steps.poll_until_final(job, generation_id)
+            outcome = await self.steps.poll_until_final(job, generation_id, resumed=not submitted_here)
             resubmit_now = resubmits_left > 0 and self.stop_reason is None
             if isinstance(outcome, Generation) and outcome.state == FAILED and resubmit_now:
                 resubmits_left -= 1

@@ -5,10 +5,11 @@ before the network action that depends on it.
   rate-limit or backoff wait), and the generation id right after the answer. An attempt the
   service refused, or one never sent, leaves the job `pending`; one that may have arrived
   without an id reaching us makes it `uncertain`, never resent silently.
-- poll: until some generations have finished, waits grow from `poll_interval` to
-  `poll_max_interval`. After that the first wait is about 95% of their median duration (a
-  25 s generation is not asked about at 1, 2.5 and 4.75 s), then steps of `poll_interval`
-  until 1.5x the median (so the end is seen within one step), then the growing waits. Waits
+- poll: until a generation has finished, waits grow from `poll_interval` to
+  `poll_max_interval`. After that the first wait is about 95% of the median duration (a 25 s
+  generation is not asked about at 1, 2.5 and 4.75 s), then at most six even steps of
+  `poll_interval` or a twentieth of the median, whichever is longer, until 1.5x the median
+  (so the end is seen within one step), then the growing waits. Waits
   have +-20% jitter, so thousands of jobs do not poll in lockstep; the first one is only ever
   shortened. A lost id (404, or status `unknown`) or a refusal makes the job `uncertain`: the
   generation may have run and been billed.
@@ -40,10 +41,11 @@ from .errors import (
     StoppedError,
 )
 from .http import ApiClient
+from .ledger import COMPLETED as COMPLETED_STATUS
 from .ledger import GENERATED, SUBMITTED, SUBMITTING, GenerationFacts, Ledger
 from .ledger import TIMED_OUT as TIMED_OUT_STATUS
 from .plan import poll_delays
-from .posters import PosterError, extract_poster, poster_path_for
+from .posters import extract_poster, poster_path_for
 from .providers.base import COMPLETED, FAILED, LOST, Generation
 from .tally import Tally
 
@@ -51,6 +53,8 @@ DOWNLOAD_ATTEMPTS = 4
 POLL_JITTER = 0.2
 FIRST_WAIT_SHARE = 0.95
 STEADY_UNTIL = 1.5  # short steps until 1.5x the typical duration, then back off
+STEADY_STEPS_PER_TYPICAL = 20
+MAX_STEADY_POLLS = 6
 TYPICAL_SAMPLE = 50
 TIMED_OUT = "timed_out"
 
@@ -110,16 +114,15 @@ class Steps:
             submitted = await self.client.submit(body, client_request_id=job.job_id, hooks=attempt)
         except StoppedError:
             self._release(job)
-            attempt.undo()
+            self._not_taken(job, attempt)
             return None
         except MaybeSentError as error:
             self._release(job)
-            self.ledger.mark_uncertain(job.job_id, f"the submit may have been received: {error}")
-            self.tally.uncertain += 1
+            self._uncertain(job, f"the submit may have been received: {error}")
             return None
         except AbortError:
             self._release(job)
-            attempt.undo()  # 401/403/404: the service did not take it
+            self._not_taken(job, attempt)  # 401/403/404: the service did not take it
             raise
         except RequestError as error:  # refused (4xx) or never taken (retries spent): not billed
             self._release(job)
@@ -128,17 +131,18 @@ class Steps:
         except asyncio.CancelledError:
             self._release(job)
             if attempt.in_transit:
-                self.ledger.mark_uncertain(job.job_id, "the run was stopped while the submit was on its way")
-                self.tally.uncertain += 1
+                self._uncertain(job, "the run was stopped while the submit was on its way")
             else:
-                attempt.undo()
+                self._not_taken(job, attempt)
             raise
         self.ledger.mark_submitted(job.job_id, submitted.generation_id)
         return submitted.generation_id
 
     # --- poll ---------------------------------------------------------------------------
 
-    async def poll_until_final(self, job: Job, generation_id: str) -> Generation | str | None:
+    async def poll_until_final(
+        self, job: Job, generation_id: str, *, resumed: bool = False
+    ) -> Generation | str | None:
         """The final Generation; TIMED_OUT; or None when the job ended otherwise (uncertain).
 
         A completed generation's facts stay in memory (`facts`) until the job's last write, which
@@ -146,7 +150,7 @@ class Steps:
         """
         started = time.monotonic()
         facts = self._facts.setdefault(job.job_id, GenerationFacts())
-        for wait in self._waits():
+        for wait in self._waits(started):
             await asyncio.sleep(wait)
             try:
                 generation = await self.client.poll(generation_id)
@@ -162,8 +166,11 @@ class Steps:
                 self._uncertain(job, f"generation {generation_id}: {generation.error_message}")
                 return None
             if generation is not None and generation.state in (COMPLETED, FAILED):
-                seconds = time.monotonic() - started
-                self._durations.append(seconds)
+                # A resumed job's clock started at resume: its duration would be wrong, so it is
+                # neither recorded nor used to pace other polls.
+                seconds = None if resumed else time.monotonic() - started
+                if seconds is not None:
+                    self._durations.append(seconds)
                 self._release(job)
                 if generation.state == COMPLETED:
                     self.tally.credits_spent += (
@@ -183,21 +190,22 @@ class Steps:
                 return TIMED_OUT
         raise AssertionError("poll_delays never ends")
 
-    def _waits(self) -> Iterator[float]:
+    def _waits(self, started: float) -> Iterator[float]:
         """Seconds before each poll of one generation (see the module doc)."""
         step = self.options.poll_first_s
         typical = self._typical_duration()
         if typical is None:
             yield from (delay * self._jitter() for delay in poll_delays(step, self.options.poll_cap_s))
             return
-        first = max(step, FIRST_WAIT_SHARE * typical) * self._rng.uniform(1 - POLL_JITTER / 4, 1)
-        yield first
-        waited = first
-        while waited < STEADY_UNTIL * typical:  # around the expected end: short, even steps
-            wait = step * self._jitter()
-            waited += wait
-            yield wait
-        yield from (delay * self._jitter() for delay in poll_delays(step, self.options.poll_cap_s))
+        yield max(step, FIRST_WAIT_SHARE * typical) * self._rng.uniform(1 - POLL_JITTER / 4, 1)
+        # Around the expected end: even steps, a twentieth of the typical time at least, so the
+        # number of polls does not grow with the generation's length.
+        steady = max(step, typical / STEADY_STEPS_PER_TYPICAL)
+        for _ in range(MAX_STEADY_POLLS):
+            if time.monotonic() - started > STEADY_UNTIL * typical:
+                break
+            yield steady * self._jitter()
+        yield from (delay * self._jitter() for delay in poll_delays(steady, self.options.poll_cap_s))
 
     def _jitter(self) -> float:
         return self._rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
@@ -248,13 +256,18 @@ class Steps:
             facts.video_url = url or facts.video_url
             self.ledger.mark_download_failed(job.job_id, problem, self._take_facts(job))
             self.tally.failed += 1
+        except asyncio.CancelledError:
+            # The run is stopping mid-download: keep what the service said (credits above all).
+            self.ledger.record_facts(job.job_id, self._take_facts(job))
+            raise
         finally:
             self.tally.downloading -= 1
 
     async def _poster(self, video: Path, relative: Path) -> None:
-        """The report's still of the first frame; a poster never fails a paid job."""
+        """The report's still of the first frame. A poster never fails a paid job, whatever goes
+        wrong (the report extracts missing posters again)."""
         poster = poster_path_for(self.video_dir.parent, relative)
-        with contextlib.suppress(PosterError, OSError):
+        with contextlib.suppress(Exception):
             await asyncio.to_thread(extract_poster, video, poster)
 
     async def _fresh_url(self, generation_id: str) -> Generation | None:
@@ -279,6 +292,9 @@ class Steps:
         """Record an error nobody planned for on its job, keeping any paid generation resumable."""
         message = f"unexpected {type(error).__name__}: {error}"
         status = self.ledger.job(job.job_id)["status"]
+        if status == COMPLETED_STATUS:  # done and paid: note it, never undo it
+            self.ledger.note_error(job.job_id, "unexpected", message)
+            return
         if status in (SUBMITTED, GENERATED, TIMED_OUT_STATUS):
             self.ledger.note_error(job.job_id, "unexpected", message)
         elif status == SUBMITTING:
@@ -287,6 +303,12 @@ class Steps:
         else:
             self.ledger.mark_failed(job.job_id, "unexpected", message)
         self.tally.failed += 1
+
+    def _not_taken(self, job: Job, attempt: _Attempt) -> None:
+        """Nothing of this submit was taken: back to `pending` (if anything was recorded)."""
+        polls = self._take_facts(job).polls  # of an earlier generation of this job, if any
+        if attempt.sent or polls:
+            self.ledger.mark_pending(job.job_id, polls=polls)
 
     def _uncertain(self, job: Job, message: str) -> None:
         self.ledger.mark_uncertain(job.job_id, message, polls=self._take_facts(job).polls)
@@ -310,8 +332,3 @@ class _Attempt:
 
     def not_taken(self) -> None:
         self.in_transit = False
-
-    def undo(self) -> None:
-        """Nothing was taken: back to `pending` (if an attempt was recorded at all)."""
-        if self.sent:
-            self.ledger.mark_pending(self.job_id)

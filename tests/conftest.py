@@ -75,12 +75,13 @@ def sandbox():
 
 @pytest.fixture
 def run_api(cli, monkeypatch):
-    """run_api(sandbox, manifest, *flags): `vidpipe run` as a real-API client pointed at a sandbox."""
+    """run_api(server, manifest, *flags): `vidpipe run` as a real-API client pointed at a server
+    (a sandbox handle, or a base URL). Quiet unless --json is among the flags."""
     monkeypatch.setenv("AIMLAPI_KEY", KEY)
 
-    def _run(sandbox, manifest, *flags):
-        return cli(
-            "run", manifest, "--provider", "aimlapi", "--base-url", sandbox.base_url, "--quiet", *flags
-        )
+    def _run(server, manifest, *flags):
+        base_url = server if isinstance(server, str) else server.base_url
+        quiet = () if "--json" in flags else ("--quiet",)
+        return cli("run", manifest, "--provider", "aimlapi", "--base-url", base_url, *quiet, *flags)
 
     return _run

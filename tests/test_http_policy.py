@@ -68,3 +68,21 @@ def test_every_aiohttp_client_error_is_caught_by_the_translation():
         # WebSocket errors cannot come out of a plain request, which is all vidpipe sends.
         if isinstance(kind, type) and issubclass(kind, BaseException) and not kind.__name__.startswith("WS"):
             assert issubclass(kind, (aiohttp.ClientError, TimeoutError)), kind
+
+
+def test_polls_around_the_expected_end_do_not_grow_with_the_generation_length():
+    """A 10-minute generation gets its first poll near 9.5 minutes, a few steps of 30 s, then
+    the usual back-off: not hundreds of polls at poll_interval."""
+    import time
+
+    from pipeline.steps import MAX_STEADY_POLLS, StepOptions, Steps
+    from pipeline.tally import Tally
+
+    steps = Steps(None, None, None, None, StepOptions(1.0, 15.0, 3600), None, Tally(), random.Random(3))
+    steps._durations = [600.0] * 20
+    waits = steps._waits(time.monotonic())
+    first = next(waits)
+    steady = [next(waits) for _ in range(MAX_STEADY_POLLS)]
+    assert 0.95 * 600 * 0.95 <= first <= 0.95 * 600
+    assert all(24 <= wait <= 36 for wait in steady)  # a twentieth of 600 s, +-20%
+    assert 12 <= next(waits) <= 18  # then poll_max_interval (15 s), not back to 1 s

@@ -62,9 +62,8 @@ def test_a_lost_id_is_uncertain_and_never_paid_for_again(write, run_api, workdir
     api, counter = scripted_api({"id": "x", "status": "unknown"})
     manifest = write("m.yaml", manifest_text(jobs=1, run=FAST))
     with serve(api) as base_url:
-        moved = type("Api", (), {"base_url": base_url})()
-        assert run_api(moved, manifest).code == 1
-        assert run_api(moved, manifest).code == 1
+        assert run_api(base_url, manifest).code == 1
+        assert run_api(base_url, manifest).code == 1
     assert counter["posts"] == 1
     row = results(workdir / "outputs" / "t").iloc[0]
     assert row["status"] == "uncertain" and "no longer knows this generation" in row["error_message"]
@@ -74,10 +73,9 @@ def test_a_completed_generation_without_a_url_is_polled_again_not_resubmitted(wr
     api, counter = scripted_api({"id": "x", "status": "completed", "video": []})
     manifest = write("m.yaml", manifest_text(jobs=1, run=FAST))
     with serve(api) as base_url:
-        moved = type("Api", (), {"base_url": base_url})()
-        assert run_api(moved, manifest).code == 1
+        assert run_api(base_url, manifest).code == 1
         polls_first_run = counter["gets"]
-        assert run_api(moved, manifest).code == 1
+        assert run_api(base_url, manifest).code == 1
     assert counter["posts"] == 1 and counter["gets"] > polls_first_run
     row = results(workdir / "outputs" / "t").iloc[0]
     assert (row["status"], row["error_name"]) == ("generated", "download")
@@ -140,7 +138,7 @@ def test_an_error_writing_a_video_is_recorded_on_its_job(write, run_api, sandbox
     assert row["error_message"].startswith("cannot write the video to ")
 
 
-def test_a_key_echoed_by_the_server_is_not_repeated_anywhere(write, cli, monkeypatch, workdir):
+def test_a_key_echoed_by_the_server_is_not_repeated_anywhere(write, run_api, workdir):
     def echo(request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
         return web.json_response(
@@ -149,16 +147,7 @@ def test_a_key_echoed_by_the_server_is_not_repeated_anywhere(write, cli, monkeyp
 
     api = HostileServer(echo)
     with serve(api) as base_url:
-        monkeypatch.setenv("AIMLAPI_KEY", KEY)
-        result = cli(
-            "run",
-            write("m.yaml", manifest_text(jobs=1)),
-            "--provider",
-            "aimlapi",
-            "--base-url",
-            base_url,
-            "--json",
-        )
+        result = run_api(base_url, write("m.yaml", manifest_text(jobs=1)), "--json")
     assert result.code == 1
     assert KEY not in result.out + result.err
     for path in (workdir / "outputs").rglob("*"):
@@ -172,8 +161,7 @@ def test_a_404_to_a_submit_stops_the_run(write, run_api, workdir):
         lambda request: web.json_response({"message": "Cannot POST /v2/x", "statusCode": 404}, status=404)
     )
     with serve(api) as base_url:
-        moved = type("Api", (), {"base_url": base_url})()
-        result = run_api(moved, write("m.yaml", manifest_text(jobs=5, run=FAST)))
+        result = run_api(base_url, write("m.yaml", manifest_text(jobs=5, run=FAST)))
     assert result.code == 3
     assert "check --base-url and --endpoint" in result.err
     assert len(api.seen) <= 2  # one per slot at most, not one per job
@@ -186,8 +174,7 @@ def test_a_400_to_a_poll_makes_the_job_uncertain_not_polled_forever(write, run_a
         return web.json_response({"message": "Bad generation_id", "statusCode": 400}, status=400)
 
     with serve(HostileServer(answer)) as base_url:
-        moved = type("Api", (), {"base_url": base_url})()
-        result = run_api(moved, write("m.yaml", manifest_text(jobs=1, run=FAST + "\n")))
+        result = run_api(base_url, write("m.yaml", manifest_text(jobs=1, run=FAST + "\n")))
     assert result.code == 1
     assert results(workdir / "outputs" / "t").iloc[0]["status"] == "uncertain"
 
@@ -201,3 +188,15 @@ def test_429s_mean_later_not_failed_however_many(write, run_api, workdir):
         stats = sandbox.stats()
     assert result.code == 0, result.err
     assert stats["submits"]["rejected"] == {"429": 6} and stats["submits"]["accepted"] == 2
+
+
+def test_a_poster_that_cannot_be_made_never_undoes_a_paid_job(write, run_api, sandbox, workdir, monkeypatch):
+    def broken(video, poster, width=240):
+        raise RuntimeError("codec exploded")
+
+    monkeypatch.setattr("pipeline.steps.extract_poster", broken)
+    manifest = write("m.yaml", manifest_text(jobs=2, run=FAST))
+    assert run_api(sandbox, manifest).code == 0
+    assert set(ledger_statuses(workdir / "outputs" / "t").values()) == {"completed"}
+    assert run_api(sandbox, manifest).code == 0
+    assert sandbox.stats()["submits"]["accepted"] == 2

@@ -27,23 +27,14 @@ from tests.hostile import LEGACY, HostileServer, serve
 from tests.runner_helpers import manifest_text, results
 
 
-def test_a_redirect_from_the_api_is_not_followed_and_the_key_goes_nowhere(write, cli, monkeypatch, workdir):
+def test_a_redirect_from_the_api_is_not_followed_and_the_key_goes_nowhere(write, run_api, workdir):
     collector = HostileServer(lambda request: web.json_response({"id": "stolen"}))
     with serve(collector) as elsewhere:
         api = HostileServer(
             lambda request: web.Response(status=307, headers={"Location": elsewhere + LEGACY})
         )
         with serve(api) as base_url:
-            monkeypatch.setenv("AIMLAPI_KEY", KEY)
-            result = cli(
-                "run",
-                write("m.yaml", manifest_text(jobs=1)),
-                "--provider",
-                "aimlapi",
-                "--base-url",
-                base_url,
-                "--quiet",
-            )
+            result = run_api(base_url, write("m.yaml", manifest_text(jobs=1)))
     assert result.code == 1
     assert collector.seen == []
     assert api.seen and all(h.get("Authorization") == f"Bearer {KEY}" for h in api.seen)
@@ -55,20 +46,11 @@ def test_a_redirect_from_the_api_is_not_followed_and_the_key_goes_nowhere(write,
     )
 
 
-def test_an_oversized_api_answer_is_refused_with_a_message(write, cli, monkeypatch, workdir):
+def test_an_oversized_api_answer_is_refused_with_a_message(write, run_api, workdir):
     huge = b'{"id": "' + b"x" * (9 * 1024 * 1024) + b'"}'
     api = HostileServer(lambda request: web.Response(body=huge, content_type="application/json"))
     with serve(api) as base_url:
-        monkeypatch.setenv("AIMLAPI_KEY", KEY)
-        result = cli(
-            "run",
-            write("m.yaml", manifest_text(jobs=1)),
-            "--provider",
-            "aimlapi",
-            "--base-url",
-            base_url,
-            "--quiet",
-        )
+        result = run_api(base_url, write("m.yaml", manifest_text(jobs=1)))
     assert result.code == 1
     row = results(workdir / "outputs" / "t").iloc[0]
     assert row["status"] == "uncertain"  # a 2xx to a POST: a generation may exist, so no resend
@@ -156,21 +138,10 @@ def test_output_names_cannot_leave_the_output_folder(tmp_path: Path, name):
         lambda request: web.json_response(["not", "an", "object"], status=201),
     ],
 )
-def test_an_accepted_submit_without_a_usable_id_is_uncertain_and_sent_once(
-    write, cli, monkeypatch, workdir, answer
-):
+def test_an_accepted_submit_without_a_usable_id_is_uncertain_and_sent_once(write, run_api, workdir, answer):
     api = HostileServer(answer)
     with serve(api) as base_url:
-        monkeypatch.setenv("AIMLAPI_KEY", KEY)
-        result = cli(
-            "run",
-            write("m.yaml", manifest_text(jobs=1)),
-            "--provider",
-            "aimlapi",
-            "--base-url",
-            base_url,
-            "--quiet",
-        )
+        result = run_api(base_url, write("m.yaml", manifest_text(jobs=1)))
     assert result.code == 1
     assert len(api.seen) == 1
     row = results(workdir / "outputs" / "t").iloc[0]

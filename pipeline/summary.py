@@ -1,0 +1,126 @@
+"""What a run reports: its figures, the jobs that did not complete, and its exit code."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import ledger as states
+from .errors import EXIT_ABORTED, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK
+from .manifest import display_path
+from .plan import CREDITS_PER_USD, format_seconds
+from .scheduler import Scheduler
+from .tally import Tally
+
+
+@dataclass
+class RunSummary:
+    name: str
+    provider: str
+    out_dir: Path
+    jobs: int
+    tally: Tally
+    wall_seconds: float
+    exit_code: int
+    tables: list[Path] = field(default_factory=list)
+    stop_reason: str | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    recovered_uncertain: int = 0
+    dataset: Path | None = None
+    report: Path | None = None
+    planned_credits: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        tally = self.tally
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "out_dir": str(self.out_dir),
+            "jobs": self.jobs,
+            "completed": tally.completed,
+            "failed": tally.failed,
+            "uncertain": tally.uncertain,
+            "already_done": tally.skipped,
+            "resubmits": tally.resubmits,
+            "credits_spent": round(tally.credits_spent),
+            "credits_planned": self.planned_credits,
+            "wall_seconds": round(self.wall_seconds, 2),
+            "exit_code": self.exit_code,
+            "stop_reason": self.stop_reason,
+            "tables": [str(p) for p in self.tables],
+            "dataset": str(self.dataset) if self.dataset else None,
+            "report": str(self.report) if self.report else None,
+            "failures": self.failures,
+        }
+
+
+def summarise(settings, provider, out_dir, jobs, scheduler: Scheduler, interrupted, started, tables, ledger):
+    """The run's outcome, and its exit code: 130 interrupted, 3 aborted, 1 jobs not completed
+    (beyond run.max_failures, or left pending), else 0."""
+    tally = scheduler.tally
+    rows = ledger.rows_by_id()
+    failures = [
+        {
+            "job_id": job.job_id,
+            "status": rows[job.job_id]["status"],
+            "error": rows[job.job_id]["error_message"],
+            "source": json.loads(rows[job.job_id]["labels"]).get("source"),
+        }
+        for job in jobs
+        if rows[job.job_id]["status"] not in (states.COMPLETED, states.PENDING)
+    ]
+    max_failures = settings.run.max_failures or 0
+    if interrupted:
+        code = EXIT_INTERRUPTED
+    elif scheduler.abort is not None:
+        code = EXIT_ABORTED
+    elif len(failures) > max_failures or any(rows[j.job_id]["status"] == states.PENDING for j in jobs):
+        code = EXIT_FAILED_JOBS
+    else:
+        code = EXIT_OK
+    return RunSummary(
+        name=settings.name,
+        provider=provider,
+        out_dir=out_dir,
+        jobs=len(jobs),
+        tally=tally,
+        wall_seconds=time.monotonic() - started,
+        exit_code=code,
+        tables=tables,
+        stop_reason=str(scheduler.abort) if scheduler.abort else scheduler.stop_reason,
+        failures=failures,
+    )
+
+
+def describe(summary: RunSummary, manifest: Path) -> list[str]:
+    """The end-of-run summary for a terminal."""
+    tally = summary.tally
+    lines = [
+        f"{summary.name}: {tally.completed} of {summary.jobs} completed, {tally.failed} failed, "
+        f"{tally.uncertain} uncertain in {format_seconds(summary.wall_seconds)}"
+        + (f" ({tally.skipped} were done before this run)" if tally.skipped else ""),
+        f"Credits spent this run: {tally.credits_spent:,.0f} "
+        f"(about ${tally.credits_spent / CREDITS_PER_USD:,.2f})"
+        + ("; the sandbox charges nothing" if summary.provider == "sandbox" else ""),
+        f"Videos: {display_path(summary.out_dir / 'videos')}/",
+    ]
+    lines += [f"Table: {display_path(path)}" for path in summary.tables]
+    if summary.dataset:
+        lines.append(f"Dataset: {display_path(summary.dataset)}/ (videos + metadata.jsonl)")
+    if summary.report:
+        lines.append(f"Report: {display_path(summary.report)} (open it in a browser)")
+    for failure in summary.failures[:10]:
+        lines.append(f"  {failure['status']}: {failure['job_id']}: {failure['error']}")
+    if len(summary.failures) > 10:
+        lines.append(f"  ... and {len(summary.failures) - 10} more (see the table)")
+    if tally.uncertain:
+        lines.append(
+            f"{tally.uncertain} job(s) are uncertain: their submit may have reached the service and may be "
+            "billed. Check the account, then rerun with --retry-uncertain to submit them again."
+        )
+    if summary.exit_code == EXIT_INTERRUPTED:
+        lines.append(f"Stopped. Run the same command to resume: vidpipe run {display_path(manifest)}")
+    return lines
