@@ -112,10 +112,11 @@ def run(request: RunRequest) -> RunSummary:
             summary.recovered_uncertain = recovered
             summary.planned_credits = planned
             ledger.finish_run(run_id, summary.exit_code)
-        if settings.output.dataset:
-            summary.dataset = out_dir / DATASET_FOLDER
-            export_dataset(out_dir, summary.dataset)
-        summary.report = _report(out_dir)
+            # Before the ledger closes: its connection is the last and tidies the WAL files away.
+            if settings.output.dataset:
+                summary.dataset = out_dir / DATASET_FOLDER
+                export_dataset(out_dir, summary.dataset)
+            summary.report = _report(out_dir)
     return summary
 
 
