@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import Problem
-from .manifest import CSV_LIST_SEPARATOR, Document, display_path
+from .manifest import CSV_LIST_SEPARATOR, Document
 from .schema import REQUEST_FIELDS, field_path
 
 JOB_KEYS = ("id", "tags", "repeat")
@@ -114,7 +114,3 @@ def _frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
 def implicit_job(document: Document) -> pd.DataFrame:
     """A manifest with neither `jobs` nor `jobs_csv` is one job made of defaults and matrix."""
     return _frame([{"source": document.where(()), "path": ""}])
-
-
-def csv_display(document: Document) -> str:
-    return display_path(document.csv_path) if document.csv_path else ""

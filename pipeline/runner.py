@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -110,6 +110,7 @@ def run(request: RunRequest) -> RunSummary:
                 settings, provider, out_dir, jobs, scheduler, interrupted, started, tables, ledger
             )
             summary.recovered_uncertain = recovered
+            summary.http = asdict(scheduler.steps.client.counters)
             summary.planned_credits = planned
             ledger.finish_run(run_id, summary.exit_code)
             # Before the ledger closes: its connection is the last and tidies the WAL files away.

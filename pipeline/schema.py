@@ -102,10 +102,6 @@ def default_of(section: str, key: str) -> Any:
     return definition(section)["properties"][key].get("default")
 
 
-def model_names() -> list[str]:
-    return list(definition("model")["enum"])
-
-
 # --- turning errors into lines -------------------------------------------------------------
 
 

@@ -28,7 +28,8 @@ class RunSummary:
     tables: list[Path] = field(default_factory=list)
     stop_reason: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
-    recovered_uncertain: int = 0
+    recovered_uncertain: int = 0  # jobs an earlier run left mid-submit, now uncertain
+    http: dict[str, int] = field(default_factory=dict)  # requests, retries, throttled (429s)...
     dataset: Path | None = None
     report: Path | None = None
     planned_credits: int = 0
@@ -54,6 +55,8 @@ class RunSummary:
             "dataset": str(self.dataset) if self.dataset else None,
             "report": str(self.report) if self.report else None,
             "failures": self.failures,
+            "found_mid_submit": self.recovered_uncertain,
+            "http": self.http,
         }
 
 
@@ -116,6 +119,11 @@ def describe(summary: RunSummary, manifest: Path) -> list[str]:
         lines.append(f"  {failure['status']}: {failure['job_id']}: {failure['error']}")
     if len(summary.failures) > 10:
         lines.append(f"  ... and {len(summary.failures) - 10} more (see the table)")
+    if summary.recovered_uncertain:
+        lines.append(
+            f"{summary.recovered_uncertain} job(s) were found mid-submit from an earlier run that stopped "
+            "abruptly: they are uncertain."
+        )
     if tally.uncertain:
         lines.append(
             f"{tally.uncertain} job(s) are uncertain: their submit may have reached the service and may be "
