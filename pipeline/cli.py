@@ -26,10 +26,13 @@ from .jobs import load_batch
 from .ledger import statuses_in
 from .manifest import display_path
 from .plan import describe, make_plan
-from .settings import output_folder
+from .settings import is_url, output_folder
+from .storage import Store, dataset_target, locate_run
 from .table import write_table
 
 EXIT_INTERNAL = 70
+OUTPUT_HELP = "a run's output folder, or the URL it published to (s3://bucket/prefix)"
+LEDGER_DIR_HELP = "for a URL: the local work folder with the run's ledger (default: the one under outputs/)"
 
 DESCRIPTION = """\
 Run many video generations from one manifest: validate it, see what it costs, run it.
@@ -94,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Running the same command again resumes: finished jobs are skipped, running ones polled.\n\n"
         "Example:\n"
         "  vidpipe run manifests/ab-seed-sweep.yaml\n"
-        "  AIMLAPI_KEY=... vidpipe run manifests/ab-seed-sweep.yaml --provider aimlapi --limit 2",
+        "  AIMLAPI_KEY=... vidpipe run manifests/ab-seed-sweep.yaml --provider aimlapi --limit 2\n"
+        "  vidpipe run manifests/ab-seed-sweep.yaml --engine ray --shards 4   # needs vidpipe[ray]",
     )
     run.add_argument("manifest", type=Path, metavar="MANIFEST", help="YAML or CSV manifest")
     run.add_argument("--provider", choices=("sandbox", "aimlapi"), help="override the manifest's provider")
@@ -102,7 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-url", metavar="URL", help="API base URL (default $AIMLAPI_BASE_URL or the real one)"
     )
     run.add_argument("--endpoint", choices=("legacy", "universal"), help="which API path to use")
-    run.add_argument("--out", type=Path, metavar="DIR", help="output folder (default outputs/<name>/)")
+    run.add_argument(
+        "--out",
+        type=_location,
+        metavar="DIR",
+        help="output folder (default outputs/<name>/) or URL (s3://bucket/prefix)",
+    )
+    run.add_argument(
+        "--ledger-dir",
+        type=Path,
+        metavar="DIR",
+        help="local folder for the ledger when --out is a URL (default outputs/<name>/)",
+    )
     run.add_argument("--concurrency", type=_positive_int, metavar="N", help="generations in flight at once")
     run.add_argument(
         "--budget", type=_non_negative_int, metavar="CREDITS", help="most credits this run may spend"
@@ -117,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="start over: set the old ledger aside")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    scale = run.add_argument_group("scaling out (see README: Scaling out)")
+    scale.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: one process (default); ray: shards of the job table on a Ray cluster",
+    )
+    scale.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="Ray cluster to join, e.g. ray://head:10001 (default: start one here)",
+    )
+    scale.add_argument(
+        "--shards", type=_positive_int, metavar="N", help="shards of the job table (default: one per CPU)"
+    )
     run.set_defaults(handler=cmd_run)
 
     status = _command(
@@ -125,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
         "show the state of a run, finished or still going, from its output folder",
         "Example:\n  vidpipe status outputs/ab-seed-sweep",
     )
-    status.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
+    status.add_argument("out_dir", type=_location, metavar="OUTPUT_DIR", help=OUTPUT_HELP)
+    status.add_argument("--ledger-dir", type=Path, metavar="DIR", help=LEDGER_DIR_HELP)
     status.add_argument("--json", action="store_true", help="print the state as JSON")
     status.set_defaults(handler=cmd_status)
 
@@ -137,8 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
         "line of metadata.jsonl has file_name and every parameter of that video.\n\n"
         "Example:\n  vidpipe export outputs/ab-seed-sweep --to datasets/ab-seed-sweep",
     )
-    export.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
-    export.add_argument("--to", type=Path, required=True, metavar="DIR", help="the dataset folder to write")
+    export.add_argument("out_dir", type=_location, metavar="OUTPUT_DIR", help=OUTPUT_HELP)
+    export.add_argument(
+        "--to", type=_location, required=True, metavar="DIR", help="the dataset folder (or URL) to write"
+    )
+    export.add_argument("--ledger-dir", type=Path, metavar="DIR", help=LEDGER_DIR_HELP)
     export.set_defaults(handler=cmd_export)
 
     report = _command(
@@ -149,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
         "self-contained and opens from disk, offline.\n\n"
         "Example:\n  vidpipe report outputs/ab-seed-sweep --rows seed --cols ratio",
     )
-    report.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
+    report.add_argument("out_dir", type=_location, metavar="OUTPUT_DIR", help=OUTPUT_HELP)
+    report.add_argument("--ledger-dir", type=Path, metavar="DIR", help=LEDGER_DIR_HELP)
     report.add_argument("--rows", metavar="FIELD", help="field for the rows (default: prompt)")
     report.add_argument(
         "--cols", metavar="FIELD", help="field for the columns (default: the most swept field)"
@@ -178,6 +213,11 @@ def _command(commands, name: str, summary: str, epilog: str) -> argparse.Argumen
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def _location(text: str) -> Path | str:
+    """A folder, or a URL such as s3://bucket/prefix (kept as text: a Path would merge its //)."""
+    return text if is_url(text) else Path(text)
 
 
 def _positive_int(text: str) -> int:
@@ -256,6 +296,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             retry_uncertain=args.retry_uncertain,
             endpoint=args.endpoint,
             quiet=args.quiet or args.json,
+            engine=args.engine,
+            ledger_dir=args.ledger_dir,
+            ray_address=args.ray_address,
+            shards=args.shards,
         )
     )
     if args.json:
@@ -278,7 +322,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .status import describe as describe_status
     from .status import read_status
 
-    status = read_status(args.out_dir)
+    folder, store = locate_run(args.out_dir, args.ledger_dir)
+    status = read_status(folder)
+    status.store = store.describe() if store else None
     if args.json:
         print(json.dumps(status.as_dict(), indent=2))
     else:
@@ -289,16 +335,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_dataset
 
-    count = export_dataset(args.out_dir, args.to)
-    print(f"Exported {count} videos to {display_path(args.to)}/ with metadata.jsonl")
+    folder, store = locate_run(args.out_dir, args.ledger_dir)
+    target = dataset_target(args.to, store)
+    count = export_dataset(folder, target, store)
+    shown = target.describe() if isinstance(target, Store) else display_path(target)
+    print(f"Exported {count} videos to {shown}/ with metadata.jsonl")
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    path = write_report(args.out_dir, rows=args.rows, cols=args.cols)
-    print(f"Report: {display_path(path)}")
+    folder, store = locate_run(args.out_dir, args.ledger_dir)
+    path = write_report(folder, rows=args.rows, cols=args.cols, store=store)
+    print(f"Report: {store.join(path.name) if store else display_path(path)}")
     return EXIT_OK
 
 

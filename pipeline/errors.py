@@ -13,8 +13,9 @@ VidpipeError                  base: str(error) is one line written for a user
 │   ├── TransientError        429/5xx answer: not accepted, retry later (maybe after retry_after_s)
 │   └── RejectedError         4xx answer: the job fails with the API's message, never retried
 │       └── GenerationLostError   404 on a poll: the generation id is unknown to the service
-└── DownloadError             the video could not be fetched or is not a whole MP4
-    └── ExpiredUrlError       the CDN refused the signed URL (401/403/404): poll for a fresh one
+├── DownloadError             the video could not be fetched or is not a whole MP4
+│   └── ExpiredUrlError       the CDN refused the signed URL (401/403/404): poll for a fresh one
+└── StoreError                the output store (output.dir as a URL) refused an upload or a listing
 """
 
 from __future__ import annotations
@@ -143,3 +144,7 @@ class DownloadError(VidpipeError):
 
 class ExpiredUrlError(DownloadError):
     """The signed video URL was refused; a fresh poll gives a new one."""
+
+
+class StoreError(VidpipeError):
+    """The object store named by output.dir failed an operation (upload, listing, download)."""

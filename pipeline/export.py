@@ -6,6 +6,11 @@ other columns are free-form features (here: every request parameter and the job'
 Only the manifest's current, completed jobs are exported; files an earlier export wrote for jobs
 that have since left the manifest are removed. Videos are hard-linked when the file system
 allows (no extra space), else copied, and checked against the ledger's sha256 either way.
+
+A run that publishes to a store (output.dir as a URL) exports from it: to a local folder each
+video is downloaded and checked against its sha256; to a folder in the same store (what
+`output.dataset: true` does) it is copied there without coming through this machine, and a
+video already there with the ledger's size is kept (a store cannot hash it for us).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from .download import file_sha256
@@ -21,6 +27,7 @@ from .ledger import COMPLETED, LEDGER_FILE, Ledger
 from .manifest import display_path
 from .results import results_frame
 from .schema import REQUEST_FIELDS
+from .storage import LocalStore, Store
 from .table import python_value
 
 METADATA = "metadata.jsonl"
@@ -38,8 +45,10 @@ FEATURES = (
 )
 
 
-def export_dataset(out_dir: Path, target: Path) -> int:
-    """Write the dataset folder `target` from the run in `out_dir`. Returns the number of videos."""
+def export_dataset(out_dir: Path, target: Path | Store, store: Store | None = None) -> int:
+    """Write the dataset folder `target` (a local folder or a Store) from the run in `out_dir`.
+    `store` is where that run published its files (None: in `out_dir`). Returns the number of
+    videos."""
     ledger_path = out_dir / LEDGER_FILE
     if not ledger_path.is_file():
         raise InputError(
@@ -48,6 +57,8 @@ def export_dataset(out_dir: Path, target: Path) -> int:
     with Ledger(ledger_path, read_only=True) as ledger:
         frame = results_frame(ledger)
     done = frame[(frame["status"] == COMPLETED) & frame["in_manifest"]]
+    if store is not None or isinstance(target, Store):
+        return _export_through_stores(done, out_dir, store or LocalStore(out_dir), target)
     target.mkdir(parents=True, exist_ok=True)
     previous = _previous_files(target)
     records = []
@@ -59,6 +70,57 @@ def export_dataset(out_dir: Path, target: Path) -> int:
         (target / stale).unlink(missing_ok=True)
     _write_jsonl(records, target / METADATA)
     return len(records)
+
+
+def _export_through_stores(done, out_dir: Path, source: Store, target: Path | Store) -> int:
+    destination = target if isinstance(target, Store) else LocalStore(target)
+    destination.check_writable()
+    there = destination.sizes()
+    previous = destination.read_bytes(METADATA) or b""
+    records = []
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as scratch:
+        for row in done.to_dict("records"):
+            name = Path(row["path"]).name
+            _copy(source, row, destination, there.get(name), Path(scratch))
+            records.append({"file_name": name, **{key: python_value(row[key]) for key in FEATURES}})
+        lines = previous.decode("utf-8").splitlines()
+        names = {json.loads(line)["file_name"] for line in lines if line.strip()}
+        for stale in names - {record["file_name"] for record in records}:
+            destination.remove(stale)
+        _write_jsonl(records, Path(scratch) / METADATA)
+        destination.publish(Path(scratch) / METADATA, METADATA)
+    return len(records)
+
+
+def _copy(source: Store, row: dict, target: Store, size_there: int | None, scratch: Path) -> None:
+    """One video from the run's store to the dataset's, checked against the ledger."""
+    relative, name = Path(row["path"]).as_posix(), Path(row["path"]).name
+    sha256, size = row["sha256"], int(row["bytes"])
+    if isinstance(target, LocalStore):
+        local = target.path(name)
+        if size_there == size and file_sha256(local) == sha256:
+            return
+        temporary = local.with_name(f".{name}.tmp")
+        source.fetch(relative, temporary)
+        try:
+            _check(temporary, sha256, source.join(relative))
+        except InputError:
+            temporary.unlink()
+            raise
+        os.replace(temporary, local)
+        return
+    if size_there == size or source.copy_to(relative, target, name):
+        return
+    local = source.path(relative) if isinstance(source, LocalStore) else scratch / name
+    if not isinstance(source, LocalStore):
+        source.fetch(relative, local)
+    _check(local, sha256, source.join(relative))
+    target.publish(local, name, keep=isinstance(source, LocalStore))
+
+
+def _check(path: Path, sha256: str, shown: str) -> None:
+    if file_sha256(path) != sha256:
+        raise InputError(f"{shown} does not match the sha256 the ledger recorded; not exported")
 
 
 def _previous_files(target: Path) -> set[str]:

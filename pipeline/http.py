@@ -115,10 +115,22 @@ class RateLimiter:
         self._tat = tat + self.interval
         return wait
 
+    async def turn(self) -> float:
+        """Seconds to wait before sending (the slot is booked)."""
+        return self.reserve(asyncio.get_running_loop().time())
+
     def hold(self, seconds: float) -> None:
         """Push every later request back by `seconds` (the service asked us to slow down)."""
         now = asyncio.get_running_loop().time()
         self._tat = max(self._tat, now + seconds + self.tolerance)
+
+
+class Limiter(Protocol):
+    """A request-rate limit: RateLimiter in one process, or one shared by a cluster's shards."""
+
+    async def turn(self) -> float: ...
+
+    def hold(self, seconds: float) -> None: ...
 
 
 @dataclass
@@ -144,12 +156,13 @@ class ApiClient:
         timeouts: Timeouts = Timeouts(),
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        limiter: Limiter | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.provider = provider
         self.retry = retry
         self.timeouts = timeouts
-        self.limiter = RateLimiter(requests_per_minute)
+        self.limiter = limiter or RateLimiter(requests_per_minute)
         self.counters = Counters()
         self._rng = rng or random.Random()
         self._sleep = sleep
@@ -282,7 +295,7 @@ class ApiClient:
     ) -> tuple[Any, Mapping[str, str]]:
         session = self._submit_session if paid else self._session
         assert session is not None, "use ApiClient inside 'async with'"
-        await self._wait(self.limiter.reserve(asyncio.get_running_loop().time()), paid)
+        await self._wait(await self.limiter.turn(), paid)
         if hooks:
             hooks.sending()
         self.counters.requests += 1

@@ -78,6 +78,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        # With several API keys (run.accounts), a generation is polled with the key that made it.
+        "jobs remember their account",
+        "ALTER TABLE jobs ADD COLUMN account TEXT",
+    ),
 ]
 
 
@@ -162,9 +167,10 @@ class Ledger:
         self._migrate()
 
     @property
-    def changes(self) -> int:
-        """Rows changed through this connection so far: a cheap "did anything happen?"."""
-        return self._db.total_changes
+    def changes(self) -> tuple[int, int]:
+        """Changes through this connection and commits by others (the Ray engine's ledger
+        service): a cheap "did anything happen?", compared for equality."""
+        return self._db.total_changes, self._db.execute("PRAGMA data_version").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()
@@ -246,21 +252,48 @@ class Ledger:
             raise
         return after - before
 
-    def recover_interrupted_submits(self) -> int:
-        """Jobs caught between sending a submit and recording its answer become `uncertain`."""
-        self._db.execute("BEGIN IMMEDIATE")
-        cursor = self._db.execute(
+    def recover_interrupted_submits(self, job_ids: Iterable[str] | None = None) -> int:
+        """Jobs caught between sending a submit and recording its answer become `uncertain`.
+
+        `job_ids` limits this to some jobs (a restarted shard's own, while other shards run).
+        """
+        sql = (
             "UPDATE jobs SET status = ?, error_name = 'uncertain', error_message = ?, updated_at = ? "
-            "WHERE status = ?",
-            (
-                UNCERTAIN,
-                "the run stopped after sending the submit and before recording its answer",
-                now_iso(),
-                SUBMITTING,
-            ),
+            "WHERE status = ?"
         )
-        self._db.execute("COMMIT")
-        return cursor.rowcount
+        params = (
+            UNCERTAIN,
+            "the run stopped after sending the submit and before recording its answer",
+            now_iso(),
+            SUBMITTING,
+        )
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if job_ids is None:
+                count = self._db.execute(sql, params).rowcount
+            else:
+                count = sum(
+                    self._db.execute(sql + " AND job_id = ?", (*params, job_id)).rowcount
+                    for job_id in job_ids
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return count
+
+    def assign_accounts(self, accounts: Mapping[str, str]) -> None:
+        """Record which account (API key name) each job is, or will be, submitted with."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "UPDATE jobs SET account = ? WHERE job_id = ?",
+                [(name, job) for job, name in accounts.items()],
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def mark_submitting(self, job_id: str, *, resubmit: bool = False) -> None:
         self._write(
@@ -343,8 +376,11 @@ class Ledger:
         row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return dict(row) if row else None
 
-    def rows_by_id(self) -> dict[str, dict[str, Any]]:
-        return {row["job_id"]: dict(row) for row in self._db.execute("SELECT * FROM jobs")}
+    def rows_by_id(self, job_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        if job_ids is None:
+            return {row["job_id"]: dict(row) for row in self._db.execute("SELECT * FROM jobs")}
+        rows = (self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job,)).fetchone() for job in job_ids)
+        return {row["job_id"]: dict(row) for row in rows if row is not None}
 
     def frame(self) -> pd.DataFrame:
         """Every job, as a DataFrame in manifest order (jobs no longer in the manifest last)."""

@@ -32,12 +32,13 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from .errors import InputError
+from .errors import InputError, VidpipeError
 from .ledger import COMPLETED, LEDGER_FILE, Ledger
 from .plan import format_seconds
-from .posters import PosterError, extract_poster, poster_path_for
+from .posters import POSTER_DIR, PosterError, extract_poster, poster_path_for
 from .results import results_frame
 from .schema import REQUEST_FIELDS
+from .storage import Store
 
 REPORT_FILE = "report.html"
 CREDITS_PER_DOLLAR = 2_000_000
@@ -359,11 +360,15 @@ def _cut(text: str, limit: int) -> str:
 # --- writing (I/O) ---------------------------------------------------------------------------
 
 
-def write_report(output_dir: Path, rows: str | None = None, cols: str | None = None) -> Path:
+def write_report(
+    output_dir: Path, rows: str | None = None, cols: str | None = None, *, store: Store | None = None
+) -> Path:
     """Write `<output_dir>/report.html` for the jobs in its ledger; returns its path.
 
     Extracts posters that are missing first (a video that does not decode just has none).
-    The file is replaced atomically. Raises InputError when the folder has no ledger.
+    The file is replaced atomically. Raises InputError when the folder has no ledger. With a
+    `store` (the run publishes to a URL), `output_dir` is the run's work folder: which videos
+    exist comes from the store, and the page (and any poster the store lacks) is published there.
     """
     output_dir = Path(output_dir)
     ledger_path = output_dir / LEDGER_FILE
@@ -375,7 +380,8 @@ def write_report(output_dir: Path, rows: str | None = None, cols: str | None = N
     if frame["in_manifest"].any():
         # Jobs of an earlier manifest stay in the ledger (and the table), not in the comparison.
         frame = frame[frame["in_manifest"]]
-    frame = frame.assign(**_files(output_dir, frame))
+    files = _files(output_dir, frame) if store is None else _stored(output_dir, frame, store)
+    frame = frame.assign(**files)
     figures = run_figures(frame, runs, output_dir.resolve().name, datetime.now(timezone.utc))
     page = build_report(frame, figures, rows, cols)
     target = output_dir / REPORT_FILE
@@ -388,6 +394,8 @@ def write_report(output_dir: Path, rows: str | None = None, cols: str | None = N
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    if store is not None:
+        store.publish(target, REPORT_FILE)
     return target
 
 
@@ -402,6 +410,38 @@ def _files(output_dir: Path, frame: pd.DataFrame) -> dict[str, list[Any]]:
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             list(pool.map(lambda pair: _try_poster(*pair), missing))
     posters = {p: poster.relative_to(output_dir).as_posix() for p, poster in wanted if poster.is_file()}
+    return {"present": present, "poster": [posters.get(p) if p else None for p in paths]}
+
+
+def _stored(output_dir: Path, frame: pd.DataFrame, store: Store) -> dict[str, list[Any]]:
+    """`present` and `poster` columns for a run published to a store: one listing of its videos
+    and one of its posters; a poster the store lacks is published from the work folder, or made
+    from the video fetched from the store first."""
+    paths = [p if isinstance(p, str) and p else None for p in frame["path"]]
+    folders = sorted({Path(p).parts[0] for p in paths if p and len(Path(p).parts) > 1})
+    videos = {key for folder in folders for key in store.sizes(folder)}
+    present = [bool(p) and Path(p).as_posix() in videos for p in paths]
+    published = set(store.sizes(POSTER_DIR))
+    wanted = {p: poster_path_for(output_dir, p) for p, here in zip(paths, present, strict=True) if here}
+
+    def settle(path: str) -> str | None:
+        poster = wanted[path]
+        key = f"{POSTER_DIR}/{poster.name}"
+        if key in published:
+            return key
+        with contextlib.suppress(VidpipeError, OSError):
+            if not poster.is_file():
+                with tempfile.TemporaryDirectory(dir=output_dir, prefix=".report-") as scratch:
+                    video = Path(scratch) / Path(path).name
+                    store.fetch(Path(path).as_posix(), video)
+                    _try_poster(video, poster)
+            if poster.is_file():
+                store.publish(poster, key)
+                return key
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 4)) as pool:
+        posters = dict(zip(wanted, pool.map(settle, wanted), strict=True))
     return {"present": present, "poster": [posters.get(p) if p else None for p in paths]}
 
 

@@ -24,6 +24,7 @@ COLUMNS = (
     "seed_chosen",
     "sample",
     "generation_id",
+    "account",
     "error_name",
     "error_message",
     "video_url",

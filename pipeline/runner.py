@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import ctypes
 import os
-import random
 import re
 import shutil
 import signal
@@ -26,30 +25,29 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from . import ledger as states
-from .download import Downloader, is_loopback_host, target_path
+from .cluster.sharding import assign_accounts
+from .download import is_loopback_host, target_path
 from .errors import (
     BudgetError,
     InputError,
     VidpipeError,
 )
 from .export import export_dataset
-from .http import ApiClient, RetryPolicy
-from .images import data_uri, kind_of, local_image_path
 from .jobs import Batch, load_batch
 from .ledger import LEDGER_FILE, Ledger, RunLock
 from .manifest import display_path
 from .plan import credits_for
 from .progress import Progress, choose_mode
-from .providers import AimlApi
 from .report import write_report
 from .results import refresh_results, write_results
 from .scheduler import Scheduler, SchedulerOptions
 from .schema import REQUEST_FIELDS
-from .settings import output_folder
-from .steps import Job, StepOptions, Steps
+from .session import open_scheduler
+from .settings import output_folder, output_target
+from .steps import Job
+from .storage import Store, open_store, record_store
 from .summary import RunSummary, summarise
 from .table import python_value
-from .tally import Tally
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com"
 DATASET_FOLDER = "dataset"
@@ -64,7 +62,7 @@ class RunRequest:
     manifest: Path
     provider: str | None = None
     base_url: str | None = None
-    out: Path | None = None
+    out: Path | str | None = None  # a folder, or a URL (s3://bucket/prefix)
     concurrency: int | None = None
     budget: int | None = None
     limit: int | None = None
@@ -73,6 +71,10 @@ class RunRequest:
     retry_uncertain: bool = False
     endpoint: str | None = None
     quiet: bool = False
+    engine: str = "local"  # or "ray": shards on a Ray cluster (pipeline/cluster/)
+    ray_address: str | None = None
+    shards: int | None = None
+    ledger_dir: Path | None = None
 
 
 def run(request: RunRequest) -> RunSummary:
@@ -86,9 +88,16 @@ def run(request: RunRequest) -> RunSummary:
     )
     provider = request.provider or settings.provider
     table = batch.table if request.limit is None else batch.table.head(request.limit)
-    out_dir = output_folder(settings, request.out)
+    out_dir = output_folder(settings, request.out, request.ledger_dir)  # local: holds the ledger
+    store = _remote_store(output_target(settings, request.out), settings)  # None: outputs in out_dir
     video_dir = out_dir / "videos"
-    api_key, base_url = _service(provider, request.base_url)
+    accounts = settings.run.account_list()
+    base_url, keys = _service(provider, request.base_url, accounts)
+    if request.engine == "local" and len(accounts) > 1:
+        raise InputError(
+            f"run.accounts lists {len(accounts)} keys; the local engine uses one: "
+            "add --engine ray (it starts a local Ray instance by itself)"
+        )
     jobs = [_job(row, settings.output.filename, video_dir) for row in table.to_dict("records")]
     video_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(out_dir):
@@ -97,27 +106,40 @@ def run(request: RunRequest) -> RunSummary:
         with Ledger(out_dir / LEDGER_FILE) as ledger, ExitStack() as stack:
             ledger.sync_jobs(_ledger_rows(table))
             recovered = ledger.recover_interrupted_submits()
+            assignment = assign_accounts([job.job_id for job in jobs], ledger.rows_by_id(), accounts)
+            ledger.assign_accounts(assignment)
             planned = _check_budget_before_start(ledger, jobs, settings.run.budget, request.retry_uncertain)
+            _prepare_store(store, out_dir)
             if provider == "sandbox":
                 base_url = _start_sandbox(stack, settings.sandbox)
             run_id = ledger.start_run(display_path(request.manifest), provider)
             started = time.monotonic()
-            scheduler, interrupted = asyncio.run(
-                _execute(jobs, ledger, out_dir, settings, base_url, api_key, request, batch)
-            )
+            if request.engine == "ray":
+                outcome, interrupted = _execute_on_ray(
+                    jobs, ledger, out_dir, settings, (base_url, keys), request, batch, assignment, store
+                )
+                http = outcome.http
+            else:
+                service = (base_url, keys[accounts[0].name])
+                outcome, interrupted = asyncio.run(
+                    _execute(jobs, ledger, out_dir, settings, service, request, batch, store)
+                )
+                http = asdict(outcome.steps.client.counters)
             tables = write_results(ledger, out_dir, settings.output.formats)
+            where = store.describe() if store else out_dir
             summary = summarise(
-                settings, provider, out_dir, jobs, scheduler, interrupted, started, tables, ledger
+                settings, provider, where, jobs, outcome, interrupted, started, tables, ledger
             )
             summary.recovered_uncertain = recovered
-            summary.http = asdict(scheduler.steps.client.counters)
+            summary.http = http
             summary.planned_credits = planned
             ledger.finish_run(run_id, summary.exit_code)
+            summary.tables = _publish_tables(store, tables)  # a failure here: a rerun publishes them
             # Before the ledger closes: its connection is the last and tidies the WAL files away.
             if settings.output.dataset:
-                summary.dataset = out_dir / DATASET_FOLDER
-                export_dataset(out_dir, summary.dataset)
-            summary.report = _report(out_dir)
+                summary.dataset = store.join(DATASET_FOLDER) if store else out_dir / DATASET_FOLDER
+                export_dataset(out_dir, store.child(DATASET_FOLDER) if store else summary.dataset, store)
+            summary.report = _report(out_dir) if store is None else _report_in_store(out_dir, store)
     return summary
 
 
@@ -143,12 +165,18 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
         ctypes.CDLL("libc.so.6").mallopt(m_arena_max, arenas)
 
 
-def _service(provider: str, base_url_flag: str | None) -> tuple[str, str]:
+def _service(provider: str, base_url_flag: str | None, accounts) -> tuple[str, dict[str, str]]:
+    """The API's base URL and each account's key (read from the variables run.accounts names)."""
     if provider == "sandbox":
-        return SANDBOX_KEY, ""
-    key = os.environ.get("AIMLAPI_KEY", "").strip()
-    if not key:
-        raise InputError("AIMLAPI_KEY is not set: export AIMLAPI_KEY=<your key> to use provider aimlapi")
+        return "", {account.name: SANDBOX_KEY for account in accounts}
+    keys = {account.name: os.environ.get(account.key_env, "").strip() for account in accounts}
+    missing = [account.key_env for account in accounts if not keys[account.name]]
+    if len(missing) == 1:
+        raise InputError(f"{missing[0]} is not set: export {missing[0]}=<your key> to use provider aimlapi")
+    if missing:
+        raise InputError(
+            f"{', '.join(missing)} are not set: export each (run.accounts names them) to use provider aimlapi"
+        )
     base_url = (base_url_flag or os.environ.get("AIMLAPI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
     parts = urlsplit(base_url)
     secure = parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
@@ -156,7 +184,7 @@ def _service(provider: str, base_url_flag: str | None) -> tuple[str, str]:
         raise InputError(
             f"base URL {base_url!r} is not allowed; expected https://HOST (plain http only for localhost)"
         )
-    return key, base_url
+    return base_url, keys
 
 
 def _start_sandbox(stack: ExitStack, sandbox_settings) -> str:
@@ -224,20 +252,6 @@ def render_filename(template: str, row: dict[str, Any]) -> str:
     return template.format(**safe)
 
 
-def prepare_request(folder: Path):
-    """Turn local image paths into data URIs at submit time (re-checked: files may have changed)."""
-
-    def prepare(request: dict[str, Any]) -> dict[str, Any]:
-        body = dict(request)
-        for key in ("image_url", "last_image_url"):
-            ref = body.get(key)
-            if ref and kind_of(ref) == "file":
-                body[key] = data_uri(local_image_path(ref, folder))
-        return body
-
-    return prepare
-
-
 def _check_budget_before_start(
     ledger: Ledger, jobs: list[Job], budget: int | None, retry_uncertain: bool
 ) -> int:
@@ -253,36 +267,27 @@ def _check_budget_before_start(
     return to_pay
 
 
-async def _execute(jobs, ledger, out_dir, settings, base_url, api_key, request, batch: Batch):
+def _execute_on_ray(jobs, ledger, out_dir, settings, service, request, batch: Batch, assignment, store):
+    from .cluster import ClusterRequest, run_on_ray
+
+    cluster = ClusterRequest(request.ray_address, request.shards, request.retry_uncertain, request.quiet)
+    return run_on_ray(
+        jobs, ledger, out_dir, settings, service, batch.document.folder, cluster, assignment, store
+    )
+
+
+async def _execute(jobs, ledger, out_dir, settings, service, request, batch: Batch, store):
     run = settings.run
-    provider = AimlApi(run.endpoint)
-    retry = RetryPolicy(attempts=run.retries + 1)
-    rng = random.Random()
-    async with (
-        ApiClient(
-            base_url, api_key, provider, requests_per_minute=run.requests_per_minute, retry=retry, rng=rng
-        ) as client,
-        Downloader() as downloader,
-    ):
-        steps = Steps(
-            client,
-            downloader,
-            ledger,
-            out_dir / "videos",
-            StepOptions(
-                poll_first_s=run.poll_interval, poll_cap_s=run.poll_max_interval, timeout_s=run.timeout
-            ),
-            prepare_request(batch.document.folder),
-            Tally(),
-            rng,
-        )
-        options = SchedulerOptions(
-            concurrency=run.concurrency,
-            budget=run.budget,
-            resubmit_failed=run.resubmit_failed,
-            retry_uncertain=request.retry_uncertain,
-        )
-        scheduler = Scheduler(jobs, steps, ledger, options)
+    options = SchedulerOptions(
+        concurrency=run.concurrency,
+        budget=run.budget,
+        resubmit_failed=run.resubmit_failed,
+        retry_uncertain=request.retry_uncertain,
+    )
+    video_dir = out_dir / "videos"
+    async with open_scheduler(
+        jobs, ledger, video_dir, run, service, batch.document.folder, options, store=store
+    ) as scheduler:
         average = sum(j.credits_estimate for j in jobs) / max(len(jobs), 1)
         progress = Progress(scheduler.tally, choose_mode(request.quiet), average)
         work = asyncio.create_task(scheduler.run())
@@ -348,3 +353,42 @@ async def _refresh_table(ledger: Ledger, out_dir: Path, formats: tuple[str, ...]
         started = time.monotonic()
         await asyncio.to_thread(refresh_results, out_dir, formats)
         interval = max(TABLE_REFRESH_S, 4 * (time.monotonic() - started))
+
+
+def _remote_store(target: Path | str, settings) -> Store | None:
+    """The store a run publishes to when output.dir (or --out) is a URL; None for a folder."""
+    store = open_store(target, settings.output.storage_options)
+    return store if store.remote else None
+
+
+def _prepare_store(store: Store | None, out_dir: Path) -> None:
+    """Before anything is paid for: the store must take a file (a one-line InputError if not),
+    and the work folder records where its run publishes (for status, report and export)."""
+    if store is not None:
+        store.check_writable()
+    earlier = record_store(out_dir, store or open_store(out_dir))
+    if earlier:
+        print(
+            f"warning: {display_path(out_dir)} published to {earlier} before; this run publishes to "
+            f"{store.describe() if store else display_path(out_dir)} (videos not there are fetched again)",
+            file=sys.stderr,
+        )
+
+
+def _publish_tables(store: Store | None, tables: list[Path]) -> list[Path | str]:
+    """The results tables, written in the work folder, published to the store (their URLs)."""
+    if store is None:
+        return list(tables)
+    for path in tables:
+        store.publish(path, path.name)
+    return [store.join(path.name) for path in tables]
+
+
+def _report_in_store(out_dir: Path, store: Store) -> str | None:
+    """_report for a run that publishes to a store: written in the work folder, then published."""
+    try:
+        path = write_report(out_dir, store=store)
+    except (OSError, VidpipeError) as error:
+        print(f"warning: report.html was not written: {error}", file=sys.stderr)
+        return None
+    return store.join(path.name)

@@ -7,6 +7,10 @@ slot is released, bounded separately, so a slow download never idles a generatio
 generation that passes `run.timeout` keeps its slot (and its budget reservation) until the run
 ends: it is still running, and will be billed. What one job does is in steps.py.
 
+On a cluster (pipeline/cluster/), each shard runs a Scheduler whose local window is the whole
+account limit, and a `SharedWindow` all shards draw from keeps the account's limit across them:
+a shard with work left takes the slots a finished shard no longer needs.
+
 Stopping: a 401/403 (or a 404 to a submit) stops everything at once: every generation id is
 already in the ledger, so a rerun resumes them. A budget limit or a first Ctrl-C stops
 submitting and lets generations already paid for finish. A second Ctrl-C cancels everything.
@@ -19,7 +23,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from . import ledger as states
 from .errors import AbortError, BudgetError
@@ -27,6 +32,16 @@ from .ledger import Ledger
 from .providers.base import FAILED, Generation
 from .steps import TIMED_OUT, Job, Steps
 from .tally import Tally
+
+
+class SharedWindow(Protocol):
+    """Slots shared with other schedulers, held per job (so a restarted shard keeps its own)."""
+
+    async def acquire(self, job_id: str) -> bool: ...  # False: no slot will ever free (all held)
+
+    def release(self, job_id: str) -> None: ...
+
+    def hold(self, job_id: str) -> None: ...  # the generation passed run.timeout; keep its slot
 
 
 @dataclass(frozen=True)
@@ -38,7 +53,14 @@ class SchedulerOptions:
 
 
 class Scheduler:
-    def __init__(self, jobs: Iterable[Job], steps: Steps, ledger: Ledger, options: SchedulerOptions):
+    def __init__(
+        self,
+        jobs: Iterable[Job],
+        steps: Steps,
+        ledger: Ledger,
+        options: SchedulerOptions,
+        shared: SharedWindow | None = None,
+    ):
         self.jobs = {job.job_id: job for job in jobs}
         self.steps = steps
         self.ledger = ledger
@@ -48,6 +70,7 @@ class Scheduler:
         self.abort: AbortError | None = None
         self.stop_reason: str | None = None
         self._slots = asyncio.Semaphore(options.concurrency)
+        self._shared = shared
         self._tasks: set[asyncio.Task] = set()
         self._submitting: set[asyncio.Task] = set()
         self._held = 0  # slots kept by generations past run.timeout
@@ -58,6 +81,8 @@ class Scheduler:
         try:
             for job_id, status in work:
                 await self._slots.acquire()
+                if self.stop_reason is None and self._shared and not await self._shared.acquire(job_id):
+                    self.stop_submitting("every slot is held by a generation past run.timeout")
                 if self.stop_reason is not None:
                     self._slots.release()
                     break
@@ -79,6 +104,10 @@ class Scheduler:
         if self.stop_reason is None:
             self.stop_reason = reason
         self.steps.client.stop_submitting()
+
+    def stop_now(self, error: AbortError) -> None:
+        """Stop as a 401 would (another shard of the run met one)."""
+        self._abort(error)
 
     def _abort(self, error: AbortError) -> None:
         """Stop the run now, sparing only submits already on their way (see the module doc)."""
@@ -115,8 +144,15 @@ class Scheduler:
         return resume + submit
 
     def _video_missing(self, row: dict[str, Any]) -> bool:
-        path = self.steps.video_dir.parent / (row["path"] or "")
-        return not row["path"] or not path.is_file() or path.stat().st_size != row["bytes"]
+        """A completed job's video is not where it was put (or has another size): fetch it again."""
+        if self.steps.store is None:
+            path = self.steps.video_dir.parent / (row["path"] or "")
+            return not row["path"] or not path.is_file() or path.stat().st_size != row["bytes"]
+        if self._published is None:  # one listing of the store for the whole work list
+            self._published = self.steps.store.sizes(self.steps.video_dir.name)
+        return not row["path"] or self._published.get(Path(row["path"]).as_posix()) != row["bytes"]
+
+    _published: dict[str, int] | None = None  # relative path -> size of the videos in the store
 
     async def _drive(self, job: Job, status: str) -> None:
         """Take one job from where the ledger says it is to a final state, holding a slot."""
@@ -132,10 +168,10 @@ class Scheduler:
                 return
             if outcome == TIMED_OUT:
                 keep_slot = True
-                self._hold_slot_until_the_end()
+                self._hold_slot_until_the_end(job.job_id)
                 return
             generation_id, generation = outcome
-            self._release_slot()
+            self._release_slot(job.job_id)
             slot_held = False
             if generation.state == FAILED:
                 self.steps.fail(job, generation.error_name, generation.error_message, generation.credits)
@@ -147,7 +183,7 @@ class Scheduler:
             self.steps.unexpected(job, error)
         finally:
             if slot_held and not keep_slot:
-                self._release_slot()
+                self._release_slot(job.job_id)
 
     async def _generate(self, job: Job, generation_id: str | None, *, retried: bool):
         """Submit (unless resuming) and poll to the end; resubmit a failed one if allowed."""
@@ -179,13 +215,15 @@ class Scheduler:
                 return generation_id, outcome
             return outcome
 
-    def _hold_slot_until_the_end(self) -> None:
+    def _hold_slot_until_the_end(self, job_id: str) -> None:
         """A generation past run.timeout still runs (and will be billed): its slot stays taken.
 
         When every slot is held that way nothing can free one, so submitting stops (the feeder
         is woken to notice) instead of waiting forever.
         """
         self._held += 1
+        if self._shared:
+            self._shared.hold(job_id)
         if self._held >= self.options.concurrency:
             self.stop_submitting("every slot is held by a generation past run.timeout")
             self._slots.release()
@@ -194,8 +232,10 @@ class Scheduler:
         self.tally.running += change
         self.tally.peak_in_flight = max(self.tally.peak_in_flight, self.tally.running)
 
-    def _release_slot(self) -> None:
+    def _release_slot(self, job_id: str) -> None:
         self._slots.release()
+        if self._shared:
+            self._shared.release(job_id)
         self._in_flight(-1)
 
     def _over_budget(self, job: Job) -> bool:

@@ -23,6 +23,7 @@ class Status:
     uncertain: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     dropped: int = 0  # jobs no longer in the manifest
+    store: str | None = None  # where the run publishes its files, when output.dir is a URL
 
     @property
     def jobs(self) -> int:
@@ -40,6 +41,7 @@ class Status:
     def as_dict(self) -> dict[str, Any]:
         return {
             "out_dir": str(self.out_dir),
+            "store": self.store,
             "jobs": self.jobs,
             "counts": self.counts,
             "credits": round(self.credits),
@@ -83,6 +85,8 @@ def _records(frame) -> list[dict[str, Any]]:
 def describe(status: Status) -> list[str]:
     counts = ", ".join(f"{n} {name}" for name, n in status.counts.items()) or "no jobs"
     lines = [f"{display_path(status.out_dir)}: {status.jobs} jobs: {counts}"]
+    if status.store:
+        lines.append(f"Outputs published to {status.store}; the ledger is here")
     lines.append(f"Credits recorded: {status.credits:,.0f} (about ${status.credits / 2_000_000:,.2f})")
     if status.dropped:
         lines.append(

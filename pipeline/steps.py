@@ -15,7 +15,9 @@ before the network action that depends on it.
   generation may have run and been billed.
 - download: streamed and checked by `Downloader`; an expired or bad link is replaced by
   polling again. A generation that is paid for but could not be fetched stays `generated`, so
-  a rerun fetches it.
+  a rerun fetches it. With a store (output.dir as a URL) the checked video is uploaded, and
+  its local copy deleted, before the job is marked completed; a failed upload is a failed
+  download.
 """
 
 from __future__ import annotations
@@ -39,14 +41,16 @@ from .errors import (
     RejectedError,
     RequestError,
     StoppedError,
+    StoreError,
 )
 from .http import ApiClient
 from .ledger import COMPLETED as COMPLETED_STATUS
 from .ledger import GENERATED, SUBMITTED, SUBMITTING, GenerationFacts, Ledger
 from .ledger import TIMED_OUT as TIMED_OUT_STATUS
 from .plan import poll_delays
-from .posters import extract_poster, poster_path_for
+from .posters import POSTER_DIR, extract_poster, poster_path_for
 from .providers.base import COMPLETED, FAILED, LOST, Generation
+from .storage import Store
 from .tally import Tally
 
 DOWNLOAD_ATTEMPTS = 4
@@ -87,6 +91,8 @@ class Steps:
         prepare_request: Callable[[dict[str, Any]], dict[str, Any]],
         tally: Tally,
         rng: random.Random,
+        *,
+        store: Store | None = None,
     ):
         self.client = client
         self.downloader = downloader
@@ -96,6 +102,8 @@ class Steps:
         self.prepare_request = prepare_request
         self.tally = tally
         self._rng = rng
+        # Where finished videos are published; None: they stay in video_dir (a local run).
+        self.store = store
         self._durations: list[float] = []  # seconds from submit to final, for the first wait
         self._facts: dict[str, GenerationFacts] = {}  # final polls not yet written (see poll_until_final)
 
@@ -246,11 +254,18 @@ class Steps:
                     continue
                 relative = downloaded.path.relative_to(self.video_dir.parent)
                 facts.video_url = url
+                if self.store is not None:
+                    try:
+                        await self._publish(downloaded.path, relative)
+                    except StoreError as error:
+                        problem = str(error)  # like a failed download: a rerun fetches it again
+                        break
                 self.ledger.mark_completed(
                     job.job_id, str(relative), downloaded.size, downloaded.sha256, self._take_facts(job)
                 )
                 self.tally.completed += 1
-                await self._poster(downloaded.path, relative)
+                if self.store is None:
+                    await self._poster(downloaded.path, relative)
                 return
             # Paid for but not fetched: it stays `generated`, and a rerun fetches it.
             facts.video_url = url or facts.video_url
@@ -269,6 +284,16 @@ class Steps:
         poster = poster_path_for(self.video_dir.parent, relative)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(extract_poster, video, poster)
+
+    async def _publish(self, video: Path, relative: Path) -> None:
+        """Poster first (it needs the video), then the video to the store (its local copy goes),
+        then the poster (its copy stays for the report). Only then is the job completed."""
+        await self._poster(video, relative)
+        store, poster = self.store, poster_path_for(self.video_dir.parent, relative)
+        await asyncio.to_thread(store.publish, video, relative.as_posix(), keep=False)
+        if poster.is_file():
+            with contextlib.suppress(StoreError, OSError):  # the report publishes it later
+                await asyncio.to_thread(store.publish, poster, f"{POSTER_DIR}/{poster.name}")
 
     async def _fresh_url(self, generation_id: str) -> Generation | None:
         try:

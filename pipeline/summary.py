@@ -6,13 +6,12 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import ledger as states
-from .errors import EXIT_ABORTED, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK
+from .errors import EXIT_ABORTED, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, AbortError
 from .manifest import display_path
 from .plan import CREDITS_PER_USD, format_seconds
-from .scheduler import Scheduler
 from .tally import Tally
 
 
@@ -20,18 +19,18 @@ from .tally import Tally
 class RunSummary:
     name: str
     provider: str
-    out_dir: Path
+    out_dir: Path | str  # a URL when the run publishes to a store (output.dir)
     jobs: int
     tally: Tally
     wall_seconds: float
     exit_code: int
-    tables: list[Path] = field(default_factory=list)
+    tables: list[Path | str] = field(default_factory=list)
     stop_reason: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
     recovered_uncertain: int = 0  # jobs an earlier run left mid-submit, now uncertain
     http: dict[str, int] = field(default_factory=dict)  # requests, retries, throttled (429s)...
-    dataset: Path | None = None
-    report: Path | None = None
+    dataset: Path | str | None = None
+    report: Path | str | None = None
     planned_credits: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -60,10 +59,18 @@ class RunSummary:
         }
 
 
-def summarise(settings, provider, out_dir, jobs, scheduler: Scheduler, interrupted, started, tables, ledger):
+class Outcome(Protocol):
+    """How the engine's work ended: the local Scheduler, or the Ray engine's ClusterOutcome."""
+
+    tally: Tally
+    abort: AbortError | None
+    stop_reason: str | None
+
+
+def summarise(settings, provider, out_dir, jobs, outcome: Outcome, interrupted, started, tables, ledger):
     """The run's outcome, and its exit code: 130 interrupted, 3 aborted, 1 jobs not completed
     (beyond run.max_failures, or left pending), else 0."""
-    tally = scheduler.tally
+    tally = outcome.tally
     rows = ledger.rows_by_id()
     failures = [
         {
@@ -78,7 +85,7 @@ def summarise(settings, provider, out_dir, jobs, scheduler: Scheduler, interrupt
     max_failures = settings.run.max_failures or 0
     if interrupted:
         code = EXIT_INTERRUPTED
-    elif scheduler.abort is not None:
+    elif outcome.abort is not None:
         code = EXIT_ABORTED
     elif len(failures) > max_failures or any(rows[j.job_id]["status"] == states.PENDING for j in jobs):
         code = EXIT_FAILED_JOBS
@@ -93,7 +100,7 @@ def summarise(settings, provider, out_dir, jobs, scheduler: Scheduler, interrupt
         wall_seconds=time.monotonic() - started,
         exit_code=code,
         tables=tables,
-        stop_reason=str(scheduler.abort) if scheduler.abort else scheduler.stop_reason,
+        stop_reason=str(outcome.abort) if outcome.abort else outcome.stop_reason,
         failures=failures,
     )
 
@@ -108,13 +115,13 @@ def describe(summary: RunSummary, manifest: Path) -> list[str]:
         f"Credits spent this run: {tally.credits_spent:,.0f} "
         f"(about ${tally.credits_spent / CREDITS_PER_USD:,.2f})"
         + ("; the sandbox charges nothing" if summary.provider == "sandbox" else ""),
-        f"Videos: {display_path(summary.out_dir / 'videos')}/",
+        f"Videos: {_shown(summary.out_dir, 'videos')}/",
     ]
-    lines += [f"Table: {display_path(path)}" for path in summary.tables]
+    lines += [f"Table: {_shown(path)}" for path in summary.tables]
     if summary.dataset:
-        lines.append(f"Dataset: {display_path(summary.dataset)}/ (videos + metadata.jsonl)")
+        lines.append(f"Dataset: {_shown(summary.dataset)}/ (videos + metadata.jsonl)")
     if summary.report:
-        lines.append(f"Report: {display_path(summary.report)} (open it in a browser)")
+        lines.append(f"Report: {_shown(summary.report)} (open it in a browser)")
     for failure in summary.failures[:10]:
         lines.append(f"  {failure['status']}: {failure['job_id']}: {failure['error']}")
     if len(summary.failures) > 10:
@@ -132,3 +139,10 @@ def describe(summary: RunSummary, manifest: Path) -> list[str]:
     if summary.exit_code == EXIT_INTERRUPTED:
         lines.append(f"Stopped. Run the same command to resume: vidpipe run {display_path(manifest)}")
     return lines
+
+
+def _shown(location: Path | str, *parts: str) -> str:
+    """A local path as the user would type it; a URL (outputs in a store) as it is."""
+    if isinstance(location, str):
+        return "/".join((location.rstrip("/"), *parts))
+    return display_path(location.joinpath(*parts))

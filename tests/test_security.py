@@ -20,8 +20,8 @@ from pipeline.download import Downloader, target_path
 from pipeline.errors import DownloadError, InputError, ManifestError
 from pipeline.images import ImageProblem
 from pipeline.jobs import load_batch
-from pipeline.runner import prepare_request
 from pipeline.sandbox import SandboxConfig, running_sandbox
+from pipeline.session import prepare_request
 from tests.conftest import KEY
 from tests.hostile import LEGACY, HostileServer, serve
 from tests.runner_helpers import manifest_text, results

@@ -1,0 +1,274 @@
+"""`vidpipe run --engine ray`: the job table in shards on a Ray cluster, one ledger, one result.
+
+    driver (this process)            actors (on the driver's node)        tasks (anywhere)
+    ledger.sqlite, RunLock  ------>  LedgerService: the only writer  <---  shard 0 .. shard k-1
+    progress, Ctrl-C        ------>  Coordinator: windows, rates,    <---  each: one account's
+                                      stop/abort/cancel, tallies           jobs, the usual scheduler
+
+A shard that dies (its worker killed, its node lost) is started again with the same jobs: the
+new attempt marks the dead one's submits in the air `uncertain`, resumes its generations by id
+and submits only jobs never sent, so no job is paid for twice. The driver holds the output
+folder's lock for the whole run; if the driver dies, the shards' calls to the actors fail and
+they stop, and the next `vidpipe run` resumes from the ledger as after any crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import AbortError, InputError
+from ..http import Counters
+from ..ledger import Ledger
+from ..progress import Progress, choose_mode
+from ..scheduler import SchedulerOptions
+from ..settings import Settings
+from ..steps import Job
+from ..storage import Store
+from ..tally import Tally
+from .coordinator import Coordinator
+from .remote import LedgerService
+from .shard import Secret, ShardSpec, abort_error, run_shard
+from .sharding import budget_shares, split_shards
+
+MAX_ATTEMPTS = 3
+WATCH_EVERY_S = 0.25
+# Set before Ray is imported: no usage reporting, no token prompts, and a local instance that
+# listens on 127.0.0.1 only.
+RAY_ENVIRONMENT = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",
+}
+
+
+@dataclass(frozen=True)
+class ClusterRequest:
+    address: str | None = None  # None: start a local Ray instance for this run
+    shards: int | None = None  # None: one per CPU of the cluster
+    retry_uncertain: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class ClusterOutcome:
+    """What summary.summarise reads of a run (the local engine hands it its Scheduler)."""
+
+    tally: Tally
+    abort: AbortError | None = None
+    stop_reason: str | None = None
+    http: dict[str, int] = field(default_factory=dict)
+    lost_shards: list[str] = field(default_factory=list)
+
+
+def run_on_ray(
+    jobs: list[Job],
+    ledger: Ledger,
+    out_dir: Path,
+    settings: Settings,
+    service: tuple[str, dict[str, str]],
+    manifest_folder: Path,
+    request: ClusterRequest,
+    assignment: dict[str, str],
+    store: Store | None = None,
+) -> tuple[ClusterOutcome, bool]:
+    """Run `jobs` on Ray. `service` is (base_url, {account name: API key}); `assignment` maps
+    each job to its account (sharding.assign_accounts, already in the ledger).
+
+    Returns the outcome and whether the run was interrupted (Ctrl-C or SIGTERM).
+    """
+    accounts = settings.run.account_list()
+    ray, started_here = _connect(request.address, request.shards)
+    try:
+        shard_count = request.shards or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        specs = _specs(
+            jobs, assignment, accounts, shard_count, out_dir, settings, service, manifest_folder, request
+        )
+        here = ray.get_runtime_context().get_node_id()
+        on_this_node = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=False)
+        ledger_service = (
+            ray.remote(LedgerService)
+            .options(num_cpus=0, max_restarts=3, scheduling_strategy=on_this_node)
+            .remote(str(ledger.path))
+        )
+        coordinator = ray.remote(Coordinator).options(num_cpus=0, max_concurrency=10_000).remote(accounts)
+        specs = [replace(spec, store=store) for spec in specs]  # each worker opens its own filesystem
+        try:
+            return asyncio.run(_watch(ray, specs, ledger_service, coordinator, len(jobs), request))
+        finally:
+            try:
+                ray.get(ledger_service.close.remote(), timeout=30)
+            except Exception as error:  # the file is consistent whatever happened to the actor
+                print(f"warning: the ledger service did not close cleanly: {error}", file=sys.stderr)
+            for actor in (ledger_service, coordinator):
+                ray.kill(actor)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _connect(address: str | None, shards: int | None):
+    for name, value in RAY_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    try:
+        import ray
+        import ray.util.scheduling_strategies
+    except ImportError:
+        raise InputError("--engine ray needs Ray: pip install 'vidpipe[ray]'") from None
+    if ray.is_initialized():
+        return ray, False
+    options: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": logging.WARNING,
+        "log_to_driver": False,
+    }
+    try:
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=max(os.cpu_count() or 1, shards or 0), **options)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise InputError(f"cannot start or reach {where}: {str(error).splitlines()[0]}") from None
+    return ray, True
+
+
+def _specs(jobs, assignment, accounts, shard_count, out_dir, settings, service, manifest_folder, request):
+    base_url, keys = service
+    run = settings.run
+    by_account = {
+        account.name: [job for job in jobs if assignment[job.job_id] == account.name] for account in accounts
+    }
+    shards = split_shards(by_account, {a.name: a.concurrency for a in accounts}, shard_count)
+    budgets = budget_shares(run.budget, [[job.credits_estimate for job in shard] for _, shard in shards])
+    concurrency = {account.name: account.concurrency for account in accounts}
+    return [
+        ShardSpec(
+            shard=number,
+            attempt=0,
+            account=name,
+            api_key=Secret(keys[name]),
+            base_url=base_url,
+            jobs=tuple(shard_jobs),
+            out_dir=str(out_dir.resolve()),
+            manifest_folder=str(manifest_folder.resolve()),
+            run=run,
+            options=SchedulerOptions(
+                concurrency=concurrency[name],
+                budget=budget,
+                resubmit_failed=run.resubmit_failed,
+                retry_uncertain=request.retry_uncertain,
+            ),
+        )
+        for number, ((name, shard_jobs), budget) in enumerate(zip(shards, budgets, strict=True))
+    ]
+
+
+async def _watch(ray, specs, ledger_service, coordinator, total, request) -> tuple[ClusterOutcome, bool]:
+    """Launch the shards, restart lost ones, show progress, pass Ctrl-C on; gather the outcome."""
+    launch = ray.remote(run_shard).options(num_cpus=1, max_retries=0)
+    pending = {launch.remote(spec, ledger_service, coordinator): spec for spec in specs}
+    results: dict[int, dict[str, Any]] = {}
+    outcome = ClusterOutcome(Tally(total=total))
+    average = sum(job.credits_estimate for spec in specs for job in spec.jobs) / max(total, 1)
+    progress = asyncio.create_task(Progress(outcome.tally, choose_mode(request.quiet), average).run())
+    interrupts = _forward_interrupts(coordinator, outcome.tally)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            for ref in ready:
+                spec = pending.pop(ref)
+                try:
+                    results[spec.shard] = ray.get(ref)
+                except ray.exceptions.RayError as error:
+                    again = await _after_loss(spec, error, coordinator, outcome)
+                    if again is not None:
+                        pending[launch.remote(again, ledger_service, coordinator)] = again
+            _merge(outcome, await coordinator.snapshot.remote())
+            await asyncio.sleep(WATCH_EVERY_S)
+    finally:
+        loop = asyncio.get_running_loop()
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+        progress.cancel()
+        await asyncio.gather(progress, return_exceptions=True)
+    snapshot = await coordinator.snapshot.remote()
+    _merge(outcome, snapshot)
+    _conclude(outcome, results.values(), snapshot["control"])
+    return outcome, interrupts["count"] > 0
+
+
+async def _after_loss(spec: ShardSpec, error: Exception, coordinator, outcome: ClusterOutcome):
+    """The spec to start again after a shard was lost, or None when it is given up on."""
+    control = (await coordinator.snapshot.remote())["control"]
+    reason = _first_line(error)
+    if spec.attempt + 1 >= MAX_ATTEMPTS or control.cancel or control.abort:
+        outcome.lost_shards.append(f"shard {spec.shard}: {reason}")
+        print(
+            f"warning: shard {spec.shard} was lost ({reason}); its unfinished jobs wait for a rerun",
+            file=sys.stderr,
+        )
+        return None
+    print(f"warning: shard {spec.shard} was lost ({reason}); starting it again", file=sys.stderr, flush=True)
+    return replace(spec, attempt=spec.attempt + 1)
+
+
+def _merge(outcome: ClusterOutcome, snapshot: dict[str, Any]) -> None:
+    """The shards' latest counts, summed into the tally the progress line reads."""
+    tally = outcome.tally
+    summed = {f.name for f in fields(Tally)} - {"total", "started", "peak_in_flight"}
+    for name in summed:
+        setattr(tally, name, sum(shard[name] for shard in snapshot["tallies"].values()))
+    tally.peak_in_flight = snapshot["peak_in_flight"]
+
+
+def _conclude(outcome: ClusterOutcome, results, control) -> None:
+    counters = Counters()
+    for result in results:
+        for name, value in result["http"].items():
+            setattr(counters, name, getattr(counters, name) + value)
+        if outcome.abort is None and result["abort"] is not None:
+            outcome.abort = abort_error(*result["abort"])
+        outcome.stop_reason = outcome.stop_reason or result["stop_reason"]
+    if control.abort is not None:
+        outcome.abort = abort_error(*control.abort)
+    outcome.stop_reason = control.cancel or control.stop or outcome.stop_reason
+    outcome.http = asdict(counters)
+
+
+def _forward_interrupts(coordinator, tally: Tally) -> dict[str, int]:
+    """First Ctrl-C: no new submits anywhere. Second (or SIGTERM): every shard stops now."""
+    state = {"count": 0}
+    loop = asyncio.get_running_loop()
+
+    def first_or_second() -> None:
+        state["count"] += 1
+        if state["count"] == 1:
+            coordinator.stop.remote("interrupted")
+            print(
+                f"\nInterrupted: no new submits on any shard. Finishing {tally.running + tally.downloading} "
+                "generation(s) already paid for; press Ctrl-C again to exit now (a rerun resumes them).",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            coordinator.cancel.remote("interrupted twice")
+
+    def terminate() -> None:
+        state["count"] += 2
+        coordinator.cancel.remote("terminated")
+
+    loop.add_signal_handler(signal.SIGINT, first_or_second)
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    return state
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:200]

@@ -1,0 +1,99 @@
+"""What a shard holds instead of local objects: the ledger, window and limiter, over Ray calls.
+
+The ledger stays one SQLite file on the driver's machine, written by one `LedgerService` actor
+placed there, so there is one ledger view at the end and the file never crosses a network file
+system. A shard's ledger calls wait for the actor's answer (the commit) before going on: the
+intent to submit is on disk before the POST leaves, exactly as in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..ledger import Ledger
+
+# The Ledger methods the steps and the scheduler use; nothing else crosses the wire.
+SHARD_METHODS = frozenset(
+    {
+        "job",
+        "rows_by_id",
+        "recover_interrupted_submits",
+        "mark_submitting",
+        "mark_submitted",
+        "mark_pending",
+        "record_facts",
+        "mark_uncertain",
+        "mark_failed",
+        "mark_timed_out",
+        "note_error",
+        "mark_completed",
+        "mark_download_failed",
+    }
+)
+
+
+class LedgerService:
+    """The run's ledger, opened once in an actor on the driver's node."""
+
+    def __init__(self, path: str):
+        self._ledger = Ledger(Path(path))
+
+    def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if method not in SHARD_METHODS:
+            raise AttributeError(f"the ledger service does not offer {method!r}")
+        return getattr(self._ledger, method)(*args, **kwargs)
+
+    def close(self) -> None:
+        self._ledger.close()
+
+
+class RemoteLedger:
+    """Ledger methods for a shard; each call returns once the service has committed it."""
+
+    def __init__(self, service: Any, job_ids: Iterable[str]):
+        self._service = service
+        self._job_ids = list(job_ids)
+
+    def rows_by_id(self, job_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        return self._call("rows_by_id", list(job_ids) if job_ids is not None else self._job_ids)
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in SHARD_METHODS:
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self._call(name, *args, **kwargs)
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        import ray
+
+        return ray.get(self._service.call.remote(method, args, kwargs))
+
+
+class SharedWindow:
+    """The account's in-flight window, kept by the coordinator (scheduler.SharedWindow)."""
+
+    def __init__(self, coordinator: Any, account: str):
+        self._coordinator, self._account = coordinator, account
+
+    async def acquire(self, job_id: str) -> bool:
+        return await self._coordinator.acquire.remote(self._account, job_id)
+
+    def release(self, job_id: str) -> None:
+        self._coordinator.release.remote(self._account, job_id)
+
+    def hold(self, job_id: str) -> None:
+        self._coordinator.hold.remote(self._account, job_id)
+
+
+class SharedLimiter:
+    """The account's request rate, booked at the coordinator (http.Limiter)."""
+
+    def __init__(self, coordinator: Any, account: str):
+        self._coordinator, self._account = coordinator, account
+
+    async def turn(self) -> float:
+        return await self._coordinator.turn.remote(self._account)
+
+    def hold(self, seconds: float) -> None:
+        self._coordinator.slow_down.remote(self._account, seconds)

@@ -1,0 +1,85 @@
+"""One scheduler and what it talks through: the API client, the downloader and the steps.
+
+Built the same way by the local engine (runner.py) and by each shard of the Ray engine
+(cluster/shard.py); only the limiter and the shared window differ between them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from .download import Downloader
+from .http import ApiClient, Limiter, RetryPolicy
+from .images import data_uri, kind_of, local_image_path
+from .providers import AimlApi
+from .scheduler import Scheduler, SchedulerOptions, SharedWindow
+from .settings import RunSettings
+from .steps import Job, StepOptions, Steps
+from .storage import Store
+from .tally import Tally
+
+
+@asynccontextmanager
+async def open_scheduler(
+    jobs: list[Job],
+    ledger: Any,
+    video_dir: Path,
+    run: RunSettings,
+    service: tuple[str, str],
+    manifest_folder: Path,
+    options: SchedulerOptions,
+    *,
+    limiter: Limiter | None = None,
+    shared: SharedWindow | None = None,
+    store: Store | None = None,
+) -> AsyncIterator[Scheduler]:
+    """A Scheduler for `jobs`, its HTTP sessions open until the block ends.
+
+    `service` is (base_url, api_key); `ledger` is a Ledger or anything with its job methods.
+    """
+    base_url, api_key = service
+    rng = random.Random()
+    async with (
+        ApiClient(
+            base_url,
+            api_key,
+            AimlApi(run.endpoint),
+            requests_per_minute=run.requests_per_minute,
+            retry=RetryPolicy(attempts=run.retries + 1),
+            rng=rng,
+            limiter=limiter,
+        ) as client,
+        Downloader() as downloader,
+    ):
+        steps = Steps(
+            client,
+            downloader,
+            ledger,
+            video_dir,
+            StepOptions(
+                poll_first_s=run.poll_interval, poll_cap_s=run.poll_max_interval, timeout_s=run.timeout
+            ),
+            prepare_request(manifest_folder),
+            Tally(),
+            rng,
+            store=store,
+        )
+        yield Scheduler(jobs, steps, ledger, options, shared)
+
+
+def prepare_request(folder: Path):
+    """Turn local image paths into data URIs at submit time (re-checked: files may have changed)."""
+
+    def prepare(request: dict[str, Any]) -> dict[str, Any]:
+        body = dict(request)
+        for key in ("image_url", "last_image_url"):
+            ref = body.get(key)
+            if ref and kind_of(ref) == "file":
+                body[key] = data_uri(local_image_path(ref, folder))
+        return body
+
+    return prepare

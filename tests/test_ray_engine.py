@@ -1,0 +1,183 @@
+"""`vidpipe run --engine ray` on a local Ray instance against the sandbox over loopback.
+
+Each Ray run is a real `vidpipe` process (Ray starts its own local instance, about 4 s), so a
+shard's worker can be killed from here while the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray")
+
+from pipeline.sandbox import SandboxConfig, running_sandbox
+from tests.runner_helpers import accepted_twice, manifest_text, results, start_runner
+
+CONCURRENCY = 4
+RATE = 1500  # requests a minute: 25 a second, for the whole cluster
+
+
+def run_section(requests_per_minute: int) -> str:
+    return (
+        f"run: {{concurrency: {CONCURRENCY}, requests_per_minute: {requests_per_minute}, "
+        "poll_interval: 0.05, poll_max_interval: 0.2, retries: 6}"
+    )
+
+
+@pytest.fixture(scope="module")
+def shared_sandbox():
+    """One sandbox for the module."""
+    # Shared renders (one clip per ratio and duration): rendering 200 distinct clips would take
+    # most of a minute, and distinct content is checked by the local engine's own tests.
+    with running_sandbox(SandboxConfig(gen_time=0.15, concurrency=16, render="shared")) as handle:
+        yield handle
+
+
+def ray_run(manifest: Path, base_url: str, *flags: str, timeout: float = 240):
+    process = start_runner(manifest, base_url, "--engine", "ray", "--quiet", *flags)
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def by_job(out_dir: Path):
+    frame = results(out_dir)
+    return {row.job_id: (row.status, row.sha256) for row in frame.itertuples()}
+
+
+def submits_per_job(out_dir: Path) -> dict[str, int]:
+    with sqlite3.connect(out_dir / "ledger.sqlite") as db:
+        return dict(db.execute("SELECT job_id, submits FROM jobs"))
+
+
+def test_ray_engine_gives_the_same_table_as_the_local_engine_within_the_cluster_wide_limits(
+    write, run_api, shared_sandbox, workdir
+):
+    # The run section is not part of a job's identity: both manifests make the same 200 job ids.
+    fast = write("fast.yaml", manifest_text(jobs=200, run=run_section(600_000)))
+    limited = write("limited.yaml", manifest_text(jobs=200, run=run_section(RATE)))
+    local = run_api(shared_sandbox, fast, "--out", "local")
+    assert local.code == 0, local.err
+    shared_sandbox.reset()  # counts start again; rendered clips stay cached
+
+    started = time.monotonic()
+    code, _, err = ray_run(limited, shared_sandbox.base_url, "--out", "ray", "--shards", "2")
+    elapsed = time.monotonic() - started
+
+    assert code == 0, err
+    on_ray = by_job(workdir / "ray")
+    assert len(on_ray) == 200 and {status for status, _ in on_ray.values()} == {"completed"}
+    assert on_ray == by_job(workdir / "local")
+    stats = shared_sandbox.stats()
+    assert stats["submits"]["accepted"] == 200
+    assert accepted_twice(stats) == {}
+    # Two shards, each allowed the account's 4 on its own: only the shared window keeps the
+    # cluster at 4 (peak_in_flight is the sandbox's own count of queued + generating).
+    assert stats["generations"]["peak_in_flight"] <= CONCURRENCY
+    # One shared rate: 200 submits and at least 200 polls, past a burst of 10, take at least
+    # 390 / 25 = 15.6 s. A limiter per shard would let them through in half that.
+    api_requests = stats["submits"]["accepted"] + stats["polls"]["total"]
+    assert elapsed >= (api_requests - 10) / (RATE / 60)
+    assert set(results(workdir / "ray")["account"]) == {"AIMLAPI_KEY"}
+
+
+def test_killing_a_shard_worker_mid_run_still_completes_with_no_job_submitted_twice(
+    write, shared_sandbox, workdir, monkeypatch
+):
+    # Ray's workers inherit the run's environment: the mark tells this run's workers from
+    # those of any other Ray run on the machine.
+    mark = f"VIDPIPE_TEST_RUN={uuid.uuid4().hex}"
+    monkeypatch.setenv(*mark.split("="))
+    manifest = write("m.yaml", manifest_text(jobs=80, run=run_section(600_000), prompt="a lighthouse in fog"))
+    shared_sandbox.reset()
+    process = start_runner(
+        manifest, shared_sandbox.base_url, "--engine", "ray", "--shards", "2", "--out", "k", "--quiet"
+    )
+    victim = _kill_a_shard_worker_after_submits(shared_sandbox, mark, submits=20, limit_s=60)
+    _, err = process.communicate(timeout=240)
+
+    assert victim is not None, "no shard worker was found to kill"
+    assert "was lost" in err and "starting it again" in err, err
+    table = results(workdir / "k")
+    statuses = table["status"].value_counts().to_dict()
+    # Every job ends: completed, or uncertain if its submit was in the air at the kill (never resent).
+    assert set(statuses) <= {"completed", "uncertain"}, statuses
+    assert statuses.get("uncertain", 0) <= CONCURRENCY
+    assert process.returncode == (0 if "uncertain" not in statuses else 1), err
+    assert max(submits_per_job(workdir / "k").values()) == 1
+    assert accepted_twice(shared_sandbox.stats()) == {}
+
+
+def _kill_a_shard_worker_after_submits(sandbox, mark: str, submits: int, limit_s: float) -> int | None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if sandbox.stats()["submits"]["accepted"] >= submits:
+            for pid in _shard_workers(mark):
+                os.kill(pid, signal.SIGKILL)
+                return pid
+        time.sleep(0.05)
+    return None
+
+
+def _shard_workers(mark: str) -> list[int]:
+    """This run's workers running a shard (Ray names a worker's process after its task)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+                environment = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if command.startswith(b"ray::run_shard") and mark.encode() in environment:
+                found.append(int(entry.name))
+    return found
+
+
+def test_jobs_are_spread_over_several_keys_each_within_its_own_limit(
+    write, shared_sandbox, workdir, monkeypatch
+):
+    monkeypatch.setenv("AIMLAPI_KEY_A", "sk-team-a-123456")
+    monkeypatch.setenv("AIMLAPI_KEY_B", "sk-team-b-123456")
+    accounts = (
+        "run:\n  poll_interval: 0.05\n  poll_max_interval: 0.2\n  requests_per_minute: 600000\n  accounts:\n"
+        "    - {key_env: AIMLAPI_KEY_A, concurrency: 2}\n    - {key_env: AIMLAPI_KEY_B, concurrency: 3}\n"
+    )
+    manifest = write("m.yaml", manifest_text(jobs=40, run=accounts, prompt="a paper boat"))
+    shared_sandbox.reset()
+
+    code, _, err = ray_run(manifest, shared_sandbox.base_url, "--out", "two", "--shards", "3")
+
+    assert code == 0, err
+    table = results(workdir / "two")
+    assert table["account"].value_counts().to_dict() == {"AIMLAPI_KEY_B": 24, "AIMLAPI_KEY_A": 16}
+    assert set(table["status"]) == {"completed"}
+    stats = shared_sandbox.stats()
+    assert stats["generations"]["peak_in_flight"] <= 5
+    assert stats["submits"]["accepted"] == 40 and accepted_twice(stats) == {}
+
+
+def test_a_missing_key_for_one_account_is_a_one_line_error_before_anything_is_sent(
+    write, cli, monkeypatch, workdir
+):
+    monkeypatch.setenv("AIMLAPI_KEY_A", "sk-team-a-123456")
+    monkeypatch.delenv("AIMLAPI_KEY_B", raising=False)
+    accounts = "run:\n  accounts:\n    - {key_env: AIMLAPI_KEY_A}\n    - {key_env: AIMLAPI_KEY_B}\n"
+    manifest = write("m.yaml", manifest_text(jobs=2, run=accounts))
+
+    result = cli(
+        "run", manifest, "--provider", "aimlapi", "--base-url", "http://127.0.0.1:9", "--engine", "ray"
+    )
+
+    assert result.code == 2
+    assert (
+        result.err.strip()
+        == "error: AIMLAPI_KEY_B is not set: export AIMLAPI_KEY_B=<your key> to use provider aimlapi"
+    )
+    assert not (workdir / "outputs").exists()
