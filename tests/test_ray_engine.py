@@ -114,30 +114,18 @@ def test_killing_a_shard_worker_mid_run_still_completes_with_no_job_submitted_tw
     assert accepted_twice(shared_sandbox.stats()) == {}
 
 
-def _kill_a_shard_worker_after_submits(sandbox, mark: str, submits: int, limit_s: float) -> int | None:
+def _kill_a_shard_worker_after_submits(
+    sandbox, mark: str, submits: int, limit_s: float, victim: int | None = None
+) -> int | None:
+    """SIGKILL one of this run's shard workers (or `victim`) once `submits` were accepted."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if sandbox.stats()["submits"]["accepted"] >= submits:
-            for pid in _shard_workers(mark):
+            for pid in [victim] if victim else _shard_workers(mark):
                 os.kill(pid, signal.SIGKILL)
                 return pid
         time.sleep(0.05)
     return None
-
-
-def _shard_workers(mark: str) -> list[int]:
-    """This run's workers running a shard (Ray names a worker's process after its task)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes()
-                environment = (entry / "environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if command.startswith(b"ray::run_shard") and mark.encode() in environment:
-                found.append(int(entry.name))
-    return found
 
 
 def test_jobs_are_spread_over_several_keys_each_within_its_own_limit(
@@ -181,3 +169,98 @@ def test_a_missing_key_for_one_account_is_a_one_line_error_before_anything_is_se
         == "error: AIMLAPI_KEY_B is not set: export AIMLAPI_KEY_B=<your key> to use provider aimlapi"
     )
     assert not (workdir / "outputs").exists()
+
+
+def test_shards_publish_videos_straight_to_s3(write, shared_sandbox, workdir, monkeypatch, tmp_path_factory):
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto")
+    from tests.s3_server import BUCKET, serve_s3
+
+    s3_server = serve_s3(monkeypatch, tmp_path_factory)
+    s3 = next(s3_server)
+    try:
+        url = f"s3://{BUCKET}/ray-run"
+        manifest = write(
+            "m.yaml",
+            manifest_text(
+                jobs=12, run=run_section(600_000), extra=f"output: {{dir: {url}}}", prompt="a tram at night"
+            ),
+        )
+        shared_sandbox.reset()
+
+        code, _, err = ray_run(manifest, shared_sandbox.base_url, "--shards", "2")
+
+        assert code == 0, err
+        with sqlite3.connect(workdir / "outputs" / "t" / "ledger.sqlite") as db:
+            rows = db.execute("SELECT status, path, bytes, sha256 FROM jobs").fetchall()
+        keys = s3.keys("ray-run/")
+        assert len(rows) == 12
+        for status, path, size, sha256 in rows:
+            assert status == "completed"
+            assert keys[f"ray-run/{path}"] == size and s3.sha256(f"ray-run/{path}") == sha256
+        assert {"ray-run/results.csv", "ray-run/report.html"} <= set(keys)
+        assert not list((workdir / "outputs" / "t" / "videos").glob("*.mp4"))  # uploaded, not kept
+    finally:
+        s3_server.close()
+
+
+def test_after_the_driver_is_killed_a_rerun_finishes_the_run_paying_for_nothing_twice(
+    write, shared_sandbox, workdir, monkeypatch
+):
+    mark = f"VIDPIPE_TEST_RUN={uuid.uuid4().hex}"
+    monkeypatch.setenv(*mark.split("="))
+    manifest = write("m.yaml", manifest_text(jobs=60, run=run_section(600_000), prompt="a kite in a storm"))
+    shared_sandbox.reset()
+    driver = start_runner(
+        manifest, shared_sandbox.base_url, "--engine", "ray", "--shards", "2", "--out", "d", "--quiet"
+    )
+    assert _kill_a_shard_worker_after_submits(shared_sandbox, mark, submits=15, limit_s=60, victim=driver.pid)
+    driver.communicate(timeout=60)
+    _wait_until_gone(mark, limit_s=60)  # Ray tears the instance down when its driver dies
+
+    try:
+        code, _, err = ray_run(manifest, shared_sandbox.base_url, "--shards", "2", "--out", "d")
+    finally:
+        _kill_orphans(mark, workdir)
+
+    statuses = results(workdir / "d")["status"].value_counts().to_dict()
+    assert set(statuses) <= {"completed", "uncertain"}, statuses
+    assert code == (0 if "uncertain" not in statuses else 1), err
+    assert max(submits_per_job(workdir / "d").values()) == 1
+    assert accepted_twice(shared_sandbox.stats()) == {}
+
+
+def _ray_processes(mark: str, folder: Path | None = None, tasks: tuple[bytes, ...] = (b"",)) -> list[int]:
+    """This run's Ray processes (found by the mark in their environment, or by their working
+    folder) whose name starts with ray::<one of tasks>: Ray names a worker after its task."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            ours = mark.encode() in (entry / "environ").read_bytes().split(b"\0")
+            ours = ours or (folder is not None and (entry / "cwd").resolve() == folder.resolve())
+        except OSError:
+            continue
+        if ours and any(command.startswith(b"ray::" + task) for task in tasks):
+            found.append(int(entry.name))
+    return found
+
+
+def _shard_workers(mark: str) -> list[int]:
+    return _ray_processes(mark, tasks=(b"run_shard",))
+
+
+def _wait_until_gone(mark: str, limit_s: float) -> None:
+    """Until the shards and the actors are gone: Ray stops them when their driver dies."""
+    deadline = time.monotonic() + limit_s
+    while _ray_processes(mark, tasks=(b"run_shard", b"LedgerService", b"Coordinator")):
+        assert time.monotonic() < deadline, "shards outlived their driver"
+        time.sleep(0.1)
+
+
+def _kill_orphans(mark: str, folder: Path) -> None:
+    """Ray's agent processes outlive a SIGKILLed driver."""
+    for pid in _ray_processes(mark, folder):
+        os.kill(pid, signal.SIGKILL)
