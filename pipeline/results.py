@@ -6,7 +6,9 @@ run and at its end, so a crash leaves a table that agrees with the ledger as of 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +16,8 @@ import pandas as pd
 from .ledger import LEDGER_FILE, Ledger
 from .schema import REQUEST_FIELDS
 from .table import parquet_available, write_table
+
+TABLE_REFRESH_S = 5.0
 
 COLUMNS = (
     "index",
@@ -74,3 +78,20 @@ def refresh_results(folder: Path, formats: tuple[str, ...]) -> None:
     """write_results through a read-only connection of its own: safe from another thread."""
     with Ledger(folder / LEDGER_FILE, read_only=True) as reader:
         write_results(reader, folder, formats)
+
+
+async def keep_results_fresh(ledger: Ledger, out_dir: Path, formats: tuple[str, ...]) -> None:
+    """Rewrite the results table when the ledger has changed, off the event loop.
+
+    A 100,000-job table takes seconds to write: the interval grows to four times the last
+    write, so refreshing never takes more than a fifth of the run's time.
+    """
+    interval, seen = TABLE_REFRESH_S, ledger.changes
+    while True:
+        await asyncio.sleep(interval)
+        if ledger.changes == seen:
+            continue
+        seen = ledger.changes
+        started = time.monotonic()
+        await asyncio.to_thread(refresh_results, out_dir, formats)
+        interval = max(TABLE_REFRESH_S, 4 * (time.monotonic() - started))

@@ -30,28 +30,23 @@ from .download import is_loopback_host, target_path
 from .errors import (
     BudgetError,
     InputError,
-    VidpipeError,
 )
-from .export import export_dataset
 from .jobs import Batch, load_batch
 from .ledger import LEDGER_FILE, Ledger, RunLock
 from .manifest import display_path
+from .outputs import prepare_store, publish_outputs, remote_store
 from .plan import credits_for
 from .progress import Progress, choose_mode
-from .report import write_report
-from .results import refresh_results, write_results
+from .results import keep_results_fresh, write_results
 from .scheduler import Scheduler, SchedulerOptions
 from .schema import REQUEST_FIELDS
 from .session import open_scheduler
 from .settings import output_folder, output_target
 from .steps import Job
-from .storage import Store, open_store, record_store
 from .summary import RunSummary, summarise
 from .table import python_value
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com"
-DATASET_FOLDER = "dataset"
-TABLE_REFRESH_S = 5.0
 SANDBOX_KEY = "sandbox"
 
 
@@ -89,7 +84,7 @@ def run(request: RunRequest) -> RunSummary:
     provider = request.provider or settings.provider
     table = batch.table if request.limit is None else batch.table.head(request.limit)
     out_dir = output_folder(settings, request.out, request.ledger_dir)  # local: holds the ledger
-    store = _remote_store(output_target(settings, request.out), settings)  # None: outputs in out_dir
+    store = remote_store(output_target(settings, request.out), settings)  # None: outputs in out_dir
     video_dir = out_dir / "videos"
     accounts = settings.run.account_list()
     base_url, keys = _service(provider, request.base_url, accounts)
@@ -109,7 +104,7 @@ def run(request: RunRequest) -> RunSummary:
             assignment = assign_accounts([job.job_id for job in jobs], ledger.rows_by_id(), accounts)
             ledger.assign_accounts(assignment)
             planned = _check_budget_before_start(ledger, jobs, settings.run.budget, request.retry_uncertain)
-            _prepare_store(store, out_dir)
+            prepare_store(store, out_dir)
             if provider == "sandbox":
                 base_url = _start_sandbox(stack, settings.sandbox)
             run_id = ledger.start_run(display_path(request.manifest), provider)
@@ -134,22 +129,9 @@ def run(request: RunRequest) -> RunSummary:
             summary.http = http
             summary.planned_credits = planned
             ledger.finish_run(run_id, summary.exit_code)
-            summary.tables = _publish_tables(store, tables)  # a failure here: a rerun publishes them
             # Before the ledger closes: its connection is the last and tidies the WAL files away.
-            if settings.output.dataset:
-                summary.dataset = store.join(DATASET_FOLDER) if store else out_dir / DATASET_FOLDER
-                export_dataset(out_dir, store.child(DATASET_FOLDER) if store else summary.dataset, store)
-            summary.report = _report(out_dir) if store is None else _report_in_store(out_dir, store)
+            publish_outputs(summary, out_dir, store, tables, settings.output.dataset)
     return summary
-
-
-def _report(out_dir: Path) -> Path | None:
-    """The contact sheet; a run's outcome does not depend on it, so a failure is only a warning."""
-    try:
-        return write_report(out_dir)
-    except (OSError, VidpipeError) as error:
-        print(f"warning: report.html was not written: {error}", file=sys.stderr)
-        return None
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
@@ -293,7 +275,7 @@ async def _execute(jobs, ledger, out_dir, settings, service, request, batch: Bat
         work = asyncio.create_task(scheduler.run())
         helpers = [
             asyncio.create_task(progress.run()),
-            asyncio.create_task(_refresh_table(ledger, out_dir, settings.output.formats)),
+            asyncio.create_task(keep_results_fresh(ledger, out_dir, settings.output.formats)),
         ]
         interrupted = _install_interrupts(work, scheduler)
         try:
@@ -336,59 +318,3 @@ def _install_interrupts(work: asyncio.Task, scheduler: Scheduler) -> dict[str, i
     loop.add_signal_handler(signal.SIGINT, first_or_second)
     loop.add_signal_handler(signal.SIGTERM, terminate)
     return state
-
-
-async def _refresh_table(ledger: Ledger, out_dir: Path, formats: tuple[str, ...]) -> None:
-    """Rewrite the results table when the ledger has changed, off the event loop.
-
-    A 100,000-job table takes seconds to write: the interval grows to four times the last
-    write, so refreshing never takes more than a fifth of the run's time.
-    """
-    interval, seen = TABLE_REFRESH_S, ledger.changes
-    while True:
-        await asyncio.sleep(interval)
-        if ledger.changes == seen:
-            continue
-        seen = ledger.changes
-        started = time.monotonic()
-        await asyncio.to_thread(refresh_results, out_dir, formats)
-        interval = max(TABLE_REFRESH_S, 4 * (time.monotonic() - started))
-
-
-def _remote_store(target: Path | str, settings) -> Store | None:
-    """The store a run publishes to when output.dir (or --out) is a URL; None for a folder."""
-    store = open_store(target, settings.output.storage_options)
-    return store if store.remote else None
-
-
-def _prepare_store(store: Store | None, out_dir: Path) -> None:
-    """Before anything is paid for: the store must take a file (a one-line InputError if not),
-    and the work folder records where its run publishes (for status, report and export)."""
-    if store is not None:
-        store.check_writable()
-    earlier = record_store(out_dir, store or open_store(out_dir))
-    if earlier:
-        print(
-            f"warning: {display_path(out_dir)} published to {earlier} before; this run publishes to "
-            f"{store.describe() if store else display_path(out_dir)} (videos not there are fetched again)",
-            file=sys.stderr,
-        )
-
-
-def _publish_tables(store: Store | None, tables: list[Path]) -> list[Path | str]:
-    """The results tables, written in the work folder, published to the store (their URLs)."""
-    if store is None:
-        return list(tables)
-    for path in tables:
-        store.publish(path, path.name)
-    return [store.join(path.name) for path in tables]
-
-
-def _report_in_store(out_dir: Path, store: Store) -> str | None:
-    """_report for a run that publishes to a store: written in the work folder, then published."""
-    try:
-        path = write_report(out_dir, store=store)
-    except (OSError, VidpipeError) as error:
-        print(f"warning: report.html was not written: {error}", file=sys.stderr)
-        return None
-    return store.join(path.name)

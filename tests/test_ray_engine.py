@@ -6,6 +6,7 @@ shard's worker can be killed from here while the run goes on.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -264,3 +265,24 @@ def _kill_orphans(mark: str, folder: Path) -> None:
     """Ray's agent processes outlive a SIGKILLed driver."""
     for pid in _ray_processes(mark, folder):
         os.kill(pid, signal.SIGKILL)
+
+
+def test_a_refused_key_on_one_shard_stops_every_shard(write, workdir, monkeypatch):
+    monkeypatch.setenv("AIMLAPI_KEY_GOOD", "sk-good-key-123456")
+    monkeypatch.setenv("AIMLAPI_KEY_BAD", "sk-bad-key-1234567")
+    accounts = (
+        "run:\n  poll_interval: 0.05\n  requests_per_minute: 600000\n  accounts:\n"
+        "    - {key_env: AIMLAPI_KEY_GOOD, concurrency: 2}\n    - {key_env: AIMLAPI_KEY_BAD, concurrency: 2}\n"
+    )
+    manifest = write("m.yaml", manifest_text(jobs=40, run=accounts, prompt="a snail on a leaf"))
+    config = SandboxConfig(gen_time=0.5, concurrency=8, render="shared", require_key="sk-good-key-123456")
+    with running_sandbox(config) as strict:
+        code, out, err = ray_run(manifest, strict.base_url, "--shards", "2", "--out", "auth", "--json")
+        accepted = strict.stats()["submits"]["accepted"]
+
+    assert code == 3, err
+    assert "HTTP 401" in json.loads(out)["stop_reason"]
+    # The good key's shard stopped too, long before its 20 jobs (0.5 s each, 2 at a time) were done.
+    assert accepted < 20
+    statuses = results(workdir / "auth")["status"].value_counts().to_dict()
+    assert statuses.get("pending", 0) >= 20

@@ -27,6 +27,7 @@ from ..errors import AbortError, InputError
 from ..http import Counters
 from ..ledger import Ledger
 from ..progress import Progress, choose_mode
+from ..results import keep_results_fresh
 from ..scheduler import SchedulerOptions
 from ..settings import Settings
 from ..steps import Job
@@ -100,7 +101,8 @@ def run_on_ray(
         coordinator = ray.remote(Coordinator).options(num_cpus=0, max_concurrency=10_000).remote(accounts)
         specs = [replace(spec, store=store) for spec in specs]  # each worker opens its own filesystem
         try:
-            return asyncio.run(_watch(ray, specs, ledger_service, coordinator, len(jobs), request))
+            refresh = (ledger, out_dir, settings.output.formats)
+            return asyncio.run(_watch(ray, specs, ledger_service, coordinator, len(jobs), request, refresh))
         finally:
             try:
                 ray.get(ledger_service.close.remote(), timeout=30)
@@ -170,14 +172,20 @@ def _specs(jobs, assignment, accounts, shard_count, out_dir, settings, service, 
     ]
 
 
-async def _watch(ray, specs, ledger_service, coordinator, total, request) -> tuple[ClusterOutcome, bool]:
-    """Launch the shards, restart lost ones, show progress, pass Ctrl-C on; gather the outcome."""
+async def _watch(
+    ray, specs, ledger_service, coordinator, total, request, refresh
+) -> tuple[ClusterOutcome, bool]:
+    """Launch the shards, restart lost ones, show progress and the table, pass Ctrl-C on;
+    gather the outcome. `refresh` is (ledger, folder, formats) for the results table."""
     launch = ray.remote(run_shard).options(num_cpus=1, max_retries=0)
     pending = {launch.remote(spec, ledger_service, coordinator): spec for spec in specs}
     results: dict[int, dict[str, Any]] = {}
     outcome = ClusterOutcome(Tally(total=total))
     average = sum(job.credits_estimate for spec in specs for job in spec.jobs) / max(total, 1)
-    progress = asyncio.create_task(Progress(outcome.tally, choose_mode(request.quiet), average).run())
+    helpers = [
+        asyncio.create_task(Progress(outcome.tally, choose_mode(request.quiet), average).run()),
+        asyncio.create_task(keep_results_fresh(*refresh)),
+    ]
     interrupts = _forward_interrupts(coordinator, outcome.tally)
     try:
         while pending:
@@ -196,8 +204,9 @@ async def _watch(ray, specs, ledger_service, coordinator, total, request) -> tup
         loop = asyncio.get_running_loop()
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
-        progress.cancel()
-        await asyncio.gather(progress, return_exceptions=True)
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
     snapshot = await coordinator.snapshot.remote()
     _merge(outcome, snapshot)
     _conclude(outcome, results.values(), snapshot["control"])

@@ -2,8 +2,12 @@
 
 The ledger stays one SQLite file on the driver's machine, written by one `LedgerService` actor
 placed there, so there is one ledger view at the end and the file never crosses a network file
-system. A shard's ledger calls wait for the actor's answer (the commit) before going on: the
-intent to submit is on disk before the POST leaves, exactly as in one process.
+system. The two writes that guard money wait for the actor's commit, as in one process: the
+intent to submit is on disk before the POST leaves, and the generation id before anything else
+happens to the job. Other writes are sent without waiting (a round trip costs more than the
+write): Ray runs one caller's calls to an actor in order, so later reads see them, and the
+shard waits for them all before it ends. Lost in a crash, they cost nothing: the job is polled
+or downloaded again, or stays `uncertain` rather than being paid twice.
 """
 
 from __future__ import annotations
@@ -13,6 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ..ledger import Ledger
+
+# Answered before the shard goes on: reads, and the writes that guard against paying twice.
+WAITED_FOR = frozenset(
+    {"job", "rows_by_id", "recover_interrupted_submits", "mark_submitting", "mark_submitted"}
+)
+UNWAITED_LIMIT = 1000  # sent but not yet confirmed; past this, wait for the oldest
 
 # The Ledger methods the steps and the scheduler use; nothing else crosses the wire.
 SHARD_METHODS = frozenset(
@@ -55,6 +65,7 @@ class RemoteLedger:
     def __init__(self, service: Any, job_ids: Iterable[str]):
         self._service = service
         self._job_ids = list(job_ids)
+        self._unconfirmed: list[Any] = []  # refs of writes sent without waiting
 
     def rows_by_id(self, job_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         return self._call("rows_by_id", list(job_ids) if job_ids is not None else self._job_ids)
@@ -64,10 +75,24 @@ class RemoteLedger:
             raise AttributeError(name)
         return lambda *args, **kwargs: self._call(name, *args, **kwargs)
 
+    def flush(self) -> None:
+        """Wait until every write sent so far is committed (raises the first that failed)."""
+        import ray
+
+        pending, self._unconfirmed = self._unconfirmed, []
+        ray.get(pending)
+
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         import ray
 
-        return ray.get(self._service.call.remote(method, args, kwargs))
+        ref = self._service.call.remote(method, args, kwargs)
+        if method in WAITED_FOR:
+            return ray.get(ref)
+        self._unconfirmed.append(ref)
+        if len(self._unconfirmed) > UNWAITED_LIMIT:
+            done, self._unconfirmed = ray.wait(self._unconfirmed, num_returns=UNWAITED_LIMIT // 2)
+            ray.get(done)
+        return None
 
 
 class SharedWindow:

@@ -82,7 +82,8 @@ async def _run(spec: ShardSpec, ledger_service: Any, coordinator: Any) -> dict[s
         finally:
             follow.cancel()
             await asyncio.gather(follow, return_exceptions=True)
-        if scheduler.abort is not None and not isinstance(scheduler.abort, BudgetError):
+        ledger.flush()
+        if _spreads(scheduler.abort):
             await coordinator.abort.remote(type(scheduler.abort).__name__, str(scheduler.abort))
         tally = asdict(scheduler.tally)
         await coordinator.report.remote(spec.shard, tally)
@@ -107,8 +108,11 @@ async def _take_over(spec: ShardSpec, ledger: RemoteLedger, coordinator: Any, jo
 
 
 async def _follow(shard: int, scheduler: Scheduler, work: asyncio.Task, coordinator: Any) -> None:
-    """Send counts; obey the run's stop, abort and cancel."""
+    """Send counts and this shard's abort (a 401 here stops every shard); obey the run's stop,
+    abort and cancel."""
     while True:
+        if _spreads(scheduler.abort):
+            await coordinator.abort.remote(type(scheduler.abort).__name__, str(scheduler.abort))
         control = await coordinator.report.remote(shard, asdict(scheduler.tally))
         if control.cancel:
             scheduler.stop_submitting(control.cancel)
@@ -120,6 +124,11 @@ async def _follow(shard: int, scheduler: Scheduler, work: asyncio.Task, coordina
         elif control.stop:
             scheduler.stop_submitting(control.stop)
         await asyncio.sleep(REPORT_EVERY_S)
+
+
+def _spreads(abort: AbortError | None) -> bool:
+    """A bad key, no credits or a wrong endpoint stop the run; a shard's budget share only it."""
+    return abort is not None and not isinstance(abort, BudgetError)
 
 
 def abort_error(kind: str, message: str) -> AbortError:
