@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Example:\n"
         "  vidpipe run manifests/ab-seed-sweep.yaml\n"
         "  AIMLAPI_KEY=... vidpipe run manifests/ab-seed-sweep.yaml --provider aimlapi --limit 2\n"
-        "  vidpipe run manifests/ab-seed-sweep.yaml --engine ray --shards 4   # needs vidpipe[ray]",
+        "  vidpipe run manifests/ab-seed-sweep.yaml --engine ray --shards 4   # needs vidpipe[ray]\n"
+        "  vidpipe run manifests/ab-seed-sweep.yaml --out s3://bucket/sweeps   # needs vidpipe[s3]",
     )
     run.add_argument("manifest", type=Path, metavar="MANIFEST", help="YAML or CSV manifest")
     run.add_argument("--provider", choices=("sandbox", "aimlapi"), help="override the manifest's provider")
