@@ -50,6 +50,9 @@ class SchedulerOptions:
     budget: int | None = None
     resubmit_failed: int = 0
     retry_uncertain: bool = False
+    # Jobs not to submit in this run whatever their state: a restarted shard's jobs that its
+    # dead attempt left uncertain or failed (a rerun decides about them, as after any crash).
+    hold_back: frozenset[str] = frozenset()
 
 
 class Scheduler:
@@ -81,10 +84,14 @@ class Scheduler:
         try:
             for job_id, status in work:
                 await self._slots.acquire()
-                if self.stop_reason is None and self._shared and not await self._shared.acquire(job_id):
+                shared = self.stop_reason is None and self._shared is not None
+                if shared and not await self._shared.acquire(job_id):
+                    shared = False
                     self.stop_submitting("every slot is held by a generation past run.timeout")
-                if self.stop_reason is not None:
+                if self.stop_reason is not None:  # perhaps while waiting for the shared slot
                     self._slots.release()
+                    if shared:
+                        self._shared.release(job_id)
                     break
                 self.tally.queued -= 1
                 task = asyncio.create_task(self._drive(self.jobs[job_id], status))
@@ -131,7 +138,7 @@ class Scheduler:
             status = row["status"]
             if status in states.WITH_GENERATION:
                 resume.append((job_id, status))
-            elif status in to_submit:
+            elif status in to_submit and job_id not in self.options.hold_back:
                 submit.append((job_id, status))
             elif status == states.COMPLETED and self._video_missing(row):
                 resume.append((job_id, states.GENERATED))
@@ -141,6 +148,8 @@ class Scheduler:
                     self.tally.completed += 1
                 elif status == states.UNCERTAIN:
                     self.tally.uncertain += 1
+                elif status == states.FAILED:
+                    self.tally.failed += 1
         return resume + submit
 
     def _video_missing(self, row: dict[str, Any]) -> bool:

@@ -156,6 +156,7 @@ class FsspecStore(Store):
     remote = True
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None):
+        _refuse_secrets(url, storage_options or {})
         self._url = url.rstrip("/")
         self.storage_options = dict(storage_options or {})
         self._fs: Any = None
@@ -279,6 +280,36 @@ class FsspecStore(Store):
             raise
         except Exception as error:  # fsspec backends raise OSError, botocore, aiohttp... errors
             raise StoreError(f"{what}: {_reason(error)}") from error
+
+
+SECRET_WORDS = ("secret", "password", "token", "key", "credential", "sas")
+
+
+def _secret_name(name: str) -> bool:
+    # An id names a secret without being one (SSEKMSKeyId, access_key_id is half of a pair:
+    # refused with its secret anyway).
+    return any(word in name for word in SECRET_WORDS) and not name.endswith("id")
+
+
+def _refuse_secrets(url: str, storage_options: dict[str, Any]) -> None:
+    """Credentials belong in the environment: the URL and options are written to the work
+    folder's vidpipe-store.json and shown in messages."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        raise InputError(
+            f"output.dir {parts.scheme}://***@{parts.hostname or ''}{parts.path}: credentials in the URL; "
+            "set them in the environment (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+        )
+    pending: list[tuple[str, Any]] = list(storage_options.items())
+    while pending:
+        name, value = pending.pop()
+        if isinstance(value, dict):
+            pending += [(f"{name}.{inner}", item) for inner, item in value.items()]
+        elif _secret_name(name.rsplit(".", 1)[-1].lower()):
+            raise InputError(
+                f"output.storage_options.{name}: looks like a credential; set it in the environment "
+                "instead (it would be written to vidpipe-store.json)"
+            )
 
 
 def _filesystem(url: str, storage_options: dict[str, Any]) -> tuple[Any, str]:

@@ -109,18 +109,48 @@ def test_when_every_slot_is_held_past_its_timeout_waiters_are_told_no():
     assert run(scenario()) == (False, False)
 
 
-def test_coordinator_counts_in_flight_across_accounts_and_frees_a_dead_shards_idle_slots():
+def test_coordinator_counts_in_flight_across_accounts_and_settles_a_dead_shards_slots():
     async def scenario():
         coordinator = Coordinator([A, B])
         for job in ("a1", "a2", "a3"):
             await coordinator.acquire("KEY_A", job)
         await coordinator.acquire("KEY_B", "b1")
         peak = coordinator.peak_in_flight
-        # A restarted shard owning a1..a3: a2's generation still runs, the others do not.
-        await coordinator.release_all_but("KEY_A", ["a1", "a2", "a3"], keep=["a2"])
-        return peak, coordinator.in_flight, set(coordinator.windows["KEY_A"].holders)
+        # A restarted shard owning a1..a3: a2's generation runs (it resumes it), a3's submit was
+        # in the air (it may run: its slot is kept until the run ends), a1 had not been sent.
+        await coordinator.settle("KEY_A", ["a1", "a2", "a3"], running=["a2"], maybe=["a3"])
+        window = coordinator.windows["KEY_A"]
+        return peak, coordinator.in_flight, dict(window.holders)
 
-    assert run(scenario()) == (4, 2, {"a2"})
+    assert run(scenario()) == (4, 3, {"a2": False, "a3": True})
+
+
+def test_slots_left_to_unwatched_generations_end_the_wait_instead_of_hanging():
+    """A shard given up on leaves generations nobody polls: when they hold every slot, waiting
+    shards are told no (and stop submitting) rather than waiting forever."""
+
+    async def scenario():
+        coordinator = Coordinator([B])  # 2 slots
+        await coordinator.acquire("KEY_B", "lost1")
+        await coordinator.acquire("KEY_B", "lost2")
+        waiting = asyncio.create_task(coordinator.acquire("KEY_B", "other"))
+        await asyncio.sleep(0)
+        await coordinator.settle("KEY_B", ["lost1", "lost2"], running=[], maybe=["lost1", "lost2"])
+        return await asyncio.wait_for(waiting, 1)
+
+    assert run(scenario()) is False
+
+
+def test_a_shard_that_ends_frees_what_it_holds_but_not_a_generation_past_its_timeout():
+    async def scenario():
+        coordinator = Coordinator([A])
+        await coordinator.acquire("KEY_A", "granted-while-stopping")
+        await coordinator.acquire("KEY_A", "timed-out")
+        await coordinator.hold("KEY_A", "timed-out")
+        await coordinator.settle("KEY_A", ["granted-while-stopping", "timed-out"], [], [])
+        return dict(coordinator.windows["KEY_A"].holders)
+
+    assert run(scenario()) == {"timed-out": True}
 
 
 def test_coordinator_passes_the_first_stop_abort_and_cancel_on():

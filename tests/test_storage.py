@@ -220,7 +220,7 @@ def test_fsspec_store_publishes_lists_fetches_and_travels(tmp_path, memory_url):
 
 
 def test_store_urls_and_local_folders(tmp_path):
-    assert FsspecStore("s3://user:secret@bucket/prefix/").describe() == "s3://bucket/prefix"
+    assert FsspecStore("s3://bucket/prefix/").describe() == "s3://bucket/prefix"
     with pytest.raises(InputError, match="nosuchscheme"):
         FsspecStore("nosuchscheme://bucket/x").check_writable()
     local = open_store(tmp_path / "out")
@@ -231,3 +231,26 @@ def test_store_urls_and_local_folders(tmp_path):
     local.publish(video, "videos/a.mp4", keep=False)  # already in place: nothing moves
     assert video.read_bytes() == b"v" * 5
     assert local.sizes() == {"videos/a.mp4": 5}
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "named"),
+    [
+        ("s3://me:hunter22@bucket/x", {}, "output.dir s3://***@bucket/x: credentials in the URL"),
+        ("s3://bucket/x", {"secret": "hunter22"}, "output.storage_options.secret: looks like a credential"),
+        (
+            "s3://bucket/x",
+            {"client_kwargs": {"aws_secret_access_key": "hunter22"}},
+            "output.storage_options.client_kwargs.aws_secret_access_key: looks like a credential",
+        ),
+    ],
+)
+def test_credentials_in_the_url_or_options_are_refused_without_being_shown(url, options, named):
+    with pytest.raises(InputError) as caught:
+        FsspecStore(url, options)
+    assert str(caught.value).startswith(named) and "hunter22" not in str(caught.value)
+
+
+def test_options_that_are_not_credentials_are_kept():
+    options = {"endpoint_url": "https://minio.local", "s3_additional_kwargs": {"SSEKMSKeyId": "alias/x"}}
+    assert FsspecStore("s3://bucket/x", options).storage_options == options

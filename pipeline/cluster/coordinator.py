@@ -103,12 +103,19 @@ class Coordinator:
     async def hold(self, account: str, job_id: str) -> None:
         self.windows[account].hold(job_id)
 
-    async def release_all_but(self, account: str, job_ids: list[str], keep: list[str]) -> None:
-        """A restarted shard lets go of its jobs' slots, except those whose generation still runs."""
-        kept = set(keep)
+    async def settle(self, account: str, job_ids: list[str], running: list[str], maybe: list[str]) -> None:
+        """A shard's slots after it ended, died or was given up on. `running`: generations a
+        restarted shard resumes, which keep their slots; `maybe`: generations that may be
+        running with no one watching (a submit in the air, or a shard given up on), which keep
+        theirs until the run ends, like one past run.timeout. Those are never freed; the rest are.
+        """
+        window = self.windows[account]
+        keep, held = set(running), set(maybe)
         for job_id in job_ids:
-            if job_id not in kept:
-                self.windows[account].release(job_id)
+            if job_id in held:
+                window.hold(job_id)
+            elif job_id not in keep and not window.holders.get(job_id):
+                window.release(job_id)
         self._count()
 
     def _count(self) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import AbortError, InputError
 from ..http import Counters
-from ..ledger import Ledger
+from ..ledger import COMPLETED, FAILED, PENDING, SUBMITTED, SUBMITTING, TIMED_OUT, UNCERTAIN, Ledger, now_iso
 from ..progress import Progress, choose_mode
 from ..results import keep_results_fresh
 from ..scheduler import SchedulerOptions
@@ -66,6 +66,7 @@ class ClusterOutcome:
     stop_reason: str | None = None
     http: dict[str, int] = field(default_factory=dict)
     lost_shards: list[str] = field(default_factory=list)
+    carried: dict[str, float] = field(default_factory=lambda: {"credits_spent": 0.0, "resubmits": 0})
 
 
 def run_on_ray(
@@ -88,21 +89,35 @@ def run_on_ray(
     ray, started_here = _connect(request.address, request.shards)
     try:
         shard_count = request.shards or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        to_pay = _to_pay(ledger.rows_by_id(), request.retry_uncertain)
         specs = _specs(
-            jobs, assignment, accounts, shard_count, out_dir, settings, service, manifest_folder, request
+            jobs,
+            assignment,
+            accounts,
+            shard_count,
+            out_dir,
+            settings,
+            service,
+            manifest_folder,
+            request,
+            to_pay,
         )
         here = ray.get_runtime_context().get_node_id()
         on_this_node = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=False)
         ledger_service = (
             ray.remote(LedgerService)
-            .options(num_cpus=0, max_restarts=3, scheduling_strategy=on_this_node)
-            .remote(str(ledger.path))
+            # A restarted actor reopens the file; calls caught by the restart are sent again
+            # (each write sets a state, so a repeat changes nothing but a counter).
+            .options(num_cpus=0, max_restarts=3, max_task_retries=3, scheduling_strategy=on_this_node)
+            .remote(str(ledger.path.resolve()))
         )
         coordinator = ray.remote(Coordinator).options(num_cpus=0, max_concurrency=10_000).remote(accounts)
         specs = [replace(spec, store=store) for spec in specs]  # each worker opens its own filesystem
         try:
             refresh = (ledger, out_dir, settings.output.formats)
-            return asyncio.run(_watch(ray, specs, ledger_service, coordinator, len(jobs), request, refresh))
+            return asyncio.run(
+                _watch(ray, specs, (ledger, ledger_service), coordinator, len(jobs), request, refresh)
+            )
         finally:
             try:
                 ray.get(ledger_service.close.remote(), timeout=30)
@@ -116,8 +131,14 @@ def run_on_ray(
 
 
 def _connect(address: str | None, shards: int | None):
+    if address and address.startswith("ray://"):
+        raise InputError(
+            f"--ray-address {address}: Ray Client (ray://) would run the driver on the head node, away "
+            "from the ledger; run vidpipe on a machine of the cluster with --ray-address HEAD:6379 (or auto)"
+        )
     for name, value in RAY_ENVIRONMENT.items():
-        os.environ.setdefault(name, value)
+        if address is None or name != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER":  # loopback only when local
+            os.environ.setdefault(name, value)
     try:
         import ray
         import ray.util.scheduling_strategies
@@ -141,14 +162,24 @@ def _connect(address: str | None, shards: int | None):
     return ray, True
 
 
-def _specs(jobs, assignment, accounts, shard_count, out_dir, settings, service, manifest_folder, request):
+def _to_pay(rows: dict[str, dict[str, Any]], retry_uncertain: bool) -> set[str]:
+    """Jobs this run may submit (so budget shares follow the work left, not the whole table)."""
+    statuses = (PENDING, FAILED) + ((UNCERTAIN,) if retry_uncertain else ())
+    return {job_id for job_id, row in rows.items() if row["status"] in statuses}
+
+
+def _specs(
+    jobs, assignment, accounts, shard_count, out_dir, settings, service, manifest_folder, request, to_pay
+):
     base_url, keys = service
     run = settings.run
+    started_at = now_iso()
     by_account = {
         account.name: [job for job in jobs if assignment[job.job_id] == account.name] for account in accounts
     }
     shards = split_shards(by_account, {a.name: a.concurrency for a in accounts}, shard_count)
-    budgets = budget_shares(run.budget, [[job.credits_estimate for job in shard] for _, shard in shards])
+    estimates = [[job.credits_estimate for job in shard if job.job_id in to_pay] for _, shard in shards]
+    budgets = budget_shares(run.budget, estimates)
     concurrency = {account.name: account.concurrency for account in accounts}
     return [
         ShardSpec(
@@ -167,20 +198,27 @@ def _specs(jobs, assignment, accounts, shard_count, out_dir, settings, service, 
                 resubmit_failed=run.resubmit_failed,
                 retry_uncertain=request.retry_uncertain,
             ),
+            run_started_at=started_at,
         )
         for number, ((name, shard_jobs), budget) in enumerate(zip(shards, budgets, strict=True))
     ]
 
 
-async def _watch(
-    ray, specs, ledger_service, coordinator, total, request, refresh
-) -> tuple[ClusterOutcome, bool]:
+async def _watch(ray, specs, ledgers, coordinator, total, request, refresh) -> tuple[ClusterOutcome, bool]:
     """Launch the shards, restart lost ones, show progress and the table, pass Ctrl-C on;
-    gather the outcome. `refresh` is (ledger, folder, formats) for the results table."""
-    launch = ray.remote(run_shard).options(num_cpus=1, max_retries=0)
-    pending = {launch.remote(spec, ledger_service, coordinator): spec for spec in specs}
+    gather the outcome. `ledgers` is the driver's Ledger (to read) and the ledger service;
+    `refresh` is (ledger, folder, formats) for the results table."""
+    ledger, ledger_service = ledgers
+    task = ray.remote(run_shard).options(num_cpus=1, max_retries=0)
+
+    def launch(spec: ShardSpec):
+        ray.get(ledger_service.claim.remote(spec.shard, spec.attempt))  # an older attempt may not write
+        return task.remote(spec, ledger_service, coordinator)
+
+    pending = {launch(spec): spec for spec in specs}
     results: dict[int, dict[str, Any]] = {}
     outcome = ClusterOutcome(Tally(total=total))
+    done_before = _done_before(ledger.rows_by_id(), request.retry_uncertain)
     average = sum(job.credits_estimate for spec in specs for job in spec.jobs) / max(total, 1)
     helpers = [
         asyncio.create_task(Progress(outcome.tally, choose_mode(request.quiet), average).run()),
@@ -195,10 +233,10 @@ async def _watch(
                 try:
                     results[spec.shard] = ray.get(ref)
                 except ray.exceptions.RayError as error:
-                    again = await _after_loss(spec, error, coordinator, outcome)
+                    again = await _after_loss(spec, error, ledger, coordinator, outcome)
                     if again is not None:
-                        pending[launch.remote(again, ledger_service, coordinator)] = again
-            _merge(outcome, await coordinator.snapshot.remote())
+                        pending[launch(again)] = again
+            _merge(outcome, await coordinator.snapshot.remote(), done_before)
             await asyncio.sleep(WATCH_EVERY_S)
     finally:
         loop = asyncio.get_running_loop()
@@ -208,32 +246,56 @@ async def _watch(
             helper.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
     snapshot = await coordinator.snapshot.remote()
-    _merge(outcome, snapshot)
+    _merge(outcome, snapshot, done_before)
     _conclude(outcome, results.values(), snapshot["control"])
     return outcome, interrupts["count"] > 0
 
 
-async def _after_loss(spec: ShardSpec, error: Exception, coordinator, outcome: ClusterOutcome):
-    """The spec to start again after a shard was lost, or None when it is given up on."""
-    control = (await coordinator.snapshot.remote())["control"]
-    reason = _first_line(error)
+def _done_before(rows: dict[str, dict[str, Any]], retry_uncertain: bool) -> int:
+    final = (COMPLETED,) + (() if retry_uncertain else (UNCERTAIN,))
+    return sum(row["status"] in final for row in rows.values())
+
+
+async def _after_loss(
+    spec: ShardSpec, error: Exception, ledger: Ledger, coordinator, outcome: ClusterOutcome
+):
+    """The spec to start again after a shard was lost, or None when it is given up on.
+
+    What the lost attempt spent counts against the shard's budget share, and in the run's tally.
+    """
+    snapshot = await coordinator.snapshot.remote()
+    control = snapshot["control"]
+    lost = snapshot["tallies"].get(spec.shard) or {}
+    spent = lost.get("credits_spent", 0.0)
+    outcome.carried["credits_spent"] += spent
+    outcome.carried["resubmits"] += lost.get("resubmits", 0)
+    reason = _first_line(getattr(error, "cause", None) or error)
     if spec.attempt + 1 >= MAX_ATTEMPTS or control.cancel or control.abort:
-        outcome.lost_shards.append(f"shard {spec.shard}: {reason}")
+        outcome.lost_shards.append(f"shard {spec.shard} was lost ({reason})")
         print(
             f"warning: shard {spec.shard} was lost ({reason}); its unfinished jobs wait for a rerun",
             file=sys.stderr,
         )
+        # Nobody polls its generations in this run: their slots stay taken until it ends.
+        rows = ledger.rows_by_id([job.job_id for job in spec.jobs])
+        unwatched = [job for job, row in rows.items() if row["status"] in (SUBMITTING, SUBMITTED, TIMED_OUT)]
+        await coordinator.settle.remote(spec.account, list(rows), [], unwatched)
         return None
     print(f"warning: shard {spec.shard} was lost ({reason}); starting it again", file=sys.stderr, flush=True)
-    return replace(spec, attempt=spec.attempt + 1)
+    budget = spec.options.budget
+    options = replace(spec.options, budget=None if budget is None else max(0, int(budget - spent)))
+    return replace(spec, attempt=spec.attempt + 1, options=options)
 
 
-def _merge(outcome: ClusterOutcome, snapshot: dict[str, Any]) -> None:
+def _merge(outcome: ClusterOutcome, snapshot: dict[str, Any], done_before: int) -> None:
     """The shards' latest counts, summed into the tally the progress line reads."""
     tally = outcome.tally
     summed = {f.name for f in fields(Tally)} - {"total", "started", "peak_in_flight"}
     for name in summed:
-        setattr(tally, name, sum(shard[name] for shard in snapshot["tallies"].values()))
+        total = sum(shard[name] for shard in snapshot["tallies"].values())
+        setattr(tally, name, total + outcome.carried.get(name, 0))
+    # A restarted shard counts the jobs its lost attempt finished as done before: the ledger knows.
+    tally.skipped = done_before
     tally.peak_in_flight = snapshot["peak_in_flight"]
 
 
@@ -248,6 +310,8 @@ def _conclude(outcome: ClusterOutcome, results, control) -> None:
     if control.abort is not None:
         outcome.abort = abort_error(*control.abort)
     outcome.stop_reason = control.cancel or control.stop or outcome.stop_reason
+    if outcome.lost_shards and outcome.stop_reason is None:
+        outcome.stop_reason = "; ".join(outcome.lost_shards)
     outcome.http = asdict(counters)
 
 

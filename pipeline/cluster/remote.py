@@ -44,13 +44,32 @@ SHARD_METHODS = frozenset(
 )
 
 
+class StaleShardError(RuntimeError):
+    """A call from an attempt of a shard that has since been started again."""
+
+
 class LedgerService:
-    """The run's ledger, opened once in an actor on the driver's node."""
+    """The run's ledger, opened once in an actor on the driver's node.
+
+    Only the latest attempt of each shard may write: should a shard be started again while its
+    old attempt still runs (its node cut off, not dead), the old one's next call fails, and it
+    submits nothing more.
+    """
 
     def __init__(self, path: str):
         self._ledger = Ledger(Path(path))
+        self._attempts: dict[int, int] = {}
 
-    def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def claim(self, shard: int, attempt: int) -> None:
+        """From now on, `attempt` is the shard's only voice (the driver calls this first)."""
+        self._attempts[shard] = attempt
+
+    def call(
+        self, caller: tuple[int, int], method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        shard, attempt = caller
+        if self._attempts.get(shard) != attempt:
+            raise StaleShardError(f"shard {shard} attempt {attempt} was replaced; it may not write")
         if method not in SHARD_METHODS:
             raise AttributeError(f"the ledger service does not offer {method!r}")
         return getattr(self._ledger, method)(*args, **kwargs)
@@ -62,10 +81,12 @@ class LedgerService:
 class RemoteLedger:
     """Ledger methods for a shard; each call returns once the service has committed it."""
 
-    def __init__(self, service: Any, job_ids: Iterable[str]):
+    def __init__(self, service: Any, caller: tuple[int, int], job_ids: Iterable[str]):
         self._service = service
+        self._caller = caller  # (shard, attempt)
         self._job_ids = list(job_ids)
         self._unconfirmed: list[Any] = []  # refs of writes sent without waiting
+        self._failure: Exception | None = None  # the first unwaited write that failed
 
     def rows_by_id(self, job_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         return self._call("rows_by_id", list(job_ids) if job_ids is not None else self._job_ids)
@@ -77,22 +98,33 @@ class RemoteLedger:
 
     def flush(self) -> None:
         """Wait until every write sent so far is committed (raises the first that failed)."""
-        import ray
 
         pending, self._unconfirmed = self._unconfirmed, []
-        ray.get(pending)
+        self._settle(pending)
+        if self._failure is not None:
+            raise self._failure
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         import ray
 
-        ref = self._service.call.remote(method, args, kwargs)
+        ref = self._service.call.remote(self._caller, method, args, kwargs)
         if method in WAITED_FOR:
             return ray.get(ref)
         self._unconfirmed.append(ref)
         if len(self._unconfirmed) > UNWAITED_LIMIT:
             done, self._unconfirmed = ray.wait(self._unconfirmed, num_returns=UNWAITED_LIMIT // 2)
-            ray.get(done)
+            self._settle(done)
         return None
+
+    def _settle(self, refs: list[Any]) -> None:
+        """Wait for `refs`; a failure is kept for `flush` (not blamed on whichever job is next)."""
+        import ray
+
+        for ref in refs:
+            try:
+                ray.get(ref)
+            except Exception as error:  # the shard ends with it, and the driver starts it again
+                self._failure = self._failure or error
 
 
 class SharedWindow:

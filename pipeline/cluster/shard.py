@@ -8,18 +8,19 @@ coordinator and learns whether to stop submitting, abort, or cancel.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .. import errors
 from ..errors import AbortError, BudgetError
-from ..ledger import SUBMITTED, TIMED_OUT
+from ..ledger import FAILED, SUBMITTED, SUBMITTING, TIMED_OUT, UNCERTAIN
 from ..scheduler import Scheduler, SchedulerOptions
 from ..session import open_scheduler
 from ..settings import RunSettings
 from ..steps import Job
 from ..storage import Store
+from .coordinator import Control
 from .remote import RemoteLedger, SharedLimiter, SharedWindow
 
 REPORT_EVERY_S = 0.25
@@ -44,6 +45,7 @@ class ShardSpec:
     manifest_folder: str
     run: RunSettings
     options: SchedulerOptions
+    run_started_at: str  # ledger time (ISO, UTC) when the run began
     store: Store | None = None  # None: videos stay in out_dir/videos
 
 
@@ -54,9 +56,10 @@ def run_shard(spec: ShardSpec, ledger_service: Any, coordinator: Any) -> dict[st
 
 async def _run(spec: ShardSpec, ledger_service: Any, coordinator: Any) -> dict[str, Any]:
     job_ids = [job.job_id for job in spec.jobs]
-    ledger = RemoteLedger(ledger_service, job_ids)
+    ledger = RemoteLedger(ledger_service, (spec.shard, spec.attempt), job_ids)
+    options = spec.options
     if spec.attempt > 0:
-        await _take_over(spec, ledger, coordinator, job_ids)
+        options = replace(options, hold_back=await _take_over(spec, ledger, coordinator, job_ids))
     service = (spec.base_url, str(spec.api_key))
     video_dir = Path(spec.out_dir) / "videos"
     video_dir.mkdir(parents=True, exist_ok=True)  # on another node, the first shard there makes it
@@ -67,12 +70,15 @@ async def _run(spec: ShardSpec, ledger_service: Any, coordinator: Any) -> dict[s
         spec.run,
         service,
         Path(spec.manifest_folder),
-        spec.options,
+        options,
         limiter=SharedLimiter(coordinator, spec.account),
         shared=SharedWindow(coordinator, spec.account),
         store=spec.store,
     ) as scheduler:
+        # A shard started after a Ctrl-C or an abort must know before its first submit.
+        control = await coordinator.report.remote(spec.shard, None)
         work = asyncio.create_task(scheduler.run())
+        _obey(control, scheduler, work)
         follow = asyncio.create_task(_follow(spec.shard, scheduler, work, coordinator))
         cancelled = False
         try:
@@ -83,6 +89,8 @@ async def _run(spec: ShardSpec, ledger_service: Any, coordinator: Any) -> dict[s
             follow.cancel()
             await asyncio.gather(follow, return_exceptions=True)
         ledger.flush()
+        # Slots this shard still holds by mistake (granted while it was stopping) go back.
+        await coordinator.settle.remote(spec.account, job_ids, [], [])
         if _spreads(scheduler.abort):
             await coordinator.abort.remote(type(scheduler.abort).__name__, str(scheduler.abort))
         tally = asdict(scheduler.tally)
@@ -98,13 +106,26 @@ async def _run(spec: ShardSpec, ledger_service: Any, coordinator: Any) -> dict[s
         }
 
 
-async def _take_over(spec: ShardSpec, ledger: RemoteLedger, coordinator: Any, job_ids: list[str]) -> None:
-    """A restarted shard: the dead one's submits in the air are `uncertain` (never resent
-    unasked), and it lets go of the slots of jobs whose generation is not running."""
-    ledger.recover_interrupted_submits(job_ids)
+async def _take_over(
+    spec: ShardSpec, ledger: RemoteLedger, coordinator: Any, job_ids: list[str]
+) -> frozenset[str]:
+    """A restarted shard takes over from the dead attempt; returns the jobs to hold back.
+
+    The dead attempt's submits in the air become `uncertain` and keep their slots (their
+    generations may run); jobs it left uncertain or failed are not submitted again in this run,
+    even with --retry-uncertain or failed jobs to retry (the next run decides, as after any crash).
+    """
+    in_the_air = [job for job, row in ledger.rows_by_id().items() if row["status"] == SUBMITTING]
+    ledger.recover_interrupted_submits(in_the_air)
     rows = ledger.rows_by_id()
     running = [job_id for job_id, row in rows.items() if row["status"] in (SUBMITTED, TIMED_OUT)]
-    await coordinator.release_all_but.remote(spec.account, job_ids, running)
+    await coordinator.settle.remote(spec.account, job_ids, running, in_the_air)
+    ended_here = {
+        job_id
+        for job_id, row in rows.items()
+        if row["status"] in (UNCERTAIN, FAILED) and row["updated_at"] >= spec.run_started_at
+    }
+    return frozenset(ended_here)
 
 
 async def _follow(shard: int, scheduler: Scheduler, work: asyncio.Task, coordinator: Any) -> None:
@@ -113,17 +134,22 @@ async def _follow(shard: int, scheduler: Scheduler, work: asyncio.Task, coordina
     while True:
         if _spreads(scheduler.abort):
             await coordinator.abort.remote(type(scheduler.abort).__name__, str(scheduler.abort))
-        control = await coordinator.report.remote(shard, asdict(scheduler.tally))
-        if control.cancel:
-            scheduler.stop_submitting(control.cancel)
-            work.cancel()
+        if _obey(await coordinator.report.remote(shard, asdict(scheduler.tally)), scheduler, work):
             return
-        if control.abort and scheduler.abort is None:
-            kind, message = control.abort
-            scheduler.stop_now(abort_error(kind, message))
-        elif control.stop:
-            scheduler.stop_submitting(control.stop)
         await asyncio.sleep(REPORT_EVERY_S)
+
+
+def _obey(control: Control, scheduler: Scheduler, work: asyncio.Task) -> bool:
+    """Apply the run's stop, abort or cancel to this shard; True once it is cancelled."""
+    if control.cancel:
+        scheduler.stop_submitting(control.cancel)
+        work.cancel()
+        return True
+    if control.abort and scheduler.abort is None:
+        scheduler.stop_now(abort_error(*control.abort))
+    elif control.stop:
+        scheduler.stop_submitting(control.stop)
+    return False
 
 
 def _spreads(abort: AbortError | None) -> bool:
