@@ -162,3 +162,15 @@ def test_coordinator_passes_the_first_stop_abort_and_cancel_on():
         return control.abort, coordinator.tallies
 
     assert run(scenario()) == (("AuthError", "401 on KEY_A"), {0: {"completed": 1}})
+
+
+def test_each_account_has_its_own_window():
+    async def scenario():
+        coordinator = Coordinator([A, B])  # 3 and 2 slots
+        granted = [await coordinator.acquire("KEY_B", f"b{n}") for n in range(2)]
+        third_b = asyncio.create_task(coordinator.acquire("KEY_B", "b2"))
+        granted += [await asyncio.wait_for(coordinator.acquire("KEY_A", f"a{n}"), 1) for n in range(3)]
+        await asyncio.sleep(0)
+        return granted, third_b.done(), coordinator.in_flight
+
+    assert run(scenario()) == ([True] * 5, False, 5)

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -289,3 +294,50 @@ def test_a_refused_key_on_one_shard_stops_every_shard(write, workdir, monkeypatc
     assert accepted < 20
     statuses = results(workdir / "auth")["status"].value_counts().to_dict()
     assert statuses.get("pending", 0) >= 20
+
+
+def test_joining_a_running_cluster_with_ray_address(write, shared_sandbox, workdir, monkeypatch):
+    """`ray start --head` (on loopback, in a folder of its own), then `--ray-address` to it."""
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # tests stay on loopback
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # Ray's socket paths must stay short
+    port = _free_port()
+    ray = Path(sys.executable).with_name("ray")
+    start = [str(ray), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+             "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(temp)]  # fmt: skip
+    subprocess.run(start, check=True, capture_output=True, timeout=120)
+    try:
+        manifest = write("m.yaml", manifest_text(jobs=10, run=run_section(600_000), prompt="a fox in snow"))
+        shared_sandbox.reset()
+
+        code, _, err = ray_run(
+            manifest, shared_sandbox.base_url, "--ray-address", f"127.0.0.1:{port}", "--out", "j"
+        )
+
+        assert code == 0, err
+        assert set(results(workdir / "j")["status"]) == {"completed"}
+        assert shared_sandbox.stats()["submits"]["accepted"] == 10
+        assert _processes_using(temp), "the cluster should outlive a run that joined it"
+    finally:
+        for pid in _processes_using(temp):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _processes_using(folder: Path) -> list[int]:
+    """The cluster's processes: their command lines name its session folder."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(folder).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
