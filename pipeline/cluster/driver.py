@@ -5,11 +5,12 @@
     progress, Ctrl-C        ------>  Coordinator: windows, rates,    <---  each: one account's
                                       stop/abort/cancel, tallies           jobs, the usual scheduler
 
-A shard that dies (its worker killed, its node lost) is started again with the same jobs: the
-new attempt marks the dead one's submits in the air `uncertain`, resumes its generations by id
-and submits only jobs never sent, so no job is paid for twice. The driver holds the output
-folder's lock for the whole run; if the driver dies, the shards' calls to the actors fail and
-they stop, and the next `vidpipe run` resumes from the ledger as after any crash.
+A shard that dies (its worker killed, its node lost) is started again with the same jobs, and
+only that attempt may write to the ledger from then on: it marks the dead one's submits in the
+air `uncertain`, resumes its generations by id and submits only jobs never sent, so no job is
+paid for twice (shard.py). The driver holds the output folder's lock for the whole run; if the
+driver dies, Ray stops the shards with it, and the next `vidpipe run` resumes from the ledger
+as after any crash.
 """
 
 from __future__ import annotations
@@ -40,13 +41,10 @@ from .sharding import budget_shares, split_shards
 
 MAX_ATTEMPTS = 3
 WATCH_EVERY_S = 0.25
-# Set before Ray is imported: no usage reporting, no token prompts, and a local instance that
-# listens on 127.0.0.1 only.
-RAY_ENVIRONMENT = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_AUTH_MODE": "disabled",
-}
+# Set before Ray is imported (unless the user set them): no usage reporting; and for a local
+# instance, no token prompts and listening on 127.0.0.1 only. A cluster joined keeps its own.
+RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0"}
+LOCAL_RAY_ENVIRONMENT = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 @dataclass(frozen=True)
@@ -136,9 +134,8 @@ def _connect(address: str | None, shards: int | None):
             f"--ray-address {address}: Ray Client (ray://) would run the driver on the head node, away "
             "from the ledger; run vidpipe on a machine of the cluster with --ray-address HEAD:6379 (or auto)"
         )
-    for name, value in RAY_ENVIRONMENT.items():
-        if address is None or name != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER":  # loopback only when local
-            os.environ.setdefault(name, value)
+    for name, value in {**RAY_ENVIRONMENT, **({} if address else LOCAL_RAY_ENVIRONMENT)}.items():
+        os.environ.setdefault(name, value)
     try:
         import ray
         import ray.util.scheduling_strategies
