@@ -77,6 +77,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task] = set()
         self._submitting: set[asyncio.Task] = set()
         self._held = 0  # slots kept by generations past run.timeout
+        self._published: dict[str, int] | None = None  # relative path -> size, of videos in the store
 
     async def run(self) -> Tally:
         work = self._work_list()
@@ -160,8 +161,6 @@ class Scheduler:
         if self._published is None:  # one listing of the store for the whole work list
             self._published = self.steps.store.sizes(self.steps.video_dir.name)
         return not row["path"] or self._published.get(Path(row["path"]).as_posix()) != row["bytes"]
-
-    _published: dict[str, int] | None = None  # relative path -> size of the videos in the store
 
     async def _drive(self, job: Job, status: str) -> None:
         """Take one job from where the ledger says it is to a final state, holding a slot."""
