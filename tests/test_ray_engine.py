@@ -97,10 +97,7 @@ def test_ray_engine_gives_the_same_table_as_the_local_engine_within_the_cluster_
 def test_killing_a_shard_worker_mid_run_still_completes_with_no_job_submitted_twice(
     write, shared_sandbox, workdir, monkeypatch
 ):
-    # Ray's workers inherit the run's environment: the mark tells this run's workers from
-    # those of any other Ray run on the machine.
-    mark = f"VIDPIPE_TEST_RUN={uuid.uuid4().hex}"
-    monkeypatch.setenv(*mark.split("="))
+    mark = _mark_this_run(monkeypatch)
     manifest = write("m.yaml", manifest_text(jobs=80, run=run_section(600_000), prompt="a lighthouse in fog"))
     shared_sandbox.reset()
     # --retry-uncertain: even so, a submit in the air when the worker died is not sent again.
@@ -216,8 +213,7 @@ def test_shards_publish_videos_straight_to_s3(write, shared_sandbox, workdir, mo
 def test_after_the_driver_is_killed_a_rerun_finishes_the_run_paying_for_nothing_twice(
     write, shared_sandbox, workdir, monkeypatch
 ):
-    mark = f"VIDPIPE_TEST_RUN={uuid.uuid4().hex}"
-    monkeypatch.setenv(*mark.split("="))
+    mark = _mark_this_run(monkeypatch)
     manifest = write("m.yaml", manifest_text(jobs=60, run=run_section(600_000), prompt="a kite in a storm"))
     shared_sandbox.reset()
     driver = start_runner(
@@ -341,3 +337,11 @@ def _processes_using(folder: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def _mark_this_run(monkeypatch) -> str:
+    """Ray's workers inherit the run's environment: the mark tells this run's workers from
+    those of any other Ray run on the machine."""
+    mark = f"VIDPIPE_TEST_RUN={uuid.uuid4().hex}"
+    monkeypatch.setenv(*mark.split("="))
+    return mark
