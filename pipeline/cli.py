@@ -306,7 +306,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     elif not args.quiet:
-        print("\n".join(describe_run(summary, args.manifest)))
+        print("\n".join(describe_run(summary)))
     if summary.exit_code == EXIT_ABORTED and summary.stop_reason:
         print(f"error: {summary.stop_reason}", file=sys.stderr)
     if on_github():

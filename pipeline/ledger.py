@@ -83,6 +83,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         "jobs remember their account",
         "ALTER TABLE jobs ADD COLUMN account TEXT",
     ),
+    (
+        # The exact command that resumes this folder (pipeline/resume.py), for `vidpipe status`.
+        "runs remember their command",
+        "ALTER TABLE runs ADD COLUMN command TEXT",
+    ),
 ]
 
 
@@ -206,11 +211,12 @@ class Ledger:
 
     # --- runs ---------------------------------------------------------------------------
 
-    def start_run(self, manifest: str, provider: str) -> int:
+    def start_run(self, manifest: str, provider: str, command: Mapping[str, Any] | None = None) -> int:
+        """Record a run's start; `command` is its ResumeCommand record."""
         self._db.execute("BEGIN IMMEDIATE")
         cursor = self._db.execute(
-            "INSERT INTO runs (started_at, manifest, provider) VALUES (?, ?, ?)",
-            (now_iso(), manifest, provider),
+            "INSERT INTO runs (started_at, manifest, provider, command) VALUES (?, ?, ?, ?)",
+            (now_iso(), manifest, provider, json.dumps(command) if command else None),
         )
         self._db.execute("COMMIT")
         return int(cursor.lastrowid)

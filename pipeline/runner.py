@@ -38,6 +38,7 @@ from .outputs import prepare_store, publish_outputs, remote_store
 from .plan import credits_for
 from .progress import Progress, choose_mode
 from .results import keep_results_fresh, write_results
+from .resume import resume_command
 from .scheduler import Scheduler, SchedulerOptions
 from .schema import REQUEST_FIELDS
 from .session import open_scheduler
@@ -105,9 +106,10 @@ def run(request: RunRequest) -> RunSummary:
             ledger.assign_accounts(assignment)
             planned = _check_budget_before_start(ledger, jobs, settings.run.budget, request.retry_uncertain)
             prepare_store(store, out_dir)
+            resume = resume_command(request, base_url if base_url != DEFAULT_BASE_URL else None)
             if provider == "sandbox":
                 base_url = _start_sandbox(stack, settings.sandbox)
-            run_id = ledger.start_run(display_path(request.manifest), provider)
+            run_id = ledger.start_run(display_path(request.manifest), provider, resume.as_record())
             started = time.monotonic()
             if request.engine == "ray":
                 outcome, interrupted = _execute_on_ray(
@@ -128,6 +130,7 @@ def run(request: RunRequest) -> RunSummary:
             summary.recovered_uncertain = recovered
             summary.http = http
             summary.planned_credits = planned
+            summary.resume = resume
             ledger.finish_run(run_id, summary.exit_code)
             # Before the ledger closes: its connection is the last and tidies the WAL files away.
             publish_outputs(summary, out_dir, store, tables, settings.output.dataset)

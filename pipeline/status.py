@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from . import ledger as states
 from .errors import InputError
 from .ledger import LEDGER_FILE, Ledger
 from .manifest import display_path
+from .resume import ResumeCommand, legacy_command
 
 SHOWN_FAILURES = 20
 
@@ -34,6 +36,16 @@ class Status:
         return self.runs[-1]["manifest"] if self.runs else None
 
     @property
+    def resume(self) -> ResumeCommand | None:
+        """The command that resumes this folder, as the last run recorded it."""
+        if not self.runs:
+            return None
+        recorded = self.runs[-1].get("command")
+        if recorded:
+            return ResumeCommand.from_record(json.loads(recorded))
+        return legacy_command(self.runs[-1]["manifest"])
+
+    @property
     def running(self) -> bool:
         """The last run has not recorded its end: it is running now, or was killed."""
         return bool(self.runs) and self.runs[-1]["finished_at"] is None
@@ -50,6 +62,7 @@ class Status:
             "runs": self.runs,
             "no_longer_in_manifest": self.dropped,
             "last_run_unfinished": self.running,
+            "resume_command": self.resume.shown() if self.resume else None,
         }
 
 
@@ -106,13 +119,14 @@ def describe(status: Status) -> list[str]:
         lines.append(f"  ... and {len(status.failures) - SHOWN_FAILURES} more (see results.csv)")
     for job in status.uncertain[:SHOWN_FAILURES]:
         lines.append(f"  uncertain: {job['job_id']}: {job['error_message']}")
-    if status.manifest:
+    resume = status.resume
+    if resume:
         unfinished = sum(n for s, n in status.counts.items() if s != states.COMPLETED)
         if status.uncertain:
             lines.append(
-                f"Uncertain jobs may have been billed. After checking the account: "
-                f"vidpipe run {status.manifest} --retry-uncertain"
+                "Uncertain jobs may have been billed. After checking the account: "
+                + resume.shown("--retry-uncertain")
             )
         if unfinished - len(status.uncertain) > 0:
-            lines.append(f"To resume: vidpipe run {status.manifest}")
+            lines.append(f"To resume: {resume.shown()}")
     return lines

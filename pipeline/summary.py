@@ -12,6 +12,7 @@ from . import ledger as states
 from .errors import EXIT_ABORTED, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, AbortError
 from .manifest import display_path
 from .plan import CREDITS_PER_USD, format_seconds
+from .resume import ResumeCommand
 from .tally import Tally
 
 
@@ -32,6 +33,11 @@ class RunSummary:
     dataset: Path | str | None = None
     report: Path | str | None = None
     planned_credits: int = 0
+    resume: ResumeCommand | None = None  # the command that resumes this folder
+
+    @property
+    def resume_shown(self) -> str:
+        return self.resume.shown() if self.resume else "the same command"
 
     def as_dict(self) -> dict[str, Any]:
         tally = self.tally
@@ -56,6 +62,7 @@ class RunSummary:
             "failures": self.failures,
             "found_mid_submit": self.recovered_uncertain,
             "http": self.http,
+            "resume_command": self.resume.shown() if self.resume else None,
         }
 
 
@@ -105,7 +112,7 @@ def summarise(settings, provider, out_dir, jobs, outcome: Outcome, interrupted, 
     )
 
 
-def describe(summary: RunSummary, manifest: Path) -> list[str]:
+def describe(summary: RunSummary) -> list[str]:
     """The end-of-run summary for a terminal."""
     tally = summary.tally
     lines = [
@@ -122,10 +129,17 @@ def describe(summary: RunSummary, manifest: Path) -> list[str]:
         lines.append(f"Dataset: {_shown(summary.dataset)}/ (videos + metadata.jsonl)")
     if summary.report:
         lines.append(f"Report: {_shown(summary.report)} (open it in a browser)")
-    for failure in summary.failures[:10]:
-        lines.append(f"  {failure['status']}: {failure['job_id']}: {failure['error']}")
-    if len(summary.failures) > 10:
-        lines.append(f"  ... and {len(summary.failures) - 10} more (see the table)")
+    problems = [f for f in summary.failures if f["status"] not in states.WITH_GENERATION]
+    for failure in problems[:10]:
+        lines.append(f"  {failure['status']}: {failure['job_id']}: {failure['error'] or 'no message'}")
+    if len(problems) > 10:
+        lines.append(f"  ... and {len(problems) - 10} more (see the table)")
+    still_running = len(summary.failures) - len(problems)
+    if still_running:
+        lines.append(
+            f"{still_running} generation(s) were still running when the run stopped; they are paid for "
+            "and recorded, and resuming polls them without submitting again."
+        )
     if summary.recovered_uncertain:
         lines.append(
             f"{summary.recovered_uncertain} job(s) were found mid-submit from an earlier run that stopped "
@@ -134,10 +148,11 @@ def describe(summary: RunSummary, manifest: Path) -> list[str]:
     if tally.uncertain:
         lines.append(
             f"{tally.uncertain} job(s) are uncertain: their submit may have reached the service and may be "
-            "billed. Check the account, then rerun with --retry-uncertain to submit them again."
+            "billed. Check the account, then submit them again with: "
+            + (summary.resume.shown("--retry-uncertain") if summary.resume else "--retry-uncertain")
         )
     if summary.exit_code == EXIT_INTERRUPTED:
-        lines.append(f"Stopped. Run the same command to resume: vidpipe run {display_path(manifest)}")
+        lines.append(f"Stopped. To resume: {summary.resume_shown}")
     return lines
 
 

@@ -16,14 +16,15 @@ def test_status_counts_failures_uncertain_and_says_how_to_resume(write, run_api,
     manifest = write("m.yaml", manifest_text(jobs=4, run="run: {concurrency: 1, poll_interval: 0.05}"))
     with running_sandbox(SandboxConfig(gen_time=0.05, faults=faults)) as sandbox:
         assert run_api(sandbox, manifest).code == 1
+        same_service = f"vidpipe run m.yaml --provider aimlapi --base-url {sandbox.base_url}"
     result = cli("status", "outputs/t")
     assert result.code == 0
     lines = result.out.splitlines()
     assert lines[0] == "outputs/t: 4 jobs: 2 completed, 1 failed, 1 uncertain"
     assert any(line.endswith(": Content moderation: rejected") and "failed" in line for line in lines)
     assert any(line.startswith("  uncertain: ") for line in lines)
-    assert "vidpipe run m.yaml --retry-uncertain" in result.out
-    assert lines[-1] == "To resume: vidpipe run m.yaml"
+    assert f"{same_service} --retry-uncertain" in result.out
+    assert lines[-1] == f"To resume: {same_service}"
     as_json = json.loads(cli("status", "outputs/t", "--json").out)
     assert as_json["counts"] == {"completed": 2, "failed": 1, "uncertain": 1}
     assert as_json["credits"] == 2 * 525_000
