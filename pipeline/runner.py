@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -83,6 +83,10 @@ def run(request: RunRequest) -> RunSummary:
         endpoint=request.endpoint,
     )
     provider = request.provider or settings.provider
+    if provider == "sandbox":
+        # The embedded sandbox charges nothing, so a submit whose answer was lost is simply sent
+        # again: a killed run finishes with the same command, no flag needed.
+        request = replace(request, retry_uncertain=True)
     table = batch.table if request.limit is None else batch.table.head(request.limit)
     out_dir = output_folder(settings, request.out, request.ledger_dir)  # local: holds the ledger
     store = remote_store(output_target(settings, request.out), settings)  # None: outputs in out_dir
@@ -108,7 +112,7 @@ def run(request: RunRequest) -> RunSummary:
             prepare_store(store, out_dir)
             resume = resume_command(request, base_url if base_url != DEFAULT_BASE_URL else None)
             if provider == "sandbox":
-                base_url = _start_sandbox(stack, settings.sandbox)
+                base_url = _start_sandbox(stack, settings.sandbox, out_dir)
             run_id = ledger.start_run(display_path(request.manifest), provider, resume.as_record())
             started = time.monotonic()
             if request.engine == "ray":
@@ -172,7 +176,9 @@ def _service(provider: str, base_url_flag: str | None, accounts) -> tuple[str, d
     return base_url, keys
 
 
-def _start_sandbox(stack: ExitStack, sandbox_settings) -> str:
+def _start_sandbox(stack: ExitStack, sandbox_settings, out_dir: Path) -> str:
+    """The embedded sandbox, keeping its generations next to the ledger so a rerun after a
+    crash polls them by id, as it would the real service."""
     from .sandbox import SandboxConfig, running_sandbox
 
     try:
@@ -181,7 +187,8 @@ def _start_sandbox(stack: ExitStack, sandbox_settings) -> str:
                 "gen_time": sandbox_settings.gen_time,
                 "concurrency": sandbox_settings.concurrency,
                 "faults": sandbox_settings.faults,
-            }
+            },
+            state_dir=str(out_dir),
         )
     except ValueError as error:
         raise InputError(f"sandbox settings: {error}") from None

@@ -145,7 +145,12 @@ def describe(summary: RunSummary) -> list[str]:
             f"{summary.recovered_uncertain} job(s) were found mid-submit from an earlier run that stopped "
             "abruptly: they are uncertain."
         )
-    if tally.uncertain:
+    if tally.uncertain and summary.provider == "sandbox":
+        lines.append(
+            f"{tally.uncertain} job(s) lost their submit answer; the sandbox is free, "
+            "so a rerun sends them again."
+        )
+    elif tally.uncertain:
         lines.append(
             f"{tally.uncertain} job(s) are uncertain: their submit may have reached the service and may be "
             "billed. Check the account, then submit them again with: "

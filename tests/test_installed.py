@@ -51,7 +51,9 @@ def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Complet
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv holding vidpipe[parquet] installed from its wheel; returns its bin folder."""
     root = tmp_path_factory.mktemp("installed")
-    built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(root / "wheel"), str(REPO)], root)
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(root / "wheel"), str(REPO)], root
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = (root / "wheel").glob("vidpipe-*.whl")
     venv = root / "venv"
@@ -93,7 +95,9 @@ def test_the_installed_wheel_validates_plans_and_runs_outside_the_checkout(insta
     assert read.stdout.strip() == "['completed', 'completed']", read.stderr
 
 
-def test_broken_manifest_from_the_installed_wheel_is_exit_2_with_every_problem(installed: Path, elsewhere: Path):
+def test_broken_manifest_from_the_installed_wheel_is_exit_2_with_every_problem(
+    installed: Path, elsewhere: Path
+):
     result = _run([str(installed / "vidpipe"), "validate", "broken.yaml"], elsewhere)
     assert result.returncode == 2
     assert "broken.yaml:6: jobs[0].sed" in result.stderr
@@ -117,7 +121,9 @@ def test_the_pre_commit_hook_passes_a_valid_manifest_and_fails_a_broken_one(tmp_
     def hook(*files: str) -> subprocess.CompletedProcess[str]:
         args = [str(pre_commit), "try-repo", str(REPO), "vidpipe-validate", "--files", *files]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        return subprocess.run(args, cwd=project, env={**env, **env_home}, capture_output=True, text=True, timeout=400)
+        return subprocess.run(
+            args, cwd=project, env={**env, **env_home}, capture_output=True, text=True, timeout=400
+        )
 
     good = hook("manifests/good.yaml")
     assert good.returncode == 0, good.stdout + good.stderr

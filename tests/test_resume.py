@@ -71,7 +71,9 @@ def test_ctrl_c_stops_submitting_finishes_running_work_and_resumes(write):
         out, err = runner.communicate(timeout=60)
         assert runner.returncode == 130, err
         assert "Interrupted: no new submits." in err
-        assert f"Stopped. To resume: vidpipe run m.yaml --provider aimlapi --base-url {sandbox.base_url}" in out
+        assert (
+            f"Stopped. To resume: vidpipe run m.yaml --provider aimlapi --base-url {sandbox.base_url}" in out
+        )
         interrupted = ledger_statuses(out_dir)
         assert "submitting" not in interrupted.values() and "submitted" not in interrupted.values()
         assert 0 < list(interrupted.values()).count("completed") < jobs

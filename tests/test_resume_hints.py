@@ -7,19 +7,34 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 from pipeline.resume import ResumeCommand, resume_command
 from pipeline.runner import RunRequest
 from pipeline.sandbox import SandboxConfig, running_sandbox
-from tests.runner_helpers import KEY, ledger_statuses, manifest_text, results, start_runner, wait_for_submits
+from tests.runner_helpers import (
+    KEY,
+    REPO,
+    ledger_statuses,
+    manifest_text,
+    results,
+    start_runner,
+    wait_for_submits,
+)
 
 RUN = "run: {concurrency: 2, poll_interval: 0.05, poll_max_interval: 0.2, requests_per_minute: 100000}"
 
 
 def _shell(command: str, cwd) -> subprocess.CompletedProcess[str]:
     """Run a printed command as a user would paste it into a shell."""
-    env = {**os.environ, "AIMLAPI_KEY": KEY, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
-    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "AIMLAPI_KEY": KEY,
+        "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+    }
+    return subprocess.run(
+        ["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_printed_resume_command_finishes_the_interrupted_folder(write, cli):
@@ -72,3 +87,33 @@ def test_from_another_folder_the_command_starts_with_cd(tmp_path):
     command = ResumeCommand(("m.yaml",), str(tmp_path / "project dir"))
     assert command.shown(cwd=str(tmp_path)) == f"cd '{tmp_path}/project dir' && vidpipe run m.yaml"
     assert ResumeCommand.from_record(command.as_record()) == command
+
+
+def test_kill_9_on_the_embedded_sandbox_then_the_same_command_finishes_every_job(write):
+    """The default sandbox keeps its generations next to the ledger: a rerun polls them by id."""
+    jobs = 12
+    manifest = write(
+        "m.yaml", manifest_text(jobs=jobs, run=RUN, extra="sandbox: {gen_time: 1.0, concurrency: 4}")
+    )
+    out_dir = manifest.parent / "outputs" / "t"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "pipeline", "run", "m.yaml", "--quiet"]
+    runner = subprocess.Popen(
+        command, cwd=manifest.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    wait_for_submits(out_dir, count=2)
+    time.sleep(0.3)  # their ids recorded; generations take 1 s
+    runner.send_signal(signal.SIGKILL)
+    runner.communicate(timeout=30)
+    before = ledger_statuses(out_dir)
+    assert "pending" in before.values()
+
+    again = subprocess.run(command, cwd=manifest.parent, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    table = results(out_dir)
+    assert set(table["status"]) == {"completed"} and len(table) == jobs
+    assert table["generation_id"].is_unique
+    with_ids = [job for job, status in before.items() if status in ("submitted", "generated")]
+    assert with_ids
+    polled_not_resent = table.set_index("job_id").loc[with_ids, "submits"]
+    assert set(polled_not_resent) == {1}

@@ -99,6 +99,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="generations running at once; the rest queue (default %(default)s)",
     )
     queue.add_argument("--seed", type=int, default=0, help="seed for ids, absent request seeds, times")
+    queue.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="keep generations in a journal in DIR, so a restarted sandbox still knows them",
+    )
     api = parser.add_argument_group("API behaviour")
     api.add_argument("--require-key", metavar="KEY", help="accept only this Bearer key")
     api.add_argument("--strict", action="store_true", help="answer 400 to unknown body fields")
@@ -166,6 +171,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         unknown_id=args.unknown_id,
         url_lifetime=args.url_lifetime,
         render=args.render,
+        state_dir=args.state_dir,
         faults=faults_from_args(args),
     )
 

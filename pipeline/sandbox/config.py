@@ -76,6 +76,9 @@ class SandboxConfig:
     cache_bytes: int = 256 * 1024 * 1024  # rendered clips kept in memory; the rest spill
     spill_dir: str | None = None  # where spilled clips go; None: a temporary folder
 
+    # Restarts
+    state_dir: str | None = None  # keep generations in a journal here: a restart still knows them
+
     faults: FaultConfig = field(default_factory=FaultConfig)
 
     def __post_init__(self) -> None:

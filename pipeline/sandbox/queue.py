@@ -18,6 +18,7 @@ from typing import Any
 
 from .config import SandboxConfig
 from .ids import IdMaker
+from .journal import GenerationJournal
 from .render import ClipSpec, RenderError
 from .store import Renderer
 
@@ -61,8 +62,9 @@ class QueueCounters:
 class GenerationQueue:
     """Creates generations and runs them under the account's concurrency limit."""
 
-    def __init__(self, config: SandboxConfig, renderer: Renderer):
+    def __init__(self, config: SandboxConfig, renderer: Renderer, journal: GenerationJournal | None = None):
         self.config = config
+        self.journal = journal
         self.renderer = renderer
         self.by_id: dict[str, Generation] = {}
         self.by_file: dict[str, Generation] = {}
@@ -108,6 +110,47 @@ class GenerationQueue:
             gen_time=self.draw_gen_time(),
             fail_message=fail_message,
         )
+        if self.journal is not None:
+            self.journal.created(_record(generation, seed))
+        self._start(generation)
+        return generation
+
+    def restore(self, spec_maker: Callable[[dict[str, Any]], Callable[[int], ClipSpec]]) -> int:
+        """Bring back the journal's generations: final ones as they ended (a completed clip is
+        rendered again when first asked for), others running for the time they had left.
+        Ids and file names continue past the restored ones. Returns how many came back."""
+        assert self.journal is not None
+        records = self.journal.load()
+        now = time.time()
+        for record in records:
+            self._ids.next(), self._files.next()
+            generation = Generation(
+                id=record["id"],
+                file=record["file"],
+                endpoint=record["endpoint"],
+                body_hash=record["body_hash"],
+                request=record["request"],
+                spec=spec_maker(record["request"])(record["seed"]),
+                gen_time=max(0.0, record["gen_time"] - (now - record["created"])),
+                fail_message=record["fail_message"],
+                created=record["created"],
+            )
+            if record.get("status") in FINAL:
+                generation.status, generation.error = record["status"], record["error"]
+                generation.credits = record["credits"]
+                self.by_id[generation.id] = generation
+                self.by_file[generation.file] = generation
+            else:
+                self._start(generation)
+        return len(records)
+
+    async def clip_of(self, generation: Generation) -> str | None:
+        """The key of a completed generation's clip, rendering it first if it was restored."""
+        if generation.status == COMPLETED and generation.clip_key is None:
+            generation.clip_key = await self.renderer.render(generation.spec)
+        return generation.clip_key
+
+    def _start(self, generation: Generation) -> None:
         self.by_id[generation.id] = generation
         self.by_file[generation.file] = generation
         counters = self.counters
@@ -117,7 +160,6 @@ class GenerationQueue:
         task = asyncio.get_running_loop().create_task(self._run(generation))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return generation
 
     def _unique_id(self) -> str:
         while True:
@@ -159,19 +201,40 @@ class GenerationQueue:
         generation.credits = self.config.credits_per_second * int(generation.spec.duration)
         generation.status = COMPLETED
         self.counters.completed += 1
+        self._journal_end(generation)
 
     def _fail(self, generation: Generation, message: str) -> None:
         generation.status = ERROR
         generation.error = message
         self.counters.errors += 1
+        self._journal_end(generation)
+
+    def _journal_end(self, generation: Generation) -> None:
+        if self.journal is not None:
+            self.journal.finished(generation.id, generation.status, generation.error, generation.credits)
 
     @property
     def in_flight(self) -> int:
         return self.counters.queued + self.counters.generating
 
     async def close(self) -> None:
-        """Cancel every generation still running and wait for them to end."""
+        """Cancel every generation still running and wait for them to end (a journal keeps them)."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _record(generation: Generation, seed: int) -> dict[str, Any]:
+    """What the journal needs to rebuild a generation after a restart."""
+    return {
+        "id": generation.id,
+        "file": generation.file,
+        "endpoint": generation.endpoint,
+        "body_hash": generation.body_hash,
+        "request": generation.request,
+        "seed": seed,
+        "gen_time": generation.gen_time,
+        "fail_message": generation.fail_message,
+        "created": generation.created,
+    }

@@ -30,6 +30,7 @@ from . import answers
 from .bodies import LEGACY, UNIVERSAL, body_hash, read_body
 from .config import SandboxConfig
 from .faults import Fault, FaultConfig, FaultPlan
+from .journal import GenerationJournal
 from .queue import COMPLETED, Generation, GenerationQueue
 from .render import DEFAULT_DURATION, DEFAULT_RATIO, ClipSpec
 from .stats import Stats, poll_summary
@@ -57,6 +58,7 @@ class SandboxServer:
         self.store = VideoStore(self.config.cache_bytes, self.config.spill_dir)
         self._renderer: Renderer | None = None
         self._queue: GenerationQueue | None = None
+        self.restored = 0  # generations brought back from config.state_dir's journal at start
         self._faults = FaultPlan(self.config.faults)
         self._stats = Stats()
         self._runner: web.AppRunner | None = None
@@ -92,7 +94,10 @@ class SandboxServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on host:port (0: a free port). Returns the base URL, "http://host:PORT"."""
         self._renderer = Renderer(self.store, self.config.render_workers)
-        self._queue = GenerationQueue(self.config, self._renderer)
+        journal = GenerationJournal(self.config.state_dir) if self.config.state_dir else None
+        self._queue = GenerationQueue(self.config, self._renderer, journal)
+        if journal is not None:
+            self.restored = self._queue.restore(self._spec_maker)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -105,6 +110,8 @@ class SandboxServer:
         """Stop serving, cancel generations, stop the render pool, drop spilled files."""
         if self._queue is not None:
             await self._queue.close()
+            if self._queue.journal is not None:
+                self._queue.journal.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -253,7 +260,8 @@ class SandboxServer:
         url = size = None
         if generation.status == COMPLETED:
             url = self._video_url(request, generation)
-            size = len(self.store.get(generation.clip_key) or b"") if generation.clip_key else None
+            clip_key = await self._queue.clip_of(generation)
+            size = len(self.store.get(clip_key) or b"") if clip_key else None
             headers["x-aimlapi-credits-used"] = str(generation.credits)
             headers["x-aimlapi-usd-spent"] = f"{generation.credits * answers.USD_PER_CREDIT:g}"
         body = answers.poll_body(self.config, generation, url, size)
@@ -284,7 +292,8 @@ class SandboxServer:
                 stats.downloads_bad_token += 1
             return web.Response(status=403, text=f"Forbidden: {problem}\n")
         generation = self._queue.by_file.get(file) if self._queue else None
-        data = self.store.get(generation.clip_key) if generation and generation.clip_key else None
+        clip_key = await self._queue.clip_of(generation) if self._queue and generation else None
+        data = self.store.get(clip_key) if clip_key else None
         if data is None:
             return web.Response(status=404, text="Not Found\n")
         fault = self._draw("download", kinds=("truncated", "short", "slow"))
