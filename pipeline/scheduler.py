@@ -95,6 +95,7 @@ class Scheduler:
                         self._shared.release(job_id)
                     break
                 self.tally.queued -= 1
+                self._in_flight(+1)  # counted now, so queued + running add up before the task starts
                 task = asyncio.create_task(self._drive(self.jobs[job_id], status))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -166,7 +167,6 @@ class Scheduler:
         """Take one job from where the ledger says it is to a final state, holding a slot."""
         keep_slot = False
         slot_held = True
-        self._in_flight(+1)
         try:
             generation_id = (
                 self.ledger.job(job.job_id)["generation_id"] if status in states.WITH_GENERATION else None
