@@ -25,7 +25,7 @@ from .download import file_sha256
 from .errors import InputError
 from .ledger import COMPLETED, LEDGER_FILE, Ledger
 from .manifest import display_path
-from .results import results_frame
+from .results import output_table
 from .schema import REQUEST_FIELDS
 from .storage import LocalStore, Store
 from .table import python_value
@@ -55,7 +55,7 @@ def export_dataset(out_dir: Path, target: Path | Store, store: Store | None = No
             f"{display_path(out_dir)}: no {LEDGER_FILE} here; expected the output folder of a run"
         )
     with Ledger(ledger_path, read_only=True) as ledger:
-        frame = results_frame(ledger)
+        frame = output_table(ledger)
     done = frame[(frame["status"] == COMPLETED) & frame["in_manifest"]]
     if store is not None or isinstance(target, Store):
         return _export_through_stores(done, out_dir, store or LocalStore(out_dir), target)

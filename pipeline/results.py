@@ -13,39 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from .columns import OUTPUT_COLUMN_NAMES, OUTPUT_COLUMNS, typed_frame
 from .ledger import LEDGER_FILE, Ledger
-from .schema import REQUEST_FIELDS
-from .table import parquet_available, write_table
+from .table import write_table
 
 TABLE_REFRESH_S = 5.0
-
-COLUMNS = (
-    "index",
-    "job_id",
-    "id",
-    "status",
-    *REQUEST_FIELDS,
-    "seed_chosen",
-    "sample",
-    "generation_id",
-    "account",
-    "error_name",
-    "error_message",
-    "video_url",
-    "path",
-    "bytes",
-    "sha256",
-    "submits",
-    "resubmits",
-    "polls",
-    "submitted_at",
-    "completed_at",
-    "generation_seconds",
-    "credits",
-    "tags",
-    "source",
-    "in_manifest",
-)
 
 
 def results_frame(ledger: Ledger) -> pd.DataFrame:
@@ -55,21 +27,25 @@ def results_frame(ledger: Ledger) -> pd.DataFrame:
     frame = pd.concat([rows.drop(columns=["request", "labels"]), requests, labels], axis=1)
     frame = frame.rename(columns={"idx": "index"})
     frame["in_manifest"] = frame["in_manifest"].astype(bool)
-    for column in COLUMNS:
+    for column in OUTPUT_COLUMN_NAMES:
         if column not in frame.columns:
             frame[column] = None
-    return frame[list(COLUMNS)]
+    return frame[list(OUTPUT_COLUMN_NAMES)]
+
+
+def output_table(ledger: Ledger) -> pd.DataFrame:
+    """The output table with every column cast to its declared kind (columns.py)."""
+    return typed_frame(results_frame(ledger), OUTPUT_COLUMNS)
 
 
 def write_results(ledger: Ledger, folder: Path, formats: tuple[str, ...]) -> list[Path]:
-    """Write results.<format> for each requested format; Parquet only when pyarrow is there."""
-    frame = results_frame(ledger)
+    """Write results.<format> for each requested format (the run checked at its start that
+    each can be written)."""
+    frame = output_table(ledger)
     written = []
     for kind in formats:
-        if kind == "parquet" and not parquet_available():
-            continue
         path = folder / f"results.{kind}"
-        write_table(frame, path)
+        write_table(frame, path, OUTPUT_COLUMNS)
         written.append(path)
     return written
 

@@ -45,7 +45,7 @@ from .session import open_scheduler
 from .settings import output_folder, output_target
 from .steps import Job
 from .summary import RunSummary, summarise
-from .table import python_value
+from .table import parquet_available, python_value
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com"
 SANDBOX_KEY = "sandbox"
@@ -83,6 +83,11 @@ def run(request: RunRequest) -> RunSummary:
         endpoint=request.endpoint,
     )
     provider = request.provider or settings.provider
+    if "parquet" in settings.output.formats and not parquet_available():
+        raise InputError(
+            "output.formats asks for parquet, which needs pyarrow: pip install 'vidpipe[parquet]' "
+            "(or drop parquet from output.formats); nothing was sent"
+        )
     if provider == "sandbox":
         # The embedded sandbox charges nothing, so a submit whose answer was lost is simply sent
         # again: a killed run finishes with the same command, no flag needed.

@@ -1,18 +1,17 @@
 """Writing tables (the job table, the output table) to CSV, JSON Lines or Parquet, atomically.
 
-A reader never sees a half-written table: each file is written beside its target and renamed
-into place, which is atomic on POSIX filesystems.
+A reader never sees a half-written table (see atomic.py). Cell types follow columns.py.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .atomic import replace_atomically
+from .columns import Column, arrow_schema, for_csv, typed_frame
 from .errors import InputError
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
@@ -40,25 +39,35 @@ def parquet_available() -> bool:
     return True
 
 
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write `frame` to `path` in the format its suffix names, replacing the file atomically."""
+def write_table(frame: pd.DataFrame, path: Path, columns: tuple[Column, ...] | None = None) -> None:
+    """Write `frame` to `path` in the format its suffix names, replacing the file atomically.
+    With `columns` (see columns.py), the frame is cast to their kinds first, and Parquet keeps
+    them even for a column that is all empty."""
     kind = format_of(path)
     if kind == "parquet" and not parquet_available():
         raise InputError(f"{path}: Parquet needs pyarrow (pip install 'vidpipe[parquet]')")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    if columns is not None:
+        frame = typed_frame(frame, columns)
+
+    def write(temporary: Path) -> None:
         if kind == "csv":
-            frame.to_csv(temporary, index=False)
+            for_csv(frame, columns).to_csv(temporary, index=False)
         elif kind == "jsonl":
-            _write_jsonl(frame, Path(temporary))
+            _write_jsonl(frame, temporary)
+        elif columns is not None:
+            _write_parquet(frame, temporary, columns)
         else:
             frame.to_parquet(temporary, index=False)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+
+    replace_atomically(path, write)
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path, columns: tuple[Column, ...]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, schema=arrow_schema(columns), preserve_index=False)
+    pq.write_table(table, path)
 
 
 JSONL_CHUNK_ROWS = 1000
@@ -69,5 +78,5 @@ def _write_jsonl(frame: pd.DataFrame, path: Path) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for start in range(0, len(frame), JSONL_CHUNK_ROWS):
             chunk = frame.iloc[start : start + JSONL_CHUNK_ROWS]
-            text = chunk.to_json(orient="records", lines=True, force_ascii=False)
+            text = chunk.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
             handle.write(text if text.endswith("\n") else text + "\n")

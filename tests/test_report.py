@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from pipeline.columns import OUTPUT_COLUMN_NAMES as COLUMNS
 from pipeline.errors import InputError
 from pipeline.posters import PosterError, extract_poster, poster_path_for
 from pipeline.report import REPORT_FILE, build_report, choose_axes, run_figures, write_report
-from pipeline.results import COLUMNS
 from pipeline.runner import RunRequest, run
 from pipeline.sandbox.render import ClipSpec, render_clip
 from tests.browser import Chromium, chromium_missing_reason

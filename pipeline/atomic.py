@@ -1,0 +1,42 @@
+"""Replacing a file atomically, with the permissions the user's umask asks for.
+
+A reader never sees a half-written file: it is written beside its target and renamed into
+place, which is atomic on POSIX filesystems. `tempfile.mkstemp` makes the file private (0600);
+outputs are shared like any file the user makes, so the mode is set from the umask.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting it, and put it back at once
+    os.umask(mask)
+    return mask
+
+
+def replace_atomically(path: Path, write: Callable[[Path], None], mode: int = 0o666) -> None:
+    """Call write(temporary) and rename the result onto `path`; `mode` less the umask."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        os.chmod(temporary, mode & ~current_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
