@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument(
         "--ray-address",
         metavar="ADDRESS",
-        help="Ray cluster to join, e.g. ray://head:10001 (default: start one here)",
+        help="Ray cluster to join: its head HOST:6379 (ray start --head) or auto (default: start one here)",
     )
     scale.add_argument(
         "--shards", type=_positive_int, metavar="N", help="shards of the job table (default: one per CPU)"
@@ -249,7 +249,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         for note in batch.notes:
             print(f"warning: {note}", file=sys.stderr)
-        print(f"ok: {display_path(path)} ({len(batch.table):,} jobs)")
+        count = len(batch.table)
+        print(f"ok: {display_path(path)} ({count:,} {'job' if count == 1 else 'jobs'})")
     return EXIT_INPUT if failed else EXIT_OK
 
 

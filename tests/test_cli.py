@@ -36,7 +36,7 @@ def test_duplicates_are_warnings_not_errors(write, cli):
     path = write("m.yaml", "version: 1\njobs: [{prompt: a, seed: 1}, {prompt: a, seed: 1}]\n")
     result = cli("validate", path)
     assert result.code == 0
-    assert result.out == "ok: m.yaml (1 jobs)\n"
+    assert result.out == "ok: m.yaml (1 job)\n"
     assert result.err.startswith("warning: m.yaml:2: same request as m.yaml:2 (job ")
 
 

@@ -33,3 +33,8 @@ def test_every_command_the_readme_lists_exists():
     listed = set(re.findall(r"vidpipe (\w+)", code))
     known = set(build_parser()._subparsers._group_actions[0].choices)
     assert listed and listed <= known
+
+
+def test_the_readme_tour_manifest_is_the_shipped_file():
+    (tour,) = [body for kind, body in BLOCKS if "name: tour" in body]
+    assert tour == (REPO / "manifests" / "tour.yaml").read_text(encoding="utf-8")
