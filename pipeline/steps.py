@@ -233,6 +233,7 @@ class Steps:
         facts = self._facts.setdefault(job.job_id, GenerationFacts())
         problem = "the service gave no video URL"
         self.tally.downloading += 1
+        downloading = True  # in the tally's `downloading` count, until it moves to another
         try:
             for attempt in range(DOWNLOAD_ATTEMPTS):
                 if url is None:
@@ -263,7 +264,9 @@ class Steps:
                 self.ledger.mark_completed(
                     job.job_id, str(relative), downloaded.size, downloaded.sha256, self._take_facts(job)
                 )
-                self.tally.completed += 1
+                self.tally.downloading -= 1
+                downloading = False
+                self.tally.completed += 1  # the poster below is not part of the job's work
                 if self.store is None:
                     await self._poster(downloaded.path, relative)
                 return
@@ -276,7 +279,8 @@ class Steps:
             self.ledger.record_facts(job.job_id, self._take_facts(job))
             raise
         finally:
-            self.tally.downloading -= 1
+            if downloading:
+                self.tally.downloading -= 1
 
     async def _poster(self, video: Path, relative: Path) -> None:
         """The report's still of the first frame. A poster never fails a paid job, whatever goes

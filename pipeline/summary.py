@@ -154,7 +154,11 @@ def describe(summary: RunSummary) -> list[str]:
         lines.append(
             f"{tally.uncertain} job(s) are uncertain: their submit may have reached the service and may be "
             "billed. Check the account, then submit them again with: "
-            + (summary.resume.shown("--retry-uncertain") if summary.resume else "--retry-uncertain")
+            + (
+                summary.resume.shown("--retry-uncertain")
+                if summary.resume
+                else "the same command and --retry-uncertain"
+            )
         )
     if summary.exit_code == EXIT_INTERRUPTED:
         lines.append(f"Stopped. To resume: {summary.resume_shown}")
