@@ -11,7 +11,8 @@ promptfoo's scheduler for its concurrency):
                      booked before the last cut (or within COOLDOWN_S of it) cuts nothing more:
                      it was sent at the old rate, already cut (once per window, as in TCP).
     a success        after RECOVER_AFTER successes in a row, the rate grows by STEP_SHARE x the
-                     rate of the last cut: the same step each time, until the next 429.
+                     rate of the last cut (MIN_STEP_PER_S at least): the same step each time,
+                     until the next 429.
 
 `run.requests_per_minute`, when set, is a hard cap on top: the rate never passes it, learned or
 not. Requests are spaced by GCRA (a leaky bucket with no polling loop: a caller books the next
@@ -35,6 +36,7 @@ class Learning:
     decrease: float = 0.5
     recover_after: int = 10
     step_share: float = 0.05
+    min_step_per_s: float = 0.2  # so a rate cut to the floor does not take an hour to recover
     floor_per_s: float = 0.2
     measure_s: float = 5.0
     cooldown_s: float = 1.0
@@ -97,7 +99,7 @@ class RequestRate:
         return send_at - now
 
     def throttled(self, now: float, hold_s: float) -> None:
-        """A 429: nothing leaves for `hold_s` seconds, and the learned rate drops (once per cooldown)."""
+        """A 429: nothing leaves for `hold_s` seconds, and the learned rate drops (once per overload)."""
         self._held_until = max(self._held_until, now + hold_s)
         self._successes = 0
         learning = self.learning
@@ -107,7 +109,7 @@ class RequestRate:
         measured = self.measured_per_s(now)
         current = measured if self.learned_per_s is None else min(self.learned_per_s, measured)
         self.learned_per_s = max(learning.floor_per_s, current * learning.decrease)
-        self._step = self.learned_per_s * learning.step_share
+        self._step = max(self.learned_per_s * learning.step_share, learning.min_step_per_s)
 
     def record_success(self, count: int = 1) -> None:
         """`count` more 2xx answers in a row."""

@@ -97,6 +97,17 @@ def test_the_learned_rate_never_passes_the_hard_cap_nor_falls_below_the_floor():
     assert rate.learned_per_s > 2 and rate.per_s == 2.0  # the cap: 120 a minute
 
 
+def test_a_rate_cut_to_the_floor_climbs_back_in_minutes_not_hours():
+    """At the floor (12 a minute) a step of 5% would be 0.01 a second: with the minimum step,
+    100 successes (two and a half minutes at the rates passed through) reach 2 a second."""
+    rate = RequestRate()
+    for moment in range(0, 100, 2):
+        rate.throttled(float(moment), hold_s=0.0)
+    assert rate.learned_per_s == Learning().floor_per_s
+    rate.record_success(100)
+    assert rate.learned_per_s >= 2.0
+
+
 class RateLimitedService:
     """A service allowing `per_s` requests a second (a token bucket), answering 429 past it."""
 
