@@ -150,3 +150,28 @@ def test_many_workers_learn_a_service_limit_they_were_never_told(limit_per_s, sh
     run(scenario())
     assert service.accepted >= share_used * limit_per_s * 120
     assert service.refused <= share_refused * (service.accepted + service.refused)
+
+
+def test_a_clusters_shards_learn_one_rate_per_account():
+    """On the Ray engine the coordinator keeps each account's rate: a 429 one shard meets makes
+    every shard on that key wait, other keys go on, and successes sent with turns recover it."""
+    from pipeline.cluster.coordinator import Coordinator
+    from pipeline.settings import Account
+
+    coordinator = Coordinator([Account("KEY_A", 4, None), Account("KEY_B", 4, 600)])
+
+    async def scenario() -> tuple[float, float, float, float]:
+        for _ in range(100):  # two shards' requests over five seconds
+            assert await coordinator.turn("KEY_A") == 0.0
+            await asyncio.sleep(0.05)
+        await coordinator.slow_down("KEY_A", 2.0)  # shard 1 meets a 429
+        other_shard = await coordinator.turn("KEY_A")
+        other_key = await coordinator.turn("KEY_B")
+        cut = coordinator.limiters["KEY_A"].learned_per_s
+        await coordinator.turn("KEY_A", successes=20)
+        return other_shard, other_key, cut, coordinator.limiters["KEY_A"].learned_per_s
+
+    other_shard, other_key, cut, recovered = run(scenario())
+    assert other_shard == pytest.approx(2.0) and other_key == 0.0
+    assert cut == pytest.approx(10, rel=0.05)  # half of the 20 a second both shards sent
+    assert recovered == pytest.approx(cut + 2 * 0.5)  # two runs of 10 successes: 5% of the cut each
