@@ -3,11 +3,26 @@
 Public surface (pinned by tests/test_public_api.py); everything else is internal.
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .errors import InputError, ManifestError, Problem, VidpipeError
-from .jobs import Batch, load_batch
-from .plan import Plan, make_plan
+
+if TYPE_CHECKING:
+    from .jobs import Batch, load_batch
+    from .plan import Plan, make_plan
 
 __version__ = "0.1.0"
+
+# Imported when first used (PEP 562): they need pandas, which `vidpipe --help` should not pay for.
+_LAZY = {"Batch": "jobs", "load_batch": "jobs", "Plan": "plan", "make_plan": "plan"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+
 
 __all__ = [
     "Batch",

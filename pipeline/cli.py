@@ -22,13 +22,9 @@ from .errors import (
     VidpipeError,
     one_line,
 )
-from .jobs import load_batch
-from .ledger import statuses_in
-from .manifest import display_path
-from .plan import describe, make_plan
-from .settings import is_url, output_folder
-from .storage import Store, dataset_target, locate_run
-from .table import write_table
+
+# Every other module is imported by the command that needs it: most need pandas, and
+# `vidpipe --help` (or a pre-commit hook's validate) should not wait for what it never uses.
 
 EXIT_INTERNAL = 70
 OUTPUT_HELP = "a run's output folder, or the URL it published to (s3://bucket/prefix)"
@@ -218,6 +214,8 @@ def _command(commands, name: str, summary: str, epilog: str) -> argparse.Argumen
 
 def _location(text: str) -> Path | str:
     """A folder, or a URL such as s3://bucket/prefix (kept as text: a Path would merge its //)."""
+    from .settings import is_url
+
     return text if is_url(text) else Path(text)
 
 
@@ -239,6 +237,9 @@ def _non_negative_int(text: str) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from .jobs import load_batch
+    from .manifest import display_path
+
     failed = 0
     for path in args.manifests:
         try:
@@ -255,6 +256,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from .jobs import load_batch
+    from .ledger import statuses_in
+    from .manifest import display_path
+    from .plan import describe, make_plan
+    from .settings import output_folder
+    from .table import write_table
+
     batch = load_batch(args.manifest)
     settings = batch.settings.with_overrides(concurrency=args.concurrency, budget=args.budget)
     folder = output_folder(settings, args.output_dir)
@@ -281,6 +289,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .manifest import display_path
     from .runner import RunRequest, run
     from .summary import describe as describe_run
 
@@ -323,6 +332,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .status import describe as describe_status
     from .status import read_status
+    from .storage import locate_run
 
     folder, store = locate_run(args.out_dir, args.ledger_dir)
     status = read_status(folder)
@@ -336,6 +346,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_dataset
+    from .manifest import display_path
+    from .storage import Store, dataset_target, locate_run
 
     folder, store = locate_run(args.out_dir, args.ledger_dir)
     target = dataset_target(args.to, store)
@@ -346,7 +358,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .manifest import display_path
     from .report import write_report
+    from .storage import locate_run
 
     folder, store = locate_run(args.out_dir, args.ledger_dir)
     path = write_report(folder, rows=args.rows, cols=args.cols, store=store)

@@ -1,4 +1,4 @@
-"""Talking HTTP to the API: the aiohttp session, error translation, retries and the rate limit.
+"""Talking HTTP to the API: the aiohttp session, error translation and retries (the rate: rate.py).
 
 Every aiohttp exception is translated here, once, into the error tree of errors.py, by what a
 resend would risk:
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import re
 import time
@@ -49,6 +50,7 @@ from .errors import (
     VidpipeError,
 )
 from .providers.base import Generation, HttpRequest, Provider, Submitted
+from .rate import Limiter, RequestRate
 
 T = TypeVar("T")
 USER_AGENT = "vidpipe/0.1"
@@ -81,7 +83,8 @@ class Timeouts:
 class RetryPolicy:
     """Capped exponential backoff with full jitter: wait = uniform(0, min(cap, base * 2**attempt)).
 
-    A server's Retry-After, when given, replaces the computed wait (capped at `max_wait_s`).
+    A server's Retry-After, when it gives a wait (more than 0 s), replaces the computed one
+    (capped at `max_wait_s`); `attempt` counts the failures in a row, 429s included.
     Retries stop after `attempts` tries or `max_elapsed_s` seconds, whichever comes first.
     """
 
@@ -92,45 +95,9 @@ class RetryPolicy:
     max_wait_s: float = 120.0
 
     def wait(self, attempt: int, retry_after_s: float | None, rng: random.Random) -> float:
-        if retry_after_s is not None:
-            return min(max(retry_after_s, 0.0), self.max_wait_s)
+        if retry_after_s is not None and retry_after_s > 0:  # 0 or less says nothing usable
+            return min(retry_after_s, self.max_wait_s)
         return rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
-
-
-class RateLimiter:
-    """At most `per_minute` requests a minute, with bursts of up to `burst` (GCRA on the loop clock).
-
-    Callers reserve a slot and sleep until it comes; there is no polling loop.
-    """
-
-    def __init__(self, per_minute: float, burst: int = 10):
-        self.interval = 60.0 / per_minute
-        self.tolerance = self.interval * (max(burst, 1) - 1)
-        self._tat = 0.0  # theoretical arrival time of the next request
-
-    def reserve(self, now: float) -> float:
-        """Seconds to wait from `now` before sending; books the slot."""
-        tat = max(self._tat, now)
-        wait = max(0.0, tat - self.tolerance - now)
-        self._tat = tat + self.interval
-        return wait
-
-    async def turn(self) -> float:
-        """Seconds to wait before sending (the slot is booked)."""
-        return self.reserve(asyncio.get_running_loop().time())
-
-    def hold(self, seconds: float) -> None:
-        """Push every later request back by `seconds` (the service asked us to slow down)."""
-        now = asyncio.get_running_loop().time()
-        self._tat = max(self._tat, now + seconds + self.tolerance)
-
-
-class Limiter(Protocol):
-    """A request-rate limit: RateLimiter in one process, or one shared by a cluster's shards."""
-
-    async def turn(self) -> float: ...
-
-    def hold(self, seconds: float) -> None: ...
 
 
 @dataclass
@@ -151,7 +118,7 @@ class ApiClient:
         api_key: str | None,
         provider: Provider,
         *,
-        requests_per_minute: float,
+        requests_per_minute: float | None,
         retry: RetryPolicy,
         timeouts: Timeouts = Timeouts(),
         rng: random.Random | None = None,
@@ -162,7 +129,7 @@ class ApiClient:
         self.provider = provider
         self.retry = retry
         self.timeouts = timeouts
-        self.limiter = limiter or RateLimiter(requests_per_minute)
+        self.limiter = limiter or RequestRate(requests_per_minute)
         self.counters = Counters()
         self._rng = rng or random.Random()
         self._sleep = sleep
@@ -245,22 +212,24 @@ class ApiClient:
 
     async def _with_retries(self, send: Callable[[], Awaitable[T]], *, paid: bool) -> T:
         """Retry transient failures. 429s are limited by time only (they mean "later", however
-        often); other failures also by attempts. A paid POST that may have arrived is not retried."""
+        often); other failures also by attempts. The backoff grows with every failure in a row,
+        429s included. A paid POST that may have arrived is not retried."""
         started = time.monotonic()
-        attempt = 0
+        attempt = failures = 0
         while True:
             try:
-                return await send()
+                answer = await send()
             except StoppedError:
                 raise
             except (TransientError, NotSentError, MaybeSentError) as error:
                 if paid and isinstance(error, MaybeSentError):
                     raise
                 throttled = isinstance(error, TransientError) and error.status == 429
+                failures += 1
                 if not throttled:
                     attempt += 1
                 retry_after = error.retry_after_s if isinstance(error, TransientError) else None
-                wait = self.retry.wait(max(attempt, 1), retry_after, self._rng)
+                wait = self.retry.wait(failures, retry_after, self._rng)
                 out_of_time = time.monotonic() - started + wait > self.retry.max_elapsed_s
                 if attempt >= self.retry.attempts or out_of_time:
                     raise
@@ -269,6 +238,9 @@ class ApiClient:
                     self.limiter.hold(wait)  # everyone slows down, not just this request
                 self.counters.retries += 1
                 await self._wait(wait, paid)
+            else:
+                self.limiter.succeeded()
+                return answer
 
     async def _wait(self, seconds: float, paid: bool) -> None:
         """Sleep; a paid request's sleep ends early (with StoppedError) when submitting stops."""
@@ -403,21 +375,29 @@ def _json_or_none(text: str) -> Any:
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header: a number, or an HTTP date."""
+    """Seconds from a Retry-After header (a number, or an HTTP date); None when it gives no usable
+    wait: absent, garbage, not finite, zero, negative, or a date already past. Retrying at once
+    on `Retry-After: 0` would turn the backoff into a stream of requests."""
     value = headers.get("Retry-After")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
+        seconds = _seconds_until(value)
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return seconds
+
+
+def _seconds_until(http_date: str) -> float | None:
     try:
-        when = parsedate_to_datetime(value)
+        when = parsedate_to_datetime(http_date)
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:  # HTTP dates are GMT; a date without a zone means GMT too
         when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, when.timestamp() - time.time())
+    return when.timestamp() - time.time()
 
 
 def _reason(error: BaseException) -> str:

@@ -17,8 +17,6 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from .manifest import display_path
 
 MAX_DATA_URI_CHARS = 5 * 1024 * 1024
@@ -99,6 +97,8 @@ def _decode_data_uri(ref: str) -> bytes:
 def _check_picture(payload: bytes) -> tuple[str, int, int]:
     if not payload:
         raise ImageProblem("the image is empty")
+    from PIL import Image, UnidentifiedImageError  # only for manifests with images
+
     try:
         with Image.open(io.BytesIO(payload)) as picture:
             fmt, (width, height) = picture.format, picture.size

@@ -139,7 +139,8 @@ def make_plan(
         gen_seconds = float(per_model.mean()) if len(table) else 0.0
     waves = math.ceil(work / run.concurrency) if work else 0
     requests_per_job = 2 + polls_until(gen_seconds, run.poll_interval, run.poll_max_interval)
-    rate_bound = work * requests_per_job / run.requests_per_minute * 60
+    cap = run.requests_per_minute  # None: no cap; the learned rate is not known in advance
+    rate_bound = work * requests_per_job / cap * 60 if cap else 0.0
     return Plan(
         name=settings.name,
         provider=settings.provider,

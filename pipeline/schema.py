@@ -71,7 +71,8 @@ def _inline(node: Any) -> Any:
 
 @functools.cache
 def document_validator() -> Draft202012Validator:
-    Draft202012Validator.check_schema(manifest_schema())
+    # The schema is checked against its metaschema by tests/test_validation.py, not here: that
+    # took longer than reading and checking a manifest.
     return Draft202012Validator(_inline(manifest_schema()))
 
 

@@ -28,7 +28,7 @@ class Account:
 
     key_env: str
     concurrency: int
-    requests_per_minute: int
+    requests_per_minute: int | None  # a hard cap; None: learned from the service (rate.py)
 
     @property
     def name(self) -> str:
@@ -38,7 +38,7 @@ class Account:
 @dataclass(frozen=True)
 class RunSettings:
     concurrency: int
-    requests_per_minute: int
+    requests_per_minute: int | None
     retries: int
     poll_interval: float
     poll_max_interval: float

@@ -7,9 +7,10 @@ before the network action that depends on it.
   without an id reaching us makes it `uncertain`, never resent silently.
 - poll: until a generation has finished, waits grow from `poll_interval` to
   `poll_max_interval`. After that the first wait is about 95% of the median duration (a 25 s
-  generation is not asked about at 1, 2.5 and 4.75 s), then at most six even steps of
-  `poll_interval` or a twentieth of the median, whichever is longer, until 1.5x the median
-  (so the end is seen within one step), then the growing waits. Waits
+  generation is not asked about at 1, 2.5 and 4.75 s), then at most six even steps of a
+  twentieth of the median (0.05 s at least), until 1.5x the median (so the end is seen within
+  one step), then the growing waits. The first generation to finish wakes the waits of those
+  started with it, which then poll when the median says (not at their next growing wait). Waits
   have +-20% jitter, so thousands of jobs do not poll in lockstep; the first one is only ever
   shortened. A lost id (404, or status `unknown`) or a refusal makes the job `uncertain`: the
   generation may have run and been billed.
@@ -25,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +59,7 @@ FIRST_WAIT_SHARE = 0.95
 STEADY_UNTIL = 1.5  # short steps until 1.5x the typical duration, then back off
 STEADY_STEPS_PER_TYPICAL = 20
 MAX_STEADY_POLLS = 6
+MIN_STEADY_S = 0.05
 TYPICAL_SAMPLE = 50
 TIMED_OUT = "timed_out"
 
@@ -78,6 +79,11 @@ class StepOptions:
     poll_first_s: float
     poll_cap_s: float
     timeout_s: float
+
+
+def _clock() -> float:
+    """The running loop's clock: monotonic, and the one a test can fake."""
+    return asyncio.get_running_loop().time()
 
 
 class Steps:
@@ -105,6 +111,7 @@ class Steps:
         # Where finished videos are published; None: they stay in video_dir (a local run).
         self.store = store
         self._durations: list[float] = []  # seconds from submit to final, for the first wait
+        self._first_duration = asyncio.Event()  # set once a generation's duration is known
         self._facts: dict[str, GenerationFacts] = {}  # final polls not yet written (see poll_until_final)
 
     # --- submit -------------------------------------------------------------------------
@@ -156,10 +163,10 @@ class Steps:
         A completed generation's facts stay in memory (`facts`) until the job's last write, which
         saves a ledger write per job; the generation id is already recorded, so nothing is lost.
         """
-        started = time.monotonic()
+        started = _clock()
         facts = self._facts.setdefault(job.job_id, GenerationFacts())
         for wait in self._waits(started):
-            await asyncio.sleep(wait)
+            await self._pause(wait, started)
             try:
                 generation = await self.client.poll(generation_id)
             except (GenerationLostError, RejectedError) as error:
@@ -176,9 +183,10 @@ class Steps:
             if generation is not None and generation.state in (COMPLETED, FAILED):
                 # A resumed job's clock started at resume: its duration would be wrong, so it is
                 # neither recorded nor used to pace other polls.
-                seconds = None if resumed else time.monotonic() - started
+                seconds = None if resumed else _clock() - started
                 if seconds is not None:
                     self._durations.append(seconds)
+                    self._first_duration.set()
                 self._release(job)
                 if generation.state == COMPLETED:
                     self.tally.credits_spent += (
@@ -190,7 +198,7 @@ class Steps:
                         seconds,
                     )
                 return generation
-            if time.monotonic() - started > self.options.timeout_s:
+            if _clock() - started > self.options.timeout_s:
                 # Still running, and it will be billed: its reservation stays until the run ends.
                 message = f"not finished after {self.options.timeout_s:.0f} s; a rerun polls it again"
                 self.ledger.mark_timed_out(job.job_id, message, polls=self._take_facts(job).polls)
@@ -201,19 +209,41 @@ class Steps:
     def _waits(self, started: float) -> Iterator[float]:
         """Seconds before each poll of one generation (see the module doc)."""
         step = self.options.poll_first_s
-        typical = self._typical_duration()
-        if typical is None:
-            yield from (delay * self._jitter() for delay in poll_delays(step, self.options.poll_cap_s))
-            return
-        yield max(step, FIRST_WAIT_SHARE * typical) * self._rng.uniform(1 - POLL_JITTER / 4, 1)
+        unknown = poll_delays(step, self.options.poll_cap_s)
+        while (typical := self._typical_duration()) is None:
+            yield next(unknown) * self._jitter()
+        first = self._first_wait(typical) - (_clock() - started)
+        if first > 0:  # else the last poll was already past it (perhaps woken by _pause)
+            yield first
         # Around the expected end: even steps, a twentieth of the typical time at least, so the
         # number of polls does not grow with the generation's length.
-        steady = max(step, typical / STEADY_STEPS_PER_TYPICAL)
+        steady = max(MIN_STEADY_S, typical / STEADY_STEPS_PER_TYPICAL)
         for _ in range(MAX_STEADY_POLLS):
-            if time.monotonic() - started > STEADY_UNTIL * typical:
+            if _clock() - started > STEADY_UNTIL * typical:
                 break
             yield steady * self._jitter()
         yield from (delay * self._jitter() for delay in poll_delays(steady, self.options.poll_cap_s))
+
+    def _first_wait(self, typical: float) -> float:
+        return max(self.options.poll_first_s, FIRST_WAIT_SHARE * typical) * self._rng.uniform(
+            1 - POLL_JITTER / 4, 1
+        )
+
+    async def _pause(self, wait: float, started: float) -> None:
+        """Sleep `wait` s before a poll; while no duration is known yet, wake when the first one
+        is, and poll when a known duration says to (the first generations tell the others)."""
+        if self._first_duration.is_set():
+            await asyncio.sleep(wait)
+            return
+        deadline = _clock() + wait  # never later than planned
+        woken = asyncio.ensure_future(self._first_duration.wait())
+        try:
+            await asyncio.wait({woken}, timeout=wait)
+        finally:
+            woken.cancel()
+        if self._first_duration.is_set():
+            first = started + self._first_wait(self._typical_duration() or 0.0)
+            await asyncio.sleep(max(0.0, min(deadline, first) - _clock()))
 
     def _jitter(self) -> float:
         return self._rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)

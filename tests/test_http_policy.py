@@ -1,4 +1,4 @@
-"""Retry waits, Retry-After, the rate limiter and error classes, on fake clocks. Pure: no I/O."""
+"""Retry waits, Retry-After and error classes, on fake clocks (the rate: tests/unit/test_rate.py). Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from pipeline import errors
-from pipeline.http import RateLimiter, RetryPolicy, parse_retry_after
+from pipeline.http import RetryPolicy, parse_retry_after
 
 
 def test_retry_waits_are_jittered_capped_and_honour_retry_after():
@@ -20,36 +20,24 @@ def test_retry_waits_are_jittered_capped_and_honour_retry_after():
     assert min(waits) >= 0 and max(waits) <= 4
     assert policy.wait(3, 7.5, rng) == 7.5
     assert policy.wait(3, 500, rng) == 60
+    assert 0 < policy.wait(3, 0.0, random.Random(2)) == policy.wait(3, None, random.Random(2))
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("3", 3.0), ("0.5", 0.5), ("-2", 0.0), ("soon", None), ("", None)],
+    [("3", 3.0), ("0.5", 0.5), ("soon", None), ("", None)]
+    + [(unusable, None) for unusable in ("0", "0.0", "-2", "-0.5", "nan", "inf", "-inf", "1e999")],
 )
-def test_retry_after_seconds(value, expected):
+def test_retry_after_seconds_and_values_that_give_no_usable_wait(value, expected):
     assert parse_retry_after({"Retry-After": value}) == expected
 
 
 def test_retry_after_as_an_http_date():
     when = datetime.now(timezone.utc) + timedelta(seconds=30)
     assert parse_retry_after({"Retry-After": format_datetime(when, usegmt=True)}) == pytest.approx(30, abs=2)
+    past = datetime.now(timezone.utc) - timedelta(seconds=30)
+    assert parse_retry_after({"Retry-After": format_datetime(past, usegmt=True)}) is None
     assert parse_retry_after({}) is None
-
-
-def test_rate_limiter_spaces_requests_after_a_burst():
-    limiter = RateLimiter(per_minute=60, burst=3)  # one a second, three at once
-    waits = [limiter.reserve(now=100.0) for _ in range(6)]
-    assert waits == [0.0, 0.0, 0.0, 1.0, 2.0, 3.0]
-    assert limiter.reserve(now=110.0) == 0.0  # idle time refills the burst
-
-
-def test_rate_limiter_holds_the_long_run_rate():
-    limiter = RateLimiter(per_minute=600, burst=10)
-    now, sent = 0.0, 0
-    while now < 60:
-        now += limiter.reserve(now)
-        sent += 1
-    assert 600 <= sent <= 611
 
 
 def test_error_classes_say_whether_a_resend_is_safe():
@@ -73,16 +61,18 @@ def test_every_aiohttp_client_error_is_caught_by_the_translation():
 def test_polls_around_the_expected_end_do_not_grow_with_the_generation_length():
     """A 10-minute generation gets its first poll near 9.5 minutes, a few steps of 30 s, then
     the usual back-off: not hundreds of polls at poll_interval."""
-    import time
-
     from pipeline.steps import MAX_STEADY_POLLS, StepOptions, Steps
     from pipeline.tally import Tally
+    from tests.unit.fakeclock import now, run
 
     steps = Steps(None, None, None, None, StepOptions(1.0, 15.0, 3600), None, Tally(), random.Random(3))
     steps._durations = [600.0] * 20
-    waits = steps._waits(time.monotonic())
-    first = next(waits)
-    steady = [next(waits) for _ in range(MAX_STEADY_POLLS)]
+
+    async def schedule() -> tuple[float, list[float], float]:
+        waits = steps._waits(now())
+        return next(waits), [next(waits) for _ in range(MAX_STEADY_POLLS)], next(waits)
+
+    first, steady, then = run(schedule())
     assert 0.95 * 600 * 0.95 <= first <= 0.95 * 600
     assert all(24 <= wait <= 36 for wait in steady)  # a twentieth of 600 s, +-20%
-    assert 12 <= next(waits) <= 18  # then poll_max_interval (15 s), not back to 1 s
+    assert 12 <= then <= 18  # then poll_max_interval (15 s), not back to 1 s

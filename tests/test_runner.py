@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import av
 import pytest
 
@@ -262,45 +260,19 @@ def test_limit_runs_only_the_first_jobs(write, run_api, sandbox, workdir):
     assert results(workdir / "outputs" / "t")["seed"].tolist() == [1, 2]
 
 
-def test_the_window_keeps_exactly_n_generations_in_flight(write, run_api, workdir):
-    """With work waiting, a finished generation's slot is refilled at once; never more than N.
-
-    The sandbox's in-flight count is sampled through the run: while jobs are still waiting, the
-    slots must be busy nearly all the time (a slot is idle only between a generation's end and
-    the poll that sees it, plus one submit).
-    """
-    import threading
-
-    jobs, concurrency, gen_time = 24, 4, 0.4
-    run = (
-        f"run: {{concurrency: {concurrency}, poll_interval: 0.02, poll_max_interval: 0.05, "
-        "requests_per_minute: 100000}"
-    )
-    config = SandboxConfig(gen_time=gen_time, gen_time_dist="fixed", concurrency=concurrency)
-    samples: list[tuple[int, int]] = []  # (in flight, generations created so far)
-    done = threading.Event()
-
-    def sample(sandbox) -> None:
-        while not done.is_set():
-            generations = sandbox.stats()["generations"]
-            samples.append((generations["in_flight"], generations["created"]))
-            time.sleep(0.01)
-
+def test_the_window_keeps_at_most_n_generations_in_flight(write, run_api, workdir):
+    """End to end, coarsely: never more than N generations at the service, and every job done.
+    That a freed slot is refilled at once is proven on a fake clock (tests/unit/test_window.py)."""
+    jobs, concurrency = 24, 4
+    run = f"run: {{concurrency: {concurrency}, poll_interval: 0.02, poll_max_interval: 0.05}}"
+    config = SandboxConfig(gen_time=0.2, gen_time_dist="fixed", concurrency=concurrency)
     with running_sandbox(config) as sandbox:
-        sampler = threading.Thread(target=sample, args=(sandbox,))
-        sampler.start()
-        try:
-            assert run_api(sandbox, write("m.yaml", manifest_text(jobs=jobs, run=run))).code == 0
-        finally:
-            done.set()
-            sampler.join()
+        result = run_api(sandbox, write("m.yaml", manifest_text(jobs=jobs, run=run)), "--json")
         stats = sandbox.stats()
-    assert stats["generations"]["peak_in_flight"] == concurrency
-    # While jobs wait (before the last one is created), slots are busy nearly all the time.
-    steady = [in_flight for in_flight, created in samples if 0 < created < jobs]
-    assert len(steady) > 20
-    utilisation = sum(steady) / (len(steady) * concurrency)
-    assert utilisation >= 0.9, f"slots busy {utilisation:.0%} of the time"
+    assert result.code == 0, result.err
+    assert stats["generations"]["peak_in_flight"] <= concurrency
+    assert stats["generations"]["completed"] == jobs and stats["submits"]["accepted"] == jobs
+    assert set(results(workdir / "outputs" / "t")["status"]) == {"completed"}
 
 
 def test_the_budget_is_enforced_while_running_on_what_the_service_reports(write, run_api, workdir):

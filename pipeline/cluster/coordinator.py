@@ -3,7 +3,11 @@
 - `Window`: an account's in-flight limit, held per job rather than per shard. A shard that dies
   leaves its generations running at the service, so their slots stay taken until the restarted
   shard resumes them (taking a slot a job already holds is free) or lets them go.
-- a `RateLimiter` per account (the same GCRA as one process uses), booked on the actor's clock;
+- a `RequestRate` per account (the same as one process uses), booked on the actor's clock: the
+  account's hard cap, and the rate learned from its 429s. Learned here, not per shard, because
+  the service's limit is the account's: a 429 one shard meets slows every shard on that key,
+  and the rate is measured over all of them. Shards send their successes with their next turn,
+  so learning costs no extra call;
 - stop / abort / cancel, and each shard's latest tally for the driver's progress line.
 
 Plain asyncio: the actor is an async actor, so `acquire` may wait without blocking other calls.
@@ -16,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..http import RateLimiter
+from ..rate import RequestRate
 from ..settings import Account
 
 
@@ -79,7 +83,7 @@ class Coordinator:
 
     accounts: list[Account]
     windows: dict[str, Window] = field(init=False)
-    limiters: dict[str, RateLimiter] = field(init=False)
+    limiters: dict[str, RequestRate] = field(init=False)
     control: Control = field(default_factory=Control)
     tallies: dict[int, dict[str, Any]] = field(default_factory=dict)
     in_flight: int = 0
@@ -87,7 +91,7 @@ class Coordinator:
 
     def __post_init__(self) -> None:
         self.windows = {a.name: Window(a.concurrency) for a in self.accounts}
-        self.limiters = {a.name: RateLimiter(a.requests_per_minute) for a in self.accounts}
+        self.limiters = {a.name: RequestRate(a.requests_per_minute) for a in self.accounts}
 
     # --- the in-flight window ---
 
@@ -124,8 +128,11 @@ class Coordinator:
 
     # --- the request rate ---
 
-    async def turn(self, account: str) -> float:
-        return await self.limiters[account].turn()
+    async def turn(self, account: str, successes: int = 0) -> float:
+        """Book the next request's slot; `successes`: 2xx answers the shard had since its last turn."""
+        limiter = self.limiters[account]
+        limiter.record_success(successes)
+        return await limiter.turn()
 
     async def slow_down(self, account: str, seconds: float) -> None:
         self.limiters[account].hold(seconds)

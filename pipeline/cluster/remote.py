@@ -144,13 +144,19 @@ class SharedWindow:
 
 
 class SharedLimiter:
-    """The account's request rate, booked at the coordinator (http.Limiter)."""
+    """The account's request rate, booked and learned at the coordinator (rate.Limiter)."""
 
     def __init__(self, coordinator: Any, account: str):
         self._coordinator, self._account = coordinator, account
+        self._successes = 0  # not yet told: they go with the next turn
 
     async def turn(self) -> float:
-        return await self._coordinator.turn.remote(self._account)
+        successes, self._successes = self._successes, 0
+        return await self._coordinator.turn.remote(self._account, successes)
 
     def hold(self, seconds: float) -> None:
+        self._successes = 0  # the 429 ends the run of successes
         self._coordinator.slow_down.remote(self._account, seconds)
+
+    def succeeded(self) -> None:
+        self._successes += 1

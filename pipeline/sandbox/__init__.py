@@ -12,11 +12,27 @@ shapes), queue (generations and the concurrency limit), render (MP4s), store (re
 stats, server, thread, cli. docs/sandbox.md describes the behaviour.
 """
 
-from .bodies import body_hash
-from .config import SandboxConfig
-from .faults import FaultConfig, ScriptedFault
-from .server import SandboxServer
-from .thread import SandboxThread, running_sandbox
+from importlib import import_module
+from typing import Any
+
+# Imported when first used (PEP 562): `vidpipe --help` reads the sandbox's arguments without
+# paying for aiohttp and the renderer.
+_HOMES = {
+    "FaultConfig": "faults",
+    "SandboxConfig": "config",
+    "SandboxServer": "server",
+    "SandboxThread": "thread",
+    "ScriptedFault": "faults",
+    "body_hash": "bodies",
+    "running_sandbox": "thread",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_HOMES[name]}", __name__), name)
+
 
 __all__ = [
     "FaultConfig",

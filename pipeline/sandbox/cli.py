@@ -14,12 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import config as cfg
 from .config import SandboxConfig
 from .faults import FaultConfig
-from .server import LEGACY_PATH, UNIVERSAL_PATH, SandboxServer
 
 EXAMPLE = """\
 Example:
@@ -179,6 +176,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
 def faults_from_args(args: argparse.Namespace) -> FaultConfig:
     data: dict[str, Any] = {}
     if args.faults:
+        import yaml
+
         path = Path(args.faults)
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -221,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: SandboxConfig, host: str, port: int) -> None:
+    from .server import LEGACY_PATH, UNIVERSAL_PATH, SandboxServer  # aiohttp: only when serving
+
     server = SandboxServer(config)
     url = await server.start(host, port)
     print(f"vidpipe sandbox listening on {url}", flush=True)

@@ -1,0 +1,45 @@
+"""What a command pays before it starts: `--help` imports none of the heavy libraries.
+
+The timing figures are measured by hand (bench/bench_startup.py); a test only checks what is
+imported, which does not depend on how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from pipeline.schema import manifest_schema
+from tests.conftest import REPO
+
+HEAVY = {"pandas", "numpy", "aiohttp", "pyarrow", "av", "PIL"}
+
+
+def imported_by(*args: str) -> set[str]:
+    """Top-level packages `python -X importtime -m pipeline ARGS` imported (its stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pipeline", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert lines, "no -X importtime output"
+    return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines[1:]}
+
+
+@pytest.mark.parametrize("command", [(), ("run",), ("validate",), ("sandbox",), ("plan",)])
+def test_help_imports_neither_pandas_nor_numpy_nor_aiohttp(command):
+    modules = imported_by(*command, "--help")
+    assert "pipeline" in modules
+    assert modules & HEAVY == set()
+
+
+def test_the_shipped_schema_is_a_valid_json_schema():
+    """Checked here rather than on every run: the check took longer than a whole `validate`."""
+    Draft202012Validator.check_schema(manifest_schema())

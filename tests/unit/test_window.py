@@ -1,0 +1,111 @@
+"""The in-flight window (pipeline/scheduler.py) on a fake clock over fake steps, as aiometer's
+`Spy` and aiolimiter's `MockLoopTime` tests do: deterministic, whatever the machine's speed."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+from pipeline.providers.base import COMPLETED, Generation
+from pipeline.scheduler import Scheduler, SchedulerOptions
+from pipeline.steps import Job
+from pipeline.tally import Tally
+from tests.unit.fakeclock import now, run
+
+
+class Spy:
+    """Counts generations in flight (from the start of a submit to the final poll), on the clock."""
+
+    def __init__(self) -> None:
+        self.in_flight = self.peak = 0
+        self.submits: list[float] = []  # clock at the start of each submit
+        self.finishes: list[float] = []  # clock at each final poll
+
+    def start(self) -> None:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        self.submits.append(now())
+
+    def finish(self) -> None:
+        self.in_flight -= 1
+        self.finishes.append(now())
+
+
+class FakeClient:
+    def stop_submitting(self) -> None:
+        pass
+
+
+class FakeSteps:
+    """What the scheduler drives, with generation and download times on the fake clock."""
+
+    def __init__(self, spy: Spy, durations: dict[str, float], download_s: float):
+        self.spy, self.durations, self.download_s = spy, durations, download_s
+        self.tally, self.client, self.store, self.video_dir = Tally(), FakeClient(), None, Path("videos")
+        self.downloaded: list[str] = []
+
+    async def submit(self, job: Job, *, resubmit: bool = False) -> str:
+        self.spy.start()
+        await asyncio.sleep(0.01)  # the POST's round trip
+        return f"gen-{job.job_id}"
+
+    async def poll_until_final(self, job: Job, generation_id: str, *, resumed: bool = False) -> Generation:
+        await asyncio.sleep(self.durations[job.job_id])
+        self.spy.finish()
+        return Generation(COMPLETED, "completed", video_url="https://cdn.example/v.mp4")
+
+    async def download(self, job: Job, generation_id: str, generation: Generation) -> None:
+        await asyncio.sleep(self.download_s)  # a slow CDN: the generation's slot is already free
+        self.downloaded.append(job.job_id)
+        self.tally.completed += 1
+
+    def fail(self, *args) -> None:
+        raise AssertionError(f"no job fails here: {args}")
+
+    def unexpected(self, job: Job, error: Exception) -> None:
+        raise error
+
+
+class FakeLedger:
+    def __init__(self, job_ids: list[str]):
+        self.rows = {job_id: {"status": "pending", "generation_id": None} for job_id in job_ids}
+
+    def rows_by_id(self) -> dict[str, dict]:
+        return self.rows
+
+    def job(self, job_id: str) -> dict:
+        return self.rows[job_id]
+
+
+def run_window(jobs: int, concurrency: int, seed: int, download_s: float = 5.0) -> tuple[Spy, FakeSteps]:
+    rng = random.Random(seed)
+    job_ids = [f"job{n:03d}" for n in range(jobs)]
+    durations = {job_id: rng.uniform(0.5, 30.0) for job_id in job_ids}
+    spy = Spy()
+    steps = FakeSteps(spy, durations, download_s)
+    work = [Job(job_id, {"prompt": job_id}, f"{job_id}.mp4", 525_000) for job_id in job_ids]
+
+    async def main() -> None:
+        await Scheduler(work, steps, FakeLedger(job_ids), SchedulerOptions(concurrency=concurrency)).run()
+
+    run(main())
+    return spy, steps
+
+
+def test_the_window_never_holds_more_than_n_and_refills_a_freed_slot_before_the_clock_moves():
+    for seed, (jobs, concurrency) in enumerate([(200, 7), (50, 1), (30, 20), (5, 8)]):
+        spy, steps = run_window(jobs, concurrency, seed)
+        assert spy.peak == min(concurrency, jobs)
+        assert sorted(steps.downloaded) == sorted(steps.durations) and spy.in_flight == 0
+        # Every slot freed while jobs wait is taken again at the same clock reading.
+        waiting = spy.submits[concurrency:]
+        assert spy.submits[:concurrency] == [0.0] * min(concurrency, jobs)
+        assert waiting == sorted(spy.finishes)[: len(waiting)]
+
+
+def test_slow_downloads_do_not_hold_generation_slots():
+    """Downloads ten times as long as a generation: the window stays full of generations."""
+    spy, _ = run_window(60, 4, seed=9, download_s=300.0)
+    assert spy.peak == 4
+    assert spy.submits[4:] == sorted(spy.finishes)[:56]
