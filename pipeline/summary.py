@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import ledger as states
-from .errors import EXIT_ABORTED, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, AbortError
+from .errors import EXIT_ABORTED, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, AbortError, one_line
 from .manifest import display_path
 from .plan import CREDITS_PER_USD, format_seconds
 from .tally import Tally
@@ -123,7 +123,8 @@ def describe(summary: RunSummary, manifest: Path) -> list[str]:
     if summary.report:
         lines.append(f"Report: {_shown(summary.report)} (open it in a browser)")
     for failure in summary.failures[:10]:
-        lines.append(f"  {failure['status']}: {failure['job_id']}: {failure['error']}")
+        # Cleaned when received; a ledger written by an older version may hold raw server text.
+        lines.append(one_line(f"  {failure['status']}: {failure['job_id']}: {failure['error']}"))
     if len(summary.failures) > 10:
         lines.append(f"  ... and {len(summary.failures) - 10} more (see the table)")
     if summary.recovered_uncertain:
