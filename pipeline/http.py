@@ -328,6 +328,7 @@ class ApiClient:
         self.counters.requests += 1
         headers = {**self._auth, **(extra_headers or {})}
         url = self.base_url + request.path
+        started = self._clock()  # the pace counts from the request, so slow headers count too
         try:
             # Redirects are not followed: the API never sends one, and following it could carry
             # the key to another host.
@@ -341,7 +342,7 @@ class ApiClient:
             ) as response:
                 if 200 <= response.status < 300:
                     try:
-                        body = await self._read_json(response, deadline)
+                        body = await self._read_json(response, started, deadline)
                     except BadAnswer as problem:
                         # A 2xx to a paid POST means it was taken: a generation may exist.
                         error_type = MaybeSentError if paid else TransientError
@@ -351,7 +352,7 @@ class ApiClient:
                     return body, response.headers
                 if hooks:
                     hooks.not_taken()
-                text = await self._read_text(response, deadline)
+                text = await self._read_text(response, started, deadline)
                 if 300 <= response.status < 400:
                     target = self.untrusted.text(response.headers.get("Location", "?"))
                     raise RejectedError(
@@ -374,9 +375,11 @@ class ApiClient:
         """aiohttp's account of a failure; it may quote what the server sent (a bad status line)."""
         return self.untrusted.text(_reason(error))
 
-    async def _read_json(self, response: aiohttp.ClientResponse, deadline: float | None) -> Any:
+    async def _read_json(
+        self, response: aiohttp.ClientResponse, started: float, deadline: float | None
+    ) -> Any:
         """A 2xx answer's JSON, every string in it cleaned."""
-        raw = await self._read_body(response, MAX_JSON_BODY, deadline)
+        raw = await self._read_body(response, MAX_JSON_BODY, started, deadline)
         if raw is None:
             raise BadAnswer(f"the answer is larger than {MAX_JSON_BODY:,} bytes; refusing to read it")
         text = raw.decode("utf-8", errors="replace")
@@ -385,10 +388,12 @@ class ApiClient:
             raise BadAnswer(f"the answer is not JSON: {self.untrusted.text(text)[:80]!r}")
         return self.untrusted.tree(body)
 
-    async def _read_text(self, response: aiohttp.ClientResponse, deadline: float | None) -> str:
+    async def _read_text(
+        self, response: aiohttp.ClientResponse, started: float, deadline: float | None
+    ) -> str:
         """The start of an error answer (enough for its message); a slow one is cut short."""
         try:
-            raw = await self._read_body(response, MAX_ERROR_BODY, deadline, keep_start=True)
+            raw = await self._read_body(response, MAX_ERROR_BODY, started, deadline, keep_start=True)
         except BadAnswer:
             raw = b""
         return (raw or b"").decode("utf-8", errors="replace")
@@ -397,6 +402,7 @@ class ApiClient:
         self,
         response: aiohttp.ClientResponse,
         limit: int,
+        started: float,
         deadline: float | None,
         *,
         keep_start: bool = False,
@@ -406,7 +412,6 @@ class ApiClient:
         past the limit, and raises BadAnswer when the body comes too slowly or too late."""
         if response.content_length is not None and response.content_length > limit and not keep_start:
             return None
-        started = self._clock()
         chunks, size = [], 0
         async for chunk in response.content.iter_chunked(64 * 1024):
             size += len(chunk)
@@ -417,7 +422,7 @@ class ApiClient:
             slow = self.pace.problem(size, now - started)
             if slow:
                 raise BadAnswer(f"the answer came {slow}")
-            if deadline is not None and now > deadline:
+            if deadline is not None and now > deadline and not response.content.at_eof():
                 raise BadAnswer("the answer was still arriving at the job's run.timeout")
         return b"".join(chunks)
 

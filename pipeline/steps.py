@@ -161,7 +161,8 @@ class Steps:
         for wait in self._waits(started):
             await asyncio.sleep(wait)
             try:
-                generation = await self.client.poll(generation_id)
+                # A poll's whole exchange ends by the job's timeout, however slowly the server answers.
+                generation = await self.client.poll(generation_id, deadline=started + self.options.timeout_s)
             except (GenerationLostError, RejectedError) as error:
                 self._release(job)
                 self._uncertain(job, f"polling generation {generation_id} failed for good: {error}")

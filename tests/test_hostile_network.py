@@ -4,14 +4,24 @@ leak, hang or pay twice (issue 14)."""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+import json
 import re
+import struct
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from pipeline.download import Downloader
+from pipeline.errors import DownloadError, TransientError
+from pipeline.http import ApiClient, RetryPolicy
+from pipeline.pace import API_PACE
+from pipeline.providers import AimlApi
+from pipeline.untrusted import Untrusted
 from tests.conftest import KEY
-from tests.hostile import HostileServer, ScriptedApi, serve
+from tests.hostile import HostileServer, ScriptedApi, serve, tiny_mp4
 from tests.runner_helpers import manifest_text, results
 
 FAST = "run: {concurrency: 2, poll_interval: 0.05, poll_max_interval: 0.1, retries: 2}"
@@ -117,3 +127,208 @@ def test_long_names_statuses_and_urls_are_capped(write, run_api, workdir):
     assert (out / "results.csv").stat().st_size < 10_000
     row = results(out).iloc[0]
     assert len(row["error_name"]) <= 80 and len(row["error_message"]) <= 300
+
+
+# --- downloads ----------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Seconds that pass only when the hostile server says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fetch(url: str, folder: Path, announced: int | None = None, **options) -> None:
+    async def go() -> None:
+        async with Downloader(**options) as downloader:
+            await downloader.fetch(url, folder / "v.mp4", announced)
+
+    asyncio.run(go())
+
+
+def mp4_of(size: int) -> bytes:
+    """A whole MP4 of `size` bytes: the tiny one plus an mdat box filling the rest."""
+    head = tiny_mp4()
+    return head + struct.pack(">I4s", size - len(head), b"mdat") + b"\0" * (size - len(head) - 8)
+
+
+def test_a_compressed_video_is_refused_before_it_is_inflated(tmp_path):
+    """306 KB of gzip on the wire once became a 314 MB .part file on each of four attempts."""
+    bomb = gzip.compress(tiny_mp4() + b"\0" * 50_000_000, compresslevel=9)
+    cdn = HostileServer(
+        lambda request: web.Response(
+            body=bomb, headers={"Content-Encoding": "gzip"}, content_type="video/mp4"
+        )
+    )
+    with serve(cdn) as base_url, pytest.raises(DownloadError, match=r"came compressed \(gzip\)"):
+        fetch(base_url + "/v.mp4", tmp_path)
+    assert cdn.seen[0]["Accept-Encoding"] == "identity"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bytes_past_the_announced_size_stop_the_download_at_once(tmp_path):
+    """A chunked body with no end in sight: the poll announced 1,000 bytes, so byte 1,001 stops it."""
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(mp4_of(64 * 1024))
+        for _ in range(200):
+            await response.write(b"\0" * 64 * 1024)
+        return response
+
+    with (
+        serve(HostileServer(endless)) as base_url,
+        pytest.raises(DownloadError, match=r"passed its announced 1,000 bytes"),
+    ):
+        fetch(base_url + "/v.mp4", tmp_path, announced=1000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_drip_fed_download_is_cut_off_by_its_pace(tmp_path):
+    """100 bytes a second of a 1 MB video: it would take 3 hours; it ends after about a minute."""
+    clock, body, sent = FakeClock(), mp4_of(1_000_000), []
+
+    async def drip(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(len(body))})
+        await response.prepare(request)
+        for start in range(0, len(body), 100):
+            clock.now += 1  # a second per 100 bytes
+            sent.append(start)
+            await response.write(body[start : start + 100])
+        return response
+
+    with (
+        serve(HostileServer(drip)) as base_url,
+        pytest.raises(DownloadError, match=r"was too slow: [\d,]+ bytes in \d+ s"),
+    ):
+        fetch(base_url + "/v.mp4", tmp_path, clock=clock)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_download_at_the_pace_passes(tmp_path):
+    clock, body = FakeClock(), mp4_of(1_000_000)
+
+    async def steady(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(len(body))})
+        await response.prepare(request)
+        for start in range(0, len(body), 40_000):
+            clock.now += 1  # 40 kB a second: above the 32 kB/s floor
+            await response.write(body[start : start + 40_000])
+        return response
+
+    with serve(HostileServer(steady)) as base_url:
+        fetch(base_url + "/v.mp4", tmp_path, clock=clock)
+    assert (tmp_path / "v.mp4").stat().st_size == len(body)
+
+
+def redirecting_cdn(target: str) -> tuple[HostileServer, dict[str, int]]:
+    """A CDN that answers 302 to `target` ({base} is its own URL) and serves a video elsewhere."""
+    counts = {"video": 0}
+    box: dict[str, str] = {}
+
+    def answer(request: web.Request) -> web.Response:
+        if request.path == "/start.mp4":
+            base = box["base"]
+            location = target.replace("{base}", base).replace("{plain}", base.replace("127.0.0.1", "0.0.0.0"))
+            return web.Response(status=302, headers={"Location": location})
+        counts["video"] += 1
+        return web.Response(body=tiny_mp4(), content_type="video/mp4")
+
+    server = HostileServer(answer)
+    server.box = box
+    return server, counts
+
+
+@pytest.mark.parametrize(
+    ("target", "refusal"),
+    [
+        # 0.0.0.0 reaches this machine's listeners, but is not loopback: plain http is refused.
+        (
+            "{plain}/video.mp4",
+            r"refusing the redirect of the video URL to 'http://0\.0\.0\.0:\d+/video\.mp4': expected https",
+        ),
+        (
+            "{base}/video.mp4?token=" + KEY,
+            r"refusing the redirect of the video URL to: it carries the API key",
+        ),
+    ],
+)
+def test_every_redirect_hop_of_a_download_meets_the_rules_of_the_first(tmp_path, target, refusal):
+    cdn, counts = redirecting_cdn(target)
+    with serve(cdn) as base_url:
+        cdn.box["base"] = base_url
+        with pytest.raises(DownloadError, match=refusal) as caught:
+            fetch(base_url + "/start.mp4", tmp_path, untrusted=Untrusted(KEY))  # as the run makes it
+    assert counts["video"] == 0
+    assert leaks(str(caught.value)) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- polls --------------------------------------------------------------------------------
+
+
+def dripping_api(clock: FakeClock) -> tuple[HostileServer, list[int]]:
+    """Answers every poll honestly, one byte per (fake) second."""
+    body = json.dumps({"id": "g", "status": "generating", "padding": "p" * 200}).encode()
+    polls: list[int] = []
+
+    async def drip(request: web.Request) -> web.StreamResponse:
+        polls.append(1)
+        response = web.StreamResponse(
+            headers={"Content-Length": str(len(body)), "Content-Type": "application/json"}
+        )
+        await response.prepare(request)
+        for index in range(len(body)):
+            clock.now += 1
+            await response.write(body[index : index + 1])
+            await asyncio.sleep(0.002)  # lets the client see each byte as it comes
+        return response
+
+    return HostileServer(drip), polls
+
+
+def poll_once(base_url: str, clock: FakeClock, deadline: float | None = None):
+    async def no_wait(seconds: float) -> None:
+        clock.now += seconds
+
+    async def go():
+        client = ApiClient(
+            base_url,
+            KEY,
+            AimlApi(),
+            requests_per_minute=60_000,
+            retry=RetryPolicy(),
+            sleep=no_wait,
+            clock=clock,
+        )
+        async with client:
+            return await client.poll("g", deadline=deadline)
+
+    return asyncio.run(go())
+
+
+def test_a_poll_answer_dripped_a_byte_a_second_is_cut_off_by_its_pace():
+    clock = FakeClock()
+    server, polls = dripping_api(clock)
+    with (
+        serve(server) as base_url,
+        pytest.raises(TransientError, match=r"HTTP 200, but the answer came too slow"),
+    ):
+        poll_once(base_url, clock)
+    assert len(polls) == RetryPolicy().attempts  # each attempt cut off, then retried as transient
+
+
+def test_a_dripped_poll_ends_by_the_jobs_run_timeout_retries_included():
+    """With run.timeout 20, a dripped poll once took 122 s."""
+    clock = FakeClock()
+    server, polls = dripping_api(clock)
+    with serve(server) as base_url, pytest.raises(TransientError):
+        poll_once(base_url, clock, deadline=20)
+    assert len(polls) <= 2  # not the 6 attempts the retry policy allows
+    assert clock.now < 20 + 2 * API_PACE.floor_s
