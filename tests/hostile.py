@@ -34,6 +34,7 @@ class ScriptedApi:
     ):
         self.polls, self.ids, self.video = list(polls), ids, video
         self.posts = self.gets = self.downloads = 0
+        self.events: list[str] = []  # "POST", or the generation id of each poll
         self.base = ""
         self.server = HostileServer(self.answer)
 
@@ -41,6 +42,7 @@ class ScriptedApi:
         if request.path == "/video.mp4":
             self.downloads += 1
             return self.video(request) if self.video else web.Response(body=tiny_mp4())
+        self.events.append("POST" if request.method == "POST" else request.query.get("generation_id", ""))
         if request.method == "POST":
             self.posts += 1
             generation_id = next(self.ids) if self.ids else f"gen-{self.posts}"

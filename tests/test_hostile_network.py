@@ -22,7 +22,7 @@ from pipeline.providers import AimlApi
 from pipeline.untrusted import Untrusted
 from tests.conftest import KEY
 from tests.hostile import HostileServer, ScriptedApi, serve, tiny_mp4
-from tests.runner_helpers import manifest_text, results
+from tests.runner_helpers import ledger_statuses, manifest_text, results
 
 FAST = "run: {concurrency: 2, poll_interval: 0.05, poll_max_interval: 0.1, retries: 2}"
 # Every run of 12 characters of the key: any of them in an output is a leak.
@@ -332,3 +332,69 @@ def test_a_dripped_poll_ends_by_the_jobs_run_timeout_retries_included():
         poll_once(base_url, clock, deadline=20)
     assert len(polls) <= 2  # not the 6 attempts the retry policy allows
     assert clock.now < 20 + 2 * API_PACE.floor_s
+
+
+# --- one bad poll answer ------------------------------------------------------------------
+
+
+def not_found(request: web.Request) -> web.Response:
+    return web.json_response({"message": "Generation not found", "statusCode": 404}, status=404)
+
+
+def not_an_object(request: web.Request) -> web.Response:
+    return web.json_response([])
+
+
+HONEST = [{"status": "generating"}, {"status": "completed", "video": ["{base}/video.mp4"]}]
+
+
+@pytest.mark.parametrize("bad", [not_found, not_an_object], ids=["404", "empty list"])
+def test_one_bad_poll_answer_does_not_make_a_job_uncertain(write, run_api, workdir, bad):
+    api = ScriptedApi([bad, *HONEST])
+    with api.running() as base_url:
+        result = run_api(base_url, write("m.yaml", manifest_text(jobs=1, run=FAST)))
+    assert result.code == 0, result.err
+    assert ledger_statuses(workdir / "outputs" / "t") == {
+        results(workdir / "outputs" / "t").iloc[0]["job_id"]: "completed"
+    }
+    assert api.posts == 1 and api.downloads == 1
+
+
+def lost_then_found(write, run_api, *flags):
+    """A run whose polls all answer 404 (the job ends uncertain), then a rerun with `flags`
+    against a server that knows the generation again."""
+    api = ScriptedApi([not_found])
+    manifest = write("m.yaml", manifest_text(jobs=1, run=FAST))
+    with api.running() as base_url:
+        first = run_api(base_url, manifest)
+        polls_before = api.gets
+        api.polls = list(HONEST)
+        second = run_api(base_url, manifest, *flags)
+    return api, first, second, polls_before
+
+
+def test_a_rerun_polls_a_known_generation_id_of_an_uncertain_job(write, run_api, workdir):
+    api, first, second, polls_before = lost_then_found(write, run_api)
+    assert first.code == 1 and polls_before >= 5  # re-polled for a while before given up
+    assert second.code == 0, second.err
+    assert api.posts == 1
+    assert set(ledger_statuses(workdir / "outputs" / "t").values()) == {"completed"}
+
+
+def test_retry_uncertain_never_pays_again_for_a_generation_that_still_answers(write, run_api, workdir):
+    api, _, second, _ = lost_then_found(write, run_api, "--retry-uncertain")
+    assert second.code == 0, second.err
+    assert api.posts == 1
+    assert set(ledger_statuses(workdir / "outputs" / "t").values()) == {"completed"}
+
+
+def test_retry_uncertain_resubmits_only_after_the_known_id_is_lost_again(write, run_api, workdir):
+    api = ScriptedApi([not_found])
+    manifest = write("m.yaml", manifest_text(jobs=1, run=FAST))
+    with api.running() as base_url:
+        assert run_api(base_url, manifest).code == 1
+        api.events.clear()
+        run_api(base_url, manifest, "--retry-uncertain")
+    first_post = api.events.index("POST")
+    assert api.events[:first_post].count("gen-1") >= 5  # the old id, polled again first
+    assert api.posts == 2
