@@ -137,7 +137,11 @@ class Downloader:
             response.release()
             if not location:
                 raise DownloadError(f"the video download answered HTTP {response.status} with no Location")
-            url = str(response.url.join(URL(location)))
+            try:
+                url = str(response.url.join(URL(location)))
+            except ValueError:
+                shown = self.untrusted.text(location)[:80]
+                raise DownloadError(f"the video download was redirected to {shown!r}, not a URL") from None
             check_url(url, "redirect of the video URL to", self.untrusted)
         raise DownloadError(f"the video download was redirected more than {MAX_REDIRECTS} times")
 
