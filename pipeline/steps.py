@@ -75,6 +75,30 @@ class Lost:
     message: str
 
 
+@dataclass
+class BadAnswers:
+    """One generation's streak of bad poll answers: the id is given up (`Lost`) only after
+    `polls` of them in a row, spanning at least `span_s` seconds. A real answer ends the streak;
+    a transient failure (no answer at all) neither ends nor lengthens it."""
+
+    span_s: float
+    polls: int = LOST_AFTER_POLLS
+    count: int = 0
+    since: float = 0.0
+
+    def answered(self) -> None:
+        self.count = 0
+
+    def bad(self, problem: str, now: float) -> Lost | None:
+        if self.count == 0:
+            self.since = now
+        self.count += 1
+        lasted = now - self.since
+        if self.count >= self.polls and lasted >= self.span_s:
+            return Lost(f"{problem} ({self.count} bad answers in a row over {lasted:.0f} s)")
+        return None
+
+
 @dataclass(frozen=True)
 class Job:
     """What the steps need to know about one job."""
@@ -171,7 +195,7 @@ class Steps:
         """
         started = time.monotonic()
         facts = self._facts.setdefault(job.job_id, GenerationFacts())
-        bad_since, bad_answers = 0.0, 0
+        streak = BadAnswers(span_s=LOST_AFTER_CAPS * self.options.poll_cap_s)
         for wait in self._waits(started):
             await asyncio.sleep(wait)
             problem = None
@@ -185,15 +209,13 @@ class Steps:
             facts.polls += 1
             if generation is not None and generation.state == LOST:
                 generation, problem = None, f"generation {generation_id}: {generation.error_message}"
-            if problem is None:
-                bad_answers = 0
-            else:
-                bad_since = bad_since if bad_answers else time.monotonic()
-                bad_answers += 1
-                lasted = time.monotonic() - bad_since
-                if bad_answers >= LOST_AFTER_POLLS and lasted >= LOST_AFTER_CAPS * self.options.poll_cap_s:
+            if generation is not None:
+                streak.answered()
+            elif problem is not None:
+                lost = streak.bad(problem, time.monotonic())
+                if lost is not None:
                     self._release(job)
-                    return Lost(f"{problem} ({bad_answers} bad answers in a row over {lasted:.0f} s)")
+                    return lost
             if generation is not None and generation.state in (COMPLETED, FAILED):
                 # A resumed job's clock started at resume: its duration would be wrong, so it is
                 # neither recorded nor used to pace other polls.
