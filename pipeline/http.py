@@ -373,7 +373,8 @@ class ApiClient:
 
     def _reason(self, error: BaseException) -> str:
         """aiohttp's account of a failure; it may quote what the server sent (a bad status line)."""
-        return self.untrusted.text(_reason(error))
+        lines = str(error).splitlines()
+        return self.untrusted.text(lines[0] if lines else type(error).__name__)[:200]
 
     async def _read_json(
         self, response: aiohttp.ClientResponse, started: float, deadline: float | None
@@ -471,8 +472,3 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     if when.tzinfo is None:  # HTTP dates are GMT; a date without a zone means GMT too
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, when.timestamp() - time.time())
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return text.splitlines()[0][:200]
