@@ -128,7 +128,8 @@ class Scheduler:
                 task.cancel()
 
     def _work_list(self) -> list[tuple[str, str]]:
-        """(job_id, status) to work on: generations to resume first, then jobs to submit."""
+        """(job_id, status) to work on: generations to resume first (uncertain jobs whose
+        generation id is known among them), then jobs to submit."""
         resume, submit = [], []
         rows = self.ledger.rows_by_id()
         to_submit = (states.PENDING, states.FAILED) + (

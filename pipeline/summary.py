@@ -135,7 +135,8 @@ def describe(summary: RunSummary, manifest: Path) -> list[str]:
     if tally.uncertain:
         lines.append(
             f"{tally.uncertain} job(s) are uncertain: their submit may have reached the service and may be "
-            "billed. Check the account, then rerun with --retry-uncertain to submit them again."
+            "billed. A rerun polls again those whose generation id is known; for the others, check the "
+            "account, then rerun with --retry-uncertain to submit them again."
         )
     if summary.exit_code == EXIT_INTERRUPTED:
         lines.append(f"Stopped. Run the same command to resume: vidpipe run {display_path(manifest)}")
