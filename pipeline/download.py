@@ -6,6 +6,15 @@ to a temporary file beside the target). A file counts as downloaded only if it i
 has the size the server announced, and is a whole MP4: its top-level boxes start with `ftyp`,
 include `moov`, and end exactly at the end of the file. (A CDN can send a short file with
 headers that agree with it; only the boxes show it is cut.)
+
+What a hostile CDN cannot do:
+- make the download hang: it is held to a pace (pace.py), so a file of S bytes must be whole
+  within 60 s + S / 32 kB/s, and a drip-fed or endless body is cut off;
+- fill the disk: the video is asked for uncompressed (`Accept-Encoding: identity`), a
+  compressed answer is refused before its body is read, and bytes are counted against the
+  announced size as they arrive: the first byte past it stops the download;
+- send it elsewhere: redirects are followed here, hop by hop, and every hop meets the same
+  rules as the URL the poll gave (https only, plain http only on loopback; no API key in it).
 """
 
 from __future__ import annotations
@@ -15,17 +24,24 @@ import hashlib
 import ipaddress
 import os
 import struct
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from .errors import DownloadError, ExpiredUrlError, InputError
+from .pace import DOWNLOAD_PACE, Pace
+from .untrusted import Untrusted
 
 CHUNK_BYTES = 256 * 1024
 MAX_VIDEO_BYTES = 2 * 1024**3
 EXPIRED_STATUSES = (401, 403, 404, 410)
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
@@ -46,14 +62,19 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def check_url(url: str, what: str = "video URL") -> None:
-    """https everywhere; plain http only to this machine (local servers such as the sandbox)."""
+def check_url(url: str, what: str = "video URL", untrusted: Untrusted | None = None) -> None:
+    """https everywhere; plain http only to this machine (local servers such as the sandbox).
+    With `untrusted`, a URL that carries the API key is refused too (and never shown)."""
+    untrusted = untrusted or Untrusted(None)
+    if untrusted.carries_key(url):
+        raise DownloadError(f"refusing the {what}: it carries the API key")
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
     if parts.scheme == "http" and is_loopback_host(parts.hostname):
         return
-    raise DownloadError(f"refusing the {what} {url[:80]!r}: expected https (plain http only on loopback)")
+    shown = untrusted.text(url)[:80]
+    raise DownloadError(f"refusing the {what} {shown!r}: expected https (plain http only on loopback)")
 
 
 def target_path(folder: Path, name: str) -> Path:
@@ -74,15 +95,24 @@ class Downloader:
         parallel: int = 8,
         timeout: aiohttp.ClientTimeout | None = None,
         max_bytes: int = MAX_VIDEO_BYTES,
+        *,
+        pace: Pace = DOWNLOAD_PACE,
+        untrusted: Untrusted | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._slots = asyncio.Semaphore(parallel)
         self.max_bytes = max_bytes
-        # No total limit: a long download is fine as long as bytes keep coming.
+        self.pace = pace
+        # The API client's cleaner: it knows the key, to refuse URLs that carry it.
+        self.untrusted = untrusted or Untrusted(None)
+        self._clock = clock
+        # No fixed total limit: the pace bounds a download by its size instead.
         self._timeout = timeout or aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Downloader:
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        # Bytes on the wire are bytes on disk: nothing is inflated (see the module doc).
+        self._session = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=False)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -90,28 +120,56 @@ class Downloader:
             await self._session.close()
 
     async def fetch(self, url: str, path: Path, announced_size: int | None = None) -> Downloaded:
-        check_url(url)
+        check_url(url, untrusted=self.untrusted)
         assert self._session is not None, "use Downloader inside 'async with'"
         async with self._slots:
             return await self._fetch(url, path, announced_size)
+
+    async def _get(self, url: str) -> aiohttp.ClientResponse:
+        """The answer at the end of `url`'s redirects, each hop checked like the first URL."""
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await self._session.get(
+                url, allow_redirects=False, headers={"Accept-Encoding": "identity"}
+            )
+            if response.status not in REDIRECT_STATUSES:
+                return response
+            location = response.headers.get("Location")
+            response.release()
+            if not location:
+                raise DownloadError(f"the video download answered HTTP {response.status} with no Location")
+            try:
+                url = str(response.url.join(URL(location)))
+            except ValueError:
+                shown = self.untrusted.text(location)[:80]
+                raise DownloadError(f"the video download was redirected to {shown!r}, not a URL") from None
+            check_url(url, "redirect of the video URL to", self.untrusted)
+        raise DownloadError(f"the video download was redirected more than {MAX_REDIRECTS} times")
 
     async def _fetch(self, url: str, path: Path, announced_size: int | None) -> Downloaded:
         temporary = path.with_name(f".{path.name}.part")
         digest = hashlib.sha256()
         size = 0
         try:
-            async with self._session.get(url, allow_redirects=True) as response:
+            started = self._clock()
+            async with await self._get(url) as response:
                 if response.status in EXPIRED_STATUSES:
                     raise ExpiredUrlError(
                         f"the video URL was refused (HTTP {response.status}); it has expired"
                     )
                 if response.status != 200:
                     raise DownloadError(f"the video download answered HTTP {response.status}")
+                encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise DownloadError(
+                        f"the video came compressed ({self.untrusted.text(encoding)[:40]}); "
+                        "it was asked for uncompressed (Accept-Encoding: identity)"
+                    )
                 expected = response.content_length or announced_size
                 if expected is not None and expected > self.max_bytes:
                     raise DownloadError(
                         f"the video is {expected:,} bytes; at most {self.max_bytes:,} are accepted"
                     )
+                limit = expected if expected is not None else self.max_bytes
                 head = b""
                 with temporary.open("wb") as handle:
                     async for chunk in response.content.iter_chunked(CHUNK_BYTES):
@@ -120,8 +178,15 @@ class Downloader:
                             if len(head) >= 8 and not _looks_like_mp4(head):
                                 raise DownloadError("the download is not an MP4 video")
                         size += len(chunk)
-                        if size > self.max_bytes:
-                            raise DownloadError(f"the video passed {self.max_bytes:,} bytes; stopped")
+                        if size > limit:
+                            raise DownloadError(
+                                f"the download passed its announced {limit:,} bytes; stopped"
+                                if expected is not None
+                                else f"the video passed {self.max_bytes:,} bytes; stopped"
+                            )
+                        slow = self.pace.problem(size, self._clock() - started)
+                        if slow:
+                            raise DownloadError(f"the video download was {slow}; stopped")
                         digest.update(chunk)
                         handle.write(chunk)
                     handle.flush()
@@ -137,7 +202,8 @@ class Downloader:
             os.replace(temporary, path)
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             temporary.unlink(missing_ok=True)
-            raise DownloadError(f"the video download failed: {str(error) or type(error).__name__}") from None
+            reason = self.untrusted.text(str(error) or type(error).__name__)
+            raise DownloadError(f"the video download failed: {reason}") from None
         except OSError as error:  # the disk, not the network: full, read-only, name too long
             temporary.unlink(missing_ok=True)
             raise DownloadError(f"cannot write the video to {path}: {error.strerror or error}") from None

@@ -15,6 +15,11 @@ server said it did not take it (TransientError) or the request never left (NotSe
 POST that may have been sent raises MaybeSentError to the scheduler, which marks the job
 `uncertain` instead of paying for it twice.
 
+Everything the server sends (bodies, error pages, Location headers, aiohttp's reasons) passes
+through `Untrusted` (untrusted.py) before it is parsed further, stored or shown: no API key in
+it, and nothing a terminal would act on. Every body is read at a bounded pace (pace.py), and a
+poll's whole exchange, retries included, can be given a deadline (the job's run.timeout).
+
 Paid POSTs go over a connection of their own (never a pooled one): a pooled connection the
 server has silently closed fails only after the request is written, which would make a request
 that never arrived look `uncertain`.
@@ -26,10 +31,9 @@ import asyncio
 import json
 import math
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
@@ -49,14 +53,18 @@ from .errors import (
     TransientError,
     VidpipeError,
 )
+from .pace import API_PACE, Pace
 from .providers.base import Generation, HttpRequest, Provider, Submitted
 from .rate import Limiter, RequestRate
+from .untrusted import Untrusted
 
 T = TypeVar("T")
 USER_AGENT = "vidpipe/0.1"
 MAX_ERROR_BODY = 64 * 1024
 MAX_JSON_BODY = 8 * 1024 * 1024
-MIN_SECRET_LENGTH = 8
+# Ids seen are UUIDs, nanoids and `<uuid>:<model path>` (under 100 characters): a longer one is
+# not stored (it would be copied into every table and every poll).
+MAX_GENERATION_ID = 256
 
 
 class SubmitHooks(Protocol):
@@ -124,6 +132,8 @@ class ApiClient:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         limiter: Limiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        pace: Pace = API_PACE,
     ):
         self.base_url = base_url.rstrip("/")
         self.provider = provider
@@ -133,10 +143,11 @@ class ApiClient:
         self.counters = Counters()
         self._rng = rng or random.Random()
         self._sleep = sleep
+        self._clock = clock
+        self.pace = pace
+        # What servers send, cleaned of the key and of terminal escapes (untrusted.py).
+        self.untrusted = Untrusted(api_key)
         # The key goes in per-request headers of this client only: the CDN session never sees it.
-        # Only a key long enough to be a real secret is looked for in what servers send back:
-        # a 1-character test key would "appear" in every URL and every message.
-        self._key = api_key if api_key and len(api_key) >= MIN_SECRET_LENGTH else ""
         self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._submits_stopped = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
@@ -182,15 +193,32 @@ class ApiClient:
         )
         self.counters.submits += 1
         try:
-            return self.provider.read_submit(body, response_headers)
+            submitted = self.provider.read_submit(body, response_headers)
+            self._check_generation_id(submitted.generation_id)
         except RejectedError as error:
             # The service took the POST (2xx) but we cannot tell which generation it made.
             raise MaybeSentError(f"the submit was accepted, but {error}") from None
+        return submitted
 
-    async def poll(self, generation_id: str) -> Generation:
+    def _check_generation_id(self, generation_id: str) -> None:
+        """Refuse an id that cannot be stored as it is: too long, or hiding the key."""
+        if len(generation_id) > MAX_GENERATION_ID:
+            raise RejectedError(
+                f"its generation id is {len(generation_id):,} characters long; "
+                f"at most {MAX_GENERATION_ID} are accepted, so it was not stored"
+            )
+        if self.untrusted.carries_key(generation_id):
+            raise RejectedError("the service put the API key into the generation id; it was not stored")
+
+    async def poll(self, generation_id: str, deadline: float | None = None) -> Generation:
+        """One poll, retried while transient. `deadline` (on this client's clock) ends the whole
+        exchange, retries included, with a TransientError: a slow server cannot hold a job past
+        its run.timeout."""
         http_request = self.provider.poll_request(generation_id)
         try:
-            body, headers = await self._with_retries(lambda: self._send(http_request, paid=False), paid=False)
+            body, headers = await self._with_retries(
+                lambda: self._send(http_request, paid=False, deadline=deadline), paid=False, deadline=deadline
+            )
         except RejectedError as error:
             if error.status == 404:
                 raise GenerationLostError(
@@ -199,22 +227,18 @@ class ApiClient:
             raise
         self.counters.polls += 1
         generation = self.provider.read_poll(body, headers)
-        if generation.video_url and self._key and self._key in generation.video_url:
+        if generation.video_url and self.untrusted.carries_key(generation.video_url):
             raise RejectedError("the service put the API key into the video URL; refusing to use it")
-        if generation.error_message:
-            generation = replace(generation, error_message=self.scrub(generation.error_message))
         return generation
 
-    def scrub(self, text: str) -> str:
-        """`text` without the API key, should a server echo it back."""
-        text = re.sub(r"(?i)(bearer\s+)\S+", r"\1***", text)
-        return text.replace(self._key, "***") if self._key else text
-
-    async def _with_retries(self, send: Callable[[], Awaitable[T]], *, paid: bool) -> T:
+    async def _with_retries(
+        self, send: Callable[[], Awaitable[T]], *, paid: bool, deadline: float | None = None
+    ) -> T:
         """Retry transient failures. 429s are limited by time only (they mean "later", however
         often); other failures also by attempts. The backoff grows with every failure in a row,
-        429s included. A paid POST that may have arrived is not retried."""
-        started = time.monotonic()
+        429s included. A paid POST that may have arrived is not retried. No retry starts that
+        would end past `deadline`."""
+        started = self._clock()
         attempt = failures = 0
         while True:
             try:
@@ -230,8 +254,10 @@ class ApiClient:
                     attempt += 1
                 retry_after = error.retry_after_s if isinstance(error, TransientError) else None
                 wait = self.retry.wait(failures, retry_after, self._rng)
-                out_of_time = time.monotonic() - started + wait > self.retry.max_elapsed_s
-                if attempt >= self.retry.attempts or out_of_time:
+                now = self._clock()
+                out_of_time = now - started + wait > self.retry.max_elapsed_s
+                past_deadline = deadline is not None and now + wait >= deadline
+                if attempt >= self.retry.attempts or out_of_time or past_deadline:
                     raise
                 if throttled:
                     self.counters.throttled += 1
@@ -264,6 +290,7 @@ class ApiClient:
         paid: bool,
         extra_headers: Mapping[str, str] | None = None,
         hooks: SubmitHooks | None = None,
+        deadline: float | None = None,
     ) -> tuple[Any, Mapping[str, str]]:
         session = self._submit_session if paid else self._session
         assert session is not None, "use ApiClient inside 'async with'"
@@ -273,6 +300,7 @@ class ApiClient:
         self.counters.requests += 1
         headers = {**self._auth, **(extra_headers or {})}
         url = self.base_url + request.path
+        started = self._clock()  # the pace counts from the request, so slow headers count too
         try:
             # Redirects are not followed: the API never sends one, and following it could carry
             # the key to another host.
@@ -286,19 +314,19 @@ class ApiClient:
             ) as response:
                 if 200 <= response.status < 300:
                     try:
-                        body = await _read_json(response)
+                        body = await self._read_json(response, started, deadline)
                     except BadAnswer as problem:
                         # A 2xx to a paid POST means it was taken: a generation may exist.
                         error_type = MaybeSentError if paid else TransientError
                         raise error_type(
-                            f"HTTP {response.status}, but {self.scrub(str(problem))}", status=response.status
+                            f"HTTP {response.status}, but {problem}", status=response.status
                         ) from None
                     return body, response.headers
                 if hooks:
                     hooks.not_taken()
-                text = await _read_text(response)
+                text = await self._read_text(response, started, deadline)
                 if 300 <= response.status < 400:
-                    target = response.headers.get("Location", "?")
+                    target = self.untrusted.text(response.headers.get("Location", "?"))
                     raise RejectedError(
                         f"HTTP {response.status}: the API redirected to {target[:80]}; not followed",
                         status=response.status,
@@ -309,15 +337,71 @@ class ApiClient:
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
             if hooks:
                 hooks.not_taken()
-            raise NotSentError(f"cannot connect to {self.base_url}: {_reason(error)}") from None
+            raise NotSentError(f"cannot connect to {self.base_url}: {self._reason(error)}") from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise MaybeSentError(
-                f"the connection to {self.base_url} failed after the request was sent: {_reason(error)}"
+                f"the connection to {self.base_url} failed after the request was sent: {self._reason(error)}"
             ) from None
 
-    def _status_error(self, status: int, headers: Mapping[str, str], text: str, paid: bool) -> VidpipeError:
+    def _reason(self, error: BaseException) -> str:
+        """aiohttp's account of a failure; it may quote what the server sent (a bad status line)."""
+        lines = str(error).splitlines()
+        return self.untrusted.text(lines[0] if lines else type(error).__name__)[:200]
+
+    async def _read_json(
+        self, response: aiohttp.ClientResponse, started: float, deadline: float | None
+    ) -> Any:
+        """A 2xx answer's JSON, every string in it cleaned."""
+        raw = await self._read_body(response, MAX_JSON_BODY, started, deadline)
+        if raw is None:
+            raise BadAnswer(f"the answer is larger than {MAX_JSON_BODY:,} bytes; refusing to read it")
+        text = raw.decode("utf-8", errors="replace")
         body = _json_or_none(text)
-        message = self.scrub(self.provider.error_message(body, text))
+        if body is None and text.strip():
+            raise BadAnswer(f"the answer is not JSON: {self.untrusted.text(text)[:80]!r}")
+        return self.untrusted.tree(body)
+
+    async def _read_text(
+        self, response: aiohttp.ClientResponse, started: float, deadline: float | None
+    ) -> str:
+        """The start of an error answer (enough for its message); a slow one is cut short."""
+        try:
+            raw = await self._read_body(response, MAX_ERROR_BODY, started, deadline, keep_start=True)
+        except BadAnswer:
+            raw = b""
+        return (raw or b"").decode("utf-8", errors="replace")
+
+    async def _read_body(
+        self,
+        response: aiohttp.ClientResponse,
+        limit: int,
+        started: float,
+        deadline: float | None,
+        *,
+        keep_start: bool = False,
+    ) -> bytes | None:
+        """The body, at the client's pace and by `deadline`; None when it is longer than `limit`
+        bytes (or its first `limit` bytes, with `keep_start`). Reading stops at the first byte
+        past the limit, and raises BadAnswer when the body comes too slowly or too late."""
+        if response.content_length is not None and response.content_length > limit and not keep_start:
+            return None
+        chunks, size = [], 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                return b"".join(chunks)[:limit] if keep_start else None
+            chunks.append(chunk)
+            now = self._clock()
+            slow = self.pace.problem(size, now - started)
+            if slow:
+                raise BadAnswer(f"the answer came {slow}")
+            if deadline is not None and now > deadline and not response.content.at_eof():
+                raise BadAnswer("the answer was still arriving at the job's run.timeout")
+        return b"".join(chunks)
+
+    def _status_error(self, status: int, headers: Mapping[str, str], text: str, paid: bool) -> VidpipeError:
+        body = self.untrusted.tree(_json_or_none(text))
+        message = self.provider.error_message(body, self.untrusted.text(text))
         described = f"HTTP {status}: {message}"
         if status == 401:
             return AuthError(f"the API refused the key (HTTP 401, check AIMLAPI_KEY): {message}")
@@ -335,36 +419,6 @@ class ApiClient:
 
 class BadAnswer(Exception):
     """A 2xx answer whose body cannot be used."""
-
-
-async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The body, or None when it is longer than `limit` bytes (reading stops there)."""
-    if response.content_length is not None and response.content_length > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _read_json(response: aiohttp.ClientResponse) -> Any:
-    raw = await _read_limited(response, MAX_JSON_BODY)
-    if raw is None:
-        raise BadAnswer(f"the answer is larger than {MAX_JSON_BODY:,} bytes; refusing to read it")
-    text = raw.decode("utf-8", errors="replace")
-    body = _json_or_none(text)
-    if body is None and text.strip():
-        raise BadAnswer(f"the answer is not JSON: {text[:80]!r}")
-    return body
-
-
-async def _read_text(response: aiohttp.ClientResponse) -> str:
-    """The start of an error answer (enough for its message)."""
-    raw = await response.content.read(MAX_ERROR_BODY)
-    return raw.decode("utf-8", errors="replace")
 
 
 def _json_or_none(text: str) -> Any:
@@ -398,8 +452,3 @@ def _seconds_until(http_date: str) -> float | None:
     if when.tzinfo is None:  # HTTP dates are GMT; a date without a zone means GMT too
         when = when.replace(tzinfo=timezone.utc)
     return when.timestamp() - time.time()
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return text.splitlines()[0][:200]

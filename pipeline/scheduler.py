@@ -30,7 +30,7 @@ from . import ledger as states
 from .errors import AbortError, BudgetError
 from .ledger import Ledger
 from .providers.base import FAILED, Generation
-from .steps import TIMED_OUT, Job, Steps
+from .steps import TIMED_OUT, Job, Lost, Steps
 from .tally import Tally
 
 
@@ -129,7 +129,8 @@ class Scheduler:
                 task.cancel()
 
     def _work_list(self) -> list[tuple[str, str]]:
-        """(job_id, status) to work on: generations to resume first, then jobs to submit."""
+        """(job_id, status) to work on: generations to resume first (uncertain jobs whose
+        generation id is known among them), then jobs to submit."""
         resume, submit = [], []
         rows = self.ledger.rows_by_id()
         to_submit = (states.PENDING, states.FAILED) + (
@@ -138,7 +139,8 @@ class Scheduler:
         for job_id in self.jobs:
             row = rows[job_id]
             status = row["status"]
-            if status in states.WITH_GENERATION:
+            if status in states.WITH_GENERATION or (status == states.UNCERTAIN and row["generation_id"]):
+                # An uncertain job with a known id is polled again before anything is paid for.
                 resume.append((job_id, status))
             elif status in to_submit and job_id not in self.options.hold_back:
                 submit.append((job_id, status))
@@ -168,9 +170,8 @@ class Scheduler:
         keep_slot = False
         slot_held = True
         try:
-            generation_id = (
-                self.ledger.job(job.job_id)["generation_id"] if status in states.WITH_GENERATION else None
-            )
+            resuming = status in (*states.WITH_GENERATION, states.UNCERTAIN)
+            generation_id = self.ledger.job(job.job_id)["generation_id"] if resuming else None
             outcome = await self._generate(job, generation_id, retried=status == states.UNCERTAIN)
             if outcome is None:
                 return
@@ -213,6 +214,13 @@ class Scheduler:
                 ):
                     return None  # stopped; a rerun polls the generation if it has an id
             outcome = await self.steps.poll_until_final(job, generation_id, resumed=not submitted_here)
+            if isinstance(outcome, Lost):
+                # Its known id is gone for good: only now may --retry-uncertain pay for it again.
+                if retried and not submitted_here and self._may_retry_uncertain(job):
+                    generation_id, resubmit = None, True
+                    continue
+                self.steps.lost(job, outcome)
+                return None
             resubmit_now = resubmits_left > 0 and self.stop_reason is None
             if isinstance(outcome, Generation) and outcome.state == FAILED and resubmit_now:
                 resubmits_left -= 1
@@ -222,6 +230,9 @@ class Scheduler:
             if isinstance(outcome, Generation):
                 return generation_id, outcome
             return outcome
+
+    def _may_retry_uncertain(self, job: Job) -> bool:
+        return self.options.retry_uncertain and job.job_id not in self.options.hold_back
 
     def _hold_slot_until_the_end(self, job_id: str) -> None:
         """A generation past run.timeout still runs (and will be billed): its slot stays taken.

@@ -53,7 +53,7 @@ async def open_scheduler(
             rng=rng,
             limiter=limiter,
         ) as client,
-        Downloader() as downloader,
+        Downloader(untrusted=client.untrusted) as downloader,
     ):
         steps = Steps(
             client,

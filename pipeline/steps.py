@@ -12,8 +12,11 @@ before the network action that depends on it.
   one step), then the growing waits. The first generation to finish wakes the waits of those
   started with it, which then poll when the median says (not at their next growing wait). Waits
   have +-20% jitter, so thousands of jobs do not poll in lockstep; the first one is only ever
-  shortened. A lost id (404, or status `unknown`) or a refusal makes the job `uncertain`: the
-  generation may have run and been billed.
+  shortened. One bad answer (a 404, status `unknown`, a 4xx, a body that is not a poll answer)
+  proves nothing: the id is polled on, at the same growing waits, until `LOST_AFTER_POLLS`
+  bad answers in a row have spanned `LOST_AFTER_CAPS` x `poll_max_interval` (a minute by
+  default). Only then is the id given up (`Lost`): the generation may have run and been
+  billed, so the scheduler makes the job `uncertain`, and a rerun polls the id again.
 - download: streamed and checked by `Downloader`; an expired or bad link is replaced by
   polling again. A generation that is paid for but could not be fetched stays `generated`, so
   a rerun fetches it. With a store (output.dir as a URL) the checked video is uploaded, and
@@ -45,7 +48,7 @@ from .errors import (
 )
 from .http import ApiClient
 from .ledger import COMPLETED as COMPLETED_STATUS
-from .ledger import GENERATED, SUBMITTED, SUBMITTING, GenerationFacts, Ledger
+from .ledger import GENERATED, SUBMITTED, SUBMITTING, UNCERTAIN, GenerationFacts, Ledger
 from .ledger import TIMED_OUT as TIMED_OUT_STATUS
 from .plan import poll_delays
 from .posters import POSTER_DIR, extract_poster, poster_path_for
@@ -62,6 +65,39 @@ MAX_STEADY_POLLS = 6
 MIN_STEADY_S = 0.05
 TYPICAL_SAMPLE = 50
 TIMED_OUT = "timed_out"
+LOST_AFTER_POLLS = 5  # bad answers in a row before a generation id is given up...
+LOST_AFTER_CAPS = 4  # ...spanning at least this many poll_max_intervals
+
+
+@dataclass(frozen=True)
+class Lost:
+    """The service kept answering that it does not know the generation (or nonsense)."""
+
+    message: str
+
+
+@dataclass
+class BadAnswers:
+    """One generation's streak of bad poll answers: the id is given up (`Lost`) only after
+    `polls` of them in a row, spanning at least `span_s` seconds. A real answer ends the streak;
+    a transient failure (no answer at all) neither ends nor lengthens it."""
+
+    span_s: float
+    polls: int = LOST_AFTER_POLLS
+    count: int = 0
+    since: float = 0.0
+
+    def answered(self) -> None:
+        self.count = 0
+
+    def bad(self, problem: str, now: float) -> Lost | None:
+        if self.count == 0:
+            self.since = now
+        self.count += 1
+        lasted = now - self.since
+        if self.count >= self.polls and lasted >= self.span_s:
+            return Lost(f"{problem} ({self.count} bad answers in a row over {lasted:.0f} s)")
+        return None
 
 
 @dataclass(frozen=True)
@@ -157,29 +193,36 @@ class Steps:
 
     async def poll_until_final(
         self, job: Job, generation_id: str, *, resumed: bool = False
-    ) -> Generation | str | None:
-        """The final Generation; TIMED_OUT; or None when the job ended otherwise (uncertain).
+    ) -> Generation | Lost | str:
+        """The final Generation; TIMED_OUT; or Lost when the id kept being refused (the caller
+        decides what the job becomes: see the module doc).
 
         A completed generation's facts stay in memory (`facts`) until the job's last write, which
         saves a ledger write per job; the generation id is already recorded, so nothing is lost.
         """
         started = _clock()
         facts = self._facts.setdefault(job.job_id, GenerationFacts())
+        streak = BadAnswers(span_s=LOST_AFTER_CAPS * self.options.poll_cap_s)
         for wait in self._waits(started):
             await self._pause(wait, started)
+            problem = None
             try:
-                generation = await self.client.poll(generation_id)
+                # A poll's whole exchange ends by the job's timeout, however slowly the server answers.
+                generation = await self.client.poll(generation_id, deadline=started + self.options.timeout_s)
             except (GenerationLostError, RejectedError) as error:
-                self._release(job)
-                self._uncertain(job, f"polling generation {generation_id} failed for good: {error}")
-                return None
+                generation, problem = None, f"polling generation {generation_id} failed: {error}"
             except RequestError:
                 generation = None  # retries are spent for now; ask again at the next poll
             facts.polls += 1
             if generation is not None and generation.state == LOST:
-                self._release(job)
-                self._uncertain(job, f"generation {generation_id}: {generation.error_message}")
-                return None
+                generation, problem = None, f"generation {generation_id}: {generation.error_message}"
+            if generation is not None:
+                streak.answered()
+            elif problem is not None:
+                lost = streak.bad(problem, _clock())
+                if lost is not None:
+                    self._release(job)
+                    return lost
             if generation is not None and generation.state in (COMPLETED, FAILED):
                 # A resumed job's clock started at resume: its duration would be wrong, so it is
                 # neither recorded nor used to pace other polls.
@@ -354,7 +397,7 @@ class Steps:
         if status == COMPLETED_STATUS:  # done and paid: note it, never undo it
             self.ledger.note_error(job.job_id, "unexpected", message)
             return
-        if status in (SUBMITTED, GENERATED, TIMED_OUT_STATUS):
+        if status in (SUBMITTED, GENERATED, TIMED_OUT_STATUS, UNCERTAIN):  # keep the generation id
             self.ledger.note_error(job.job_id, "unexpected", message)
         elif status == SUBMITTING:
             self._uncertain(job, message)
@@ -368,6 +411,10 @@ class Steps:
         polls = self._take_facts(job).polls  # of an earlier generation of this job, if any
         if attempt.sent or polls:
             self.ledger.mark_pending(job.job_id, polls=polls)
+
+    def lost(self, job: Job, lost: Lost) -> None:
+        """The generation id was given up: the job is `uncertain` (its id stays, for a rerun)."""
+        self._uncertain(job, lost.message)
 
     def _uncertain(self, job: Job, message: str) -> None:
         self.ledger.mark_uncertain(job.job_id, message, polls=self._take_facts(job).polls)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import ledger as states
-from .errors import EXIT_ABORTED, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, AbortError
+from .errors import EXIT_ABORTED, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, AbortError, one_line
 from .manifest import display_path
 from .plan import CREDITS_PER_USD, format_seconds
 from .resume import ResumeCommand
@@ -131,14 +131,16 @@ def describe(summary: RunSummary) -> list[str]:
         lines.append(f"Report: {_shown(summary.report)} (open it in a browser)")
     problems = [f for f in summary.failures if f["status"] not in states.WITH_GENERATION]
     for failure in problems[:10]:
-        lines.append(f"  {failure['status']}: {failure['job_id']}: {failure['error'] or 'no message'}")
+        # Cleaned when received; a ledger written by an older version may hold raw server text.
+        error = failure["error"] or "no message"
+        lines.append(one_line(f"  {failure['status']}: {failure['job_id']}: {error}"))
     if len(problems) > 10:
         lines.append(f"  ... and {len(problems) - 10} more (see the table)")
     still_running = len(summary.failures) - len(problems)
     if still_running:
         lines.append(
-            f"{still_running} generation(s) were still running when the run stopped; they are paid for "
-            "and recorded, and resuming polls them without submitting again."
+            f"{still_running} generation(s) were still running when the run stopped; they are recorded, "
+            "and resuming polls them without submitting again."
         )
     if summary.recovered_uncertain:
         lines.append(
@@ -153,7 +155,8 @@ def describe(summary: RunSummary) -> list[str]:
     elif tally.uncertain:
         lines.append(
             f"{tally.uncertain} job(s) are uncertain: their submit may have reached the service and may be "
-            "billed. Check the account, then submit them again with: "
+            "billed. A rerun polls again those whose generation id is known; for the others, check the "
+            "account, then submit them again with: "
             + (
                 summary.resume.shown("--retry-uncertain")
                 if summary.resume

@@ -3,12 +3,71 @@
 from __future__ import annotations
 
 import asyncio
+import struct
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from threading import Event, Thread
+from typing import Any
 
 from aiohttp import web
 
 LEGACY = "/v2/generate/video/runway/generation"
+
+
+def tiny_mp4() -> bytes:
+    """The smallest file the downloader accepts as a whole MP4: an ftyp box and a moov box."""
+    ftyp = struct.pack(">I4s", 16, b"ftyp") + b"isom" + struct.pack(">I", 512)
+    return ftyp + struct.pack(">I4s", 8, b"moov")
+
+
+class ScriptedApi:
+    """An API on loopback: each submit gets the next id of `ids` (or `gen-N`), each poll the next
+    answer of `polls` (the last one repeats). An answer is a JSON body, or a function of the
+    request returning an aiohttp response. The video it hands out is served at /video.mp4 by
+    `video` (by default a whole tiny MP4); `{base}` in a poll body becomes the server's URL."""
+
+    def __init__(
+        self,
+        polls: list[Any],
+        ids: Iterator[Any] | None = None,
+        video: Callable[[web.Request], Any] | None = None,
+    ):
+        self.polls, self.ids, self.video = list(polls), ids, video
+        self.posts = self.gets = self.downloads = 0
+        self.events: list[str] = []  # "POST", or the generation id of each poll
+        self.base = ""
+        self.server = HostileServer(self.answer)
+
+    def answer(self, request: web.Request):
+        if request.path == "/video.mp4":
+            self.downloads += 1
+            return self.video(request) if self.video else web.Response(body=tiny_mp4())
+        self.events.append("POST" if request.method == "POST" else request.query.get("generation_id", ""))
+        if request.method == "POST":
+            self.posts += 1
+            generation_id = next(self.ids) if self.ids else f"gen-{self.posts}"
+            return web.json_response({"id": generation_id, "status": "queued"})
+        self.gets += 1
+        answer = self.polls.pop(0) if len(self.polls) > 1 else self.polls[0]
+        if callable(answer):
+            return answer(request)
+        return web.json_response(_with_base(answer, self.base))
+
+    @contextmanager
+    def running(self):
+        with serve(self.server) as base_url:
+            self.base = base_url
+            yield base_url
+
+
+def _with_base(value: Any, base: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{base}", base)
+    if isinstance(value, dict):
+        return {k: _with_base(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_base(v, base) for v in value]
+    return value
 
 
 class HostileServer:
@@ -22,7 +81,8 @@ class HostileServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(dict(request.headers))
-        return self.answer(request)
+        answer = self.answer(request)
+        return await answer if asyncio.iscoroutine(answer) else answer
 
 
 def serve(server: HostileServer):

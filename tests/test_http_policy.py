@@ -1,4 +1,4 @@
-"""Retry waits, Retry-After and error classes, on fake clocks (the rate: tests/unit/test_rate.py). Pure: no I/O."""
+"""Retry waits, Retry-After, error classes, the lost-id streak: fake clocks, no I/O (the rate: tests/unit/test_rate.py)."""
 
 from __future__ import annotations
 
@@ -76,3 +76,21 @@ def test_polls_around_the_expected_end_do_not_grow_with_the_generation_length():
     assert 0.95 * 600 * 0.95 <= first <= 0.95 * 600
     assert all(24 <= wait <= 36 for wait in steady)  # a twentieth of 600 s, +-20%
     assert 12 <= then <= 18  # then poll_max_interval (15 s), not back to 1 s
+
+
+def test_a_generation_id_is_given_up_only_after_a_long_streak_of_bad_answers():
+    """Five bad answers in a row spanning a minute (four poll_max_intervals of 15 s): not one 404."""
+    from pipeline.steps import BadAnswers
+
+    streak = BadAnswers(span_s=60)
+    assert [streak.bad("404", now) for now in (0, 1, 3, 7)] == [None] * 4
+    assert streak.bad("404", 15) is None  # five answers, but within 15 s
+    lost = streak.bad("404", 60)
+    assert lost is not None and lost.message == "404 (6 bad answers in a row over 60 s)"
+
+    streak = BadAnswers(span_s=60)
+    for now in (0, 20, 40):
+        streak.bad("404", now)
+    streak.answered()  # an honest answer in between: the count starts again
+    assert [streak.bad("404", now) for now in (61, 62, 63, 64)] == [None] * 4
+    assert streak.bad("404", 121) is not None  # five since the honest answer, over 60 s

@@ -249,8 +249,13 @@ async def _watch(ray, specs, ledgers, coordinator, total, request, refresh) -> t
 
 
 def _done_before(rows: dict[str, dict[str, Any]], retry_uncertain: bool) -> int:
+    """Jobs no shard works on: completed, and uncertain ones left alone (an uncertain job with a
+    known generation id is polled again)."""
     final = (COMPLETED,) + (() if retry_uncertain else (UNCERTAIN,))
-    return sum(row["status"] in final for row in rows.values())
+    return sum(
+        row["status"] in final and not (row["status"] == UNCERTAIN and row["generation_id"])
+        for row in rows.values()
+    )
 
 
 async def _after_loss(

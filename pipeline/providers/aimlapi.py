@@ -21,6 +21,8 @@ FINAL_FAILED = frozenset({"error", "failed", "cancelled", "canceled"})
 LOST_STATUSES = frozenset({"unknown"})
 CREDITS_PER_USD = 2_000_000
 MAX_MESSAGE = 300
+MAX_NAME = 80  # error names and statuses: words, not documents
+MAX_VIDEO_URL = 8192  # signed CDN links are well under 2,000 characters
 # The universal path renamed two fields; the others keep their names.
 UNIVERSAL_NAMES = {"ratio": "aspect_ratio", "last_image_url": "tail_image_url"}
 
@@ -55,7 +57,7 @@ class AimlApi:
     def read_poll(self, body: Any, headers: Mapping[str, str]) -> Generation:
         if not isinstance(body, dict):
             raise RejectedError(f"the service answered the poll with {_kind(body)}, not a JSON object")
-        status = str(body.get("status") or "").strip()
+        status = shorten(str(body.get("status") or "").strip(), MAX_NAME)
         lowered = status.lower()
         error = body.get("error")
         credits = _credits(body, headers)
@@ -110,7 +112,7 @@ def _error_parts(error: Any) -> tuple[str | None, str | None]:
         return None, shorten(error)
     if isinstance(error, dict):
         name = error.get("name") or error.get("code") or error.get("type")
-        return (str(name) if name else None), shorten(_message_of(error) or "") or None
+        return (shorten(str(name), MAX_NAME) if name else None), shorten(_message_of(error) or "") or None
     if isinstance(error, list):
         return None, shorten(_message_of({"detail": error}) or "") or None
     return None, None
@@ -171,10 +173,15 @@ def _video(video: Any) -> tuple[str | None, int | None]:
     if isinstance(video, dict):
         url = video.get("url")
         size = video.get("file_size")
-        return (url if isinstance(url, str) and url else None), (size if isinstance(size, int) else None)
-    if isinstance(video, str) and video:
+        return (url if _usable_url(url) else None), (size if isinstance(size, int) else None)
+    if _usable_url(video):
         return video, None
     return None, None
+
+
+def _usable_url(url: Any) -> bool:
+    """A URL string of a sane length (a longer one is not stored: it is treated as missing)."""
+    return isinstance(url, str) and 0 < len(url) <= MAX_VIDEO_URL
 
 
 def _credits(body: dict[str, Any], headers: Mapping[str, str]) -> float | None:

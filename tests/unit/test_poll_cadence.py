@@ -18,7 +18,7 @@ class FakeService:
         self.done_at: dict[str, float] = {}
         self.polls: list[tuple[float, str]] = []
 
-    async def poll(self, generation_id: str) -> Generation:
+    async def poll(self, generation_id: str, deadline: float | None = None) -> Generation:
         self.polls.append((now(), generation_id))
         if now() >= self.done_at[generation_id]:
             return Generation(COMPLETED, "completed", video_url="https://cdn.example/v.mp4")
