@@ -46,6 +46,7 @@ FORMAT = 1
 UNIVERSAL_PATH = "/v2/video/generations"
 VIDEO_DIR = "docs/api-references/video-models"
 ENDPOINTS_DIR = "docs/api-references/service-endpoints"
+MODEL_DATABASE = "docs/api-references/model-database.md"
 FETCH_FILE = "universal-video-fetch.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "pipeline" / "catalogue" / "models.json"
@@ -149,7 +150,7 @@ def dumps(catalogue: dict) -> str:
 def extract(git_dir: Path, dest: Path, rev: str = "HEAD") -> tuple[str, list[str]]:
     """Write the two docs folders at `rev` of `git_dir` into `dest`; (commit, files skipped)."""
     commit = _git(git_dir, "rev-parse", f"{rev}^{{commit}}").strip()
-    listing = _git(git_dir, "ls-tree", "-r", "-z", commit, "--", VIDEO_DIR, ENDPOINTS_DIR)
+    listing = _git(git_dir, "ls-tree", "-r", "-z", commit, "--", VIDEO_DIR, ENDPOINTS_DIR, MODEL_DATABASE)
     present, skipped = [], []
     check = "\n".join(entry.split()[2] for entry in listing.split("\0") if entry)
     missing = subprocess.run(
@@ -223,6 +224,7 @@ def build(root: Path, commit: str, skipped: list[str]) -> dict:
     _attach_examples(models, routes, pages, video, root, issues)
     for entry in models.values():
         entry["pages"] = sorted({p["file"] for p in pages if _page_is_for(p, entry)})
+    _check_model_database(root, models, issues)
     return {
         "format": FORMAT,
         "source": {
@@ -635,6 +637,53 @@ def _balanced(code: str, start: int) -> str | None:
                 return code[start : i + 1]
         i += 1
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The model list page: which video models it lists, and which it says are gone
+
+TABLE_ROW = re.compile(r"<tr>(.*?)</tr>", re.S)
+FIRST_CELL = re.compile(r"<td[^>]*>(.*?)</td>", re.S)
+
+
+def _table_ids(html: str) -> list[str]:
+    """The model ids in the first column of an HTML table (several per cell, split by <br>)."""
+    ids = []
+    for row in TABLE_ROW.findall(html):
+        cell = FIRST_CELL.search(row)
+        if cell:
+            text = re.sub(r"<[^>]+>", "", re.sub(r"<br\s*/?>", "\n", cell.group(1)))
+            ids += [name.strip() for name in text.splitlines() if name.strip() not in ("", "-")]
+    return ids
+
+
+def _section(text: str, heading: str) -> str:
+    match = re.search(rf"^#+ [^\n]*{re.escape(heading)}[^\n]*\n(.*?)(?=^#+ |\Z)", text, re.S | re.M)
+    return match.group(1) if match else ""
+
+
+def _check_model_database(root: Path, models: dict, issues: list[str]) -> None:
+    """Mark models the model list says are gone; list what it and the OpenAPI files disagree on."""
+    path = root / MODEL_DATABASE
+    if not path.exists():
+        issues.append(f"{MODEL_DATABASE}: absent; availability not checked")
+        return
+    text = path.read_text(encoding="utf-8")
+    listed = set(_table_ids(_section(text, "Video Models")))
+    gone = set(_table_ids(_section(text, "No Longer Supported Models")))
+    page = "model-database.md"
+    for model_id, entry in models.items():
+        names = {model_id, *entry["aliases"]}
+        if names & gone:
+            entry["withdrawn_in_docs"] = f"{page} lists it under Deprecated / No Longer Supported Models"
+            issues.append(
+                f"{page}: lists {model_id} as no longer supported; its OpenAPI file is still published"
+            )
+        elif not names & listed:
+            issues.append(f"{page}: does not list {model_id} among the video models")
+    catalogued = {name for m, e in models.items() for name in (m, *e["aliases"])}
+    for name in sorted(listed - catalogued):
+        issues.append(f"{page}: lists video model {name}, which no OpenAPI file here declares")
 
 
 # ---------------------------------------------------------------------------------------------

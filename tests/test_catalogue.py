@@ -264,6 +264,16 @@ def test_capability_says_how_it_was_inferred():
         assert entry["capability_basis"]
 
 
+def test_models_the_model_list_calls_gone_are_marked():
+    gone = sorted(m for m, e in MODELS.items() if e.get("withdrawn_in_docs"))
+    assert gone == [
+        "bytedance/seedance-1-0-lite-i2v",
+        "bytedance/seedance-1-0-lite-t2v",
+        "wan/v2.1/1.3b/text-to-video",
+    ]
+    assert catalogue.model("google/veo-3.1-t2v").get("withdrawn_in_docs") is None
+
+
 def test_json_stays_small_and_descriptions_one_line():
     size = (REPO / "pipeline" / "catalogue" / "models.json").stat().st_size
     assert size < 700_000
@@ -388,6 +398,7 @@ def test_generator_builds_a_catalogue_from_a_docs_tree(tmp_path):
     assert clip["required"] == ["model", "prompt", "tail_image_url"]
     assert clip["fields"]["last_image_url"] == "tail_image_url"
     assert clip["capabilities"] == ["text-to-video"]
+    assert "docs/api-references/model-database.md: absent; availability not checked" in data["doc_issues"]
     assert clip["examples"] == [
         {"duration": 10, "model": "acme/clip", "prompt": "\nA fox.\n"},
         {"model": "acme/clip-t2v", "prompt": "it's a fox"},
