@@ -179,7 +179,10 @@ def extract(git_dir: Path, dest: Path, rev: str = "HEAD") -> tuple[str, list[str
             raise DocsError(f"{git_dir}: git archive failed: {why}")
         tar.seek(0)
         with tarfile.open(fileobj=tar) as archive:
-            archive.extractall(dest, filter="data")
+            try:
+                archive.extractall(dest, filter="data")
+            except TypeError:  # Python before 3.10.12 / 3.11.4: no filter; git archive is trusted
+                archive.extractall(dest)
     return commit, sorted(skipped)
 
 
@@ -423,6 +426,7 @@ def normalise(node, where: str, notes: list[str]):
         del out["required"]
     if "example" in node:
         out["examples"] = [node["example"]]
+        notes.append(f"{name}: OpenAPI example -> examples")
     if node.get("nullable") is True:
         _make_nullable(out, name, notes)
     for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):

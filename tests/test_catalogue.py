@@ -285,6 +285,12 @@ def test_json_stays_small_and_descriptions_one_line():
 # The loader
 
 
+def test_loader_and_generator_agree_on_the_common_fields():
+    """The generator runs without vidpipe, so it keeps its own list: the two must not drift."""
+    assert set(catalogue.COMMON_FIELDS) == set(catalogue.load_catalogue()["common_fields"])
+    assert list(_generator().COMMON_FIELDS) == list(catalogue.COMMON_FIELDS)
+
+
 def test_load_catalogue_reads_the_file_once():
     assert catalogue.load_catalogue() is catalogue.load_catalogue()
 
@@ -393,7 +399,13 @@ def test_generator_builds_a_catalogue_from_a_docs_tree(tmp_path):
     assert clip["schema"]["properties"]["prompt"]["description"] == "What to film."
     assert clip["schema"]["properties"]["seed"] == {"type": ["integer", "null"], "examples": [7]}
     assert clip["allowed"]["duration"] == {"default": 5, "enum": [5, 10], "type": "integer"}
-    assert "fps: default '25' is not an allowed integer: dropped" in clip["normalisations"]
+    assert clip["normalisations"] == [
+        "duration: default '5' (a string) -> 5",
+        "fps: default '25' is not an allowed integer: dropped",
+        "seed: OpenAPI example -> examples",
+        "seed: nullable -> null allowed",
+        "(body): property-level required: true on tail_image_url dropped (added to required: tail_image_url)",
+    ]
     assert "default" not in clip["schema"]["properties"]["fps"]
     assert clip["required"] == ["model", "prompt", "tail_image_url"]
     assert clip["fields"]["last_image_url"] == "tail_image_url"
