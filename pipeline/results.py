@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import refused
 from .ledger import LEDGER_FILE, Ledger
 from .schema import REQUEST_FIELDS
 from .table import parquet_available, write_table
@@ -69,7 +70,11 @@ def write_results(ledger: Ledger, folder: Path, formats: tuple[str, ...]) -> lis
         if kind == "parquet" and not parquet_available():
             continue
         path = folder / f"results.{kind}"
-        write_table(frame, path)
+        try:
+            write_table(frame, path)
+        except OSError as error:  # a full disk, a read-only folder: the ledger still has everything
+            advice = "free some space or make the folder writable; a rerun writes it"
+            raise refused(path, error, advice) from None
         written.append(path)
     return written
 
