@@ -12,7 +12,6 @@ import contextlib
 import ctypes
 import os
 import re
-import signal
 import sys
 import time
 from contextlib import ExitStack
@@ -31,6 +30,7 @@ from .errors import (
     EnvironmentRefusedError,
     InputError,
 )
+from .interrupts import install_stop_signals, remove_stop_signals
 from .jobs import Batch, load_batch
 from .ledger import LEDGER_FILE, Ledger, RunLock
 from .manifest import display_path
@@ -295,8 +295,7 @@ async def _execute(jobs, ledger, out_dir, settings, service, request, batch: Bat
         except asyncio.CancelledError:
             pass
         finally:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            remove_stop_signals()
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -304,9 +303,8 @@ async def _execute(jobs, ledger, out_dir, settings, service, request, batch: Bat
 
 
 def _install_interrupts(work: asyncio.Task, scheduler: Scheduler) -> dict[str, int]:
-    """First Ctrl-C: stop submitting, finish what runs. Second (or SIGTERM): stop now."""
+    """First Ctrl-C (or SIGTERM, SIGHUP): stop submitting, finish what runs. Second: stop now."""
     state = {"count": 0}
-    loop = asyncio.get_running_loop()
 
     def first_or_second() -> None:
         state["count"] += 1
@@ -322,11 +320,5 @@ def _install_interrupts(work: asyncio.Task, scheduler: Scheduler) -> dict[str, i
         else:
             work.cancel()
 
-    def terminate() -> None:
-        state["count"] += 2
-        scheduler.stop_submitting("terminated")
-        work.cancel()
-
-    loop.add_signal_handler(signal.SIGINT, first_or_second)
-    loop.add_signal_handler(signal.SIGTERM, terminate)
+    install_stop_signals(first_or_second)
     return state
