@@ -127,7 +127,8 @@ def rebuild_ledger(
     source = next((out_dir / name for name in TABLES if (out_dir / name).is_file()), None)
     table = _read_table(source) if source else []
     final = (out_dir / FINAL_MARK).is_file() and source is not None
-    rows = {row["job_id"]: _ledger_row(row) for row in table}
+    where = display_path(source) if source else ""
+    rows = {row["job_id"]: _ledger_row(row, f"{where}:{n}") for n, row in enumerate(table, start=1)}
     stamp = now_iso()
     for job_id, index, request, labels in manifest_rows:
         if job_id not in rows:
@@ -195,22 +196,48 @@ def _listed(items: list[str]) -> str:
 
 
 def _read_table(path: Path) -> list[dict[str, Any]]:
-    """The results table's rows as plain values; one line per problem would be no help here."""
+    """The results table's rows as plain values."""
+    where = display_path(path)
     try:
-        if path.suffix == ".jsonl":
-            with path.open(encoding="utf-8") as handle:
-                return [json.loads(line) for line in handle if line.strip()]
-        frame = pd.read_parquet(path)
-        return [{k: python_value(v) for k, v in row.items()} for row in frame.to_dict("records")]
+        if path.suffix != ".jsonl":
+            frame = pd.read_parquet(path)
+            return [{k: python_value(v) for k, v in row.items()} for row in frame.to_dict("records")]
+        rows = []
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    raise _cannot_rebuild(f"{where}:{number}", "not a line of JSON") from None
+        return rows
     except (OSError, ValueError) as error:
-        raise EnvironmentRefusedError(
-            f"{display_path(path)}: cannot be read to rebuild the ledger ({error}); restore the "
-            "ledger from a backup, or --fresh to start over"
-        ) from None
+        raise _cannot_rebuild(where, f"cannot be read ({error})") from None
 
 
-def _ledger_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def _cannot_rebuild(where: str, problem: str) -> EnvironmentRefusedError:
+    return EnvironmentRefusedError(
+        f"{where}: {problem}, so the ledger cannot be rebuilt from it; restore the ledger from a "
+        "backup, or --fresh to start over"
+    )
+
+
+KNOWN_STATUSES = {
+    states.PENDING,
+    states.SUBMITTING,
+    states.SUBMITTED,
+    states.GENERATED,
+    states.COMPLETED,
+    states.FAILED,
+    states.UNCERTAIN,
+    states.TIMED_OUT,
+}
+
+
+def _ledger_row(row: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A ledger row from a results table row (results.results_frame, read backwards)."""
+    known = isinstance(row, Mapping) and row.get("status") in KNOWN_STATUSES
+    if not (known and row.get("job_id") and isinstance(row.get("index"), int)):
+        raise _cannot_rebuild(where, "not a results row (it needs a job_id, a status and an index)")
     restored = {column: row.get(column) for column in states.RESTORED}
     restored["idx"] = row.get("index")
     restored["request"] = json.dumps({field: row.get(field) for field in REQUEST_FIELDS}, sort_keys=True)

@@ -247,3 +247,16 @@ def test_exit_4_is_listed_in_help_and_in_the_readme():
     assert listed in " ".join(build_parser().format_help().split())
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "| 4 | the environment refused" in readme
+
+
+def test_a_results_table_that_cannot_be_rebuilt_from_is_one_line(write, run_api, sandbox):
+    manifest, out_dir = finished_run(write, run_api, sandbox, jobs=2)
+    table = out_dir / "results.jsonl"
+    table.write_text(table.read_text().splitlines()[0] + "\n{not json\n")
+    lose_ledger(out_dir, "empty")
+    result = run_api(sandbox, manifest, "--rebuild-ledger")
+    assert result.code == EXIT_ENVIRONMENT
+    assert one_error_line(result).startswith(
+        "error: outputs/t/results.jsonl:2: not a line of JSON, so the ledger cannot be rebuilt from it;"
+    )
+    assert sandbox.stats()["submits"]["accepted"] == 2
