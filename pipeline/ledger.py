@@ -257,9 +257,10 @@ class Ledger:
         with self._transaction() as db:
             db.execute(sql, tuple(params))
 
-    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> Iterator[sqlite3.Row]:
+        """The rows of a query, streamed (100,000 jobs are not held twice)."""
         with _refusals(self.path):
-            return self._db.execute(sql, tuple(params)).fetchall()
+            yield from self._db.execute(sql, tuple(params))
 
     # --- runs ---------------------------------------------------------------------------
 
@@ -422,14 +423,14 @@ class Ledger:
     # --- reading ------------------------------------------------------------------------
 
     def job(self, job_id: str) -> dict[str, Any] | None:
-        rows = self._read("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
-        return dict(rows[0]) if rows else None
+        row = next(self._read("SELECT * FROM jobs WHERE job_id = ?", (job_id,)), None)
+        return dict(row) if row else None
 
     def rows_by_id(self, job_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         if job_ids is None:
             return {row["job_id"]: dict(row) for row in self._read("SELECT * FROM jobs")}
-        found = (self._read("SELECT * FROM jobs WHERE job_id = ?", (job,)) for job in job_ids)
-        return {rows[0]["job_id"]: dict(rows[0]) for rows in found if rows}
+        found = (next(self._read("SELECT * FROM jobs WHERE job_id = ?", (job,)), None) for job in job_ids)
+        return {row["job_id"]: dict(row) for row in found if row is not None}
 
     def frame(self) -> pd.DataFrame:
         """Every job, as a DataFrame in manifest order (jobs no longer in the manifest last)."""
@@ -440,7 +441,7 @@ class Ledger:
                 raise error.__cause__ or error from None
 
     def job_count(self) -> int:
-        return self._read("SELECT COUNT(*) FROM jobs")[0][0]
+        return next(self._read("SELECT COUNT(*) FROM jobs"))[0]
 
     def counts(self) -> dict[str, int]:
         rows = self._read("SELECT status, COUNT(*) FROM jobs WHERE in_manifest = 1 GROUP BY status")
