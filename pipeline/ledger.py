@@ -257,6 +257,13 @@ class Ledger:
         with self._transaction() as db:
             db.execute(sql, tuple(params))
 
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        """The first row of a query (no context manager: this is the hot path of every step)."""
+        try:
+            return self._db.execute(sql, tuple(params)).fetchone()
+        except sqlite3.Error as error:
+            raise (_refusal(self.path, error) or error) from None
+
     def _read(self, sql: str, params: Iterable[Any] = ()) -> Iterator[sqlite3.Row]:
         """The rows of a query, streamed (100,000 jobs are not held twice)."""
         with _refusals(self.path):
@@ -423,13 +430,13 @@ class Ledger:
     # --- reading ------------------------------------------------------------------------
 
     def job(self, job_id: str) -> dict[str, Any] | None:
-        row = next(self._read("SELECT * FROM jobs WHERE job_id = ?", (job_id,)), None)
+        row = self._one("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
         return dict(row) if row else None
 
     def rows_by_id(self, job_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         if job_ids is None:
             return {row["job_id"]: dict(row) for row in self._read("SELECT * FROM jobs")}
-        found = (next(self._read("SELECT * FROM jobs WHERE job_id = ?", (job,)), None) for job in job_ids)
+        found = (self._one("SELECT * FROM jobs WHERE job_id = ?", (job,)) for job in job_ids)
         return {row["job_id"]: dict(row) for row in found if row is not None}
 
     def frame(self) -> pd.DataFrame:
@@ -441,7 +448,7 @@ class Ledger:
                 raise error.__cause__ or error from None
 
     def job_count(self) -> int:
-        return next(self._read("SELECT COUNT(*) FROM jobs"))[0]
+        return self._one("SELECT COUNT(*) FROM jobs")[0]
 
     def counts(self) -> dict[str, int]:
         rows = self._read("SELECT status, COUNT(*) FROM jobs WHERE in_manifest = 1 GROUP BY status")
