@@ -168,8 +168,12 @@ def _lost(path: Path) -> str | None:
     A ledger locked by another program is not lost: that error goes to the caller."""
     if not path.exists():
         return "is missing"
-    if path.is_file() and path.stat().st_size == 0:
-        return "is empty (0 bytes)"
+    try:
+        with path.open("rb") as handle:
+            if not handle.read(1):
+                return "is empty (0 bytes)"
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
     try:
         with Ledger(path, read_only=True) as ledger:
             jobs = ledger.job_count()

@@ -76,12 +76,21 @@ def lose_ledger(out_dir: Path, how: str) -> None:
         ledger.write_bytes(b"")  # `: > ledger.sqlite`
     elif how == "missing":
         ledger.unlink()
+    elif how == "unreadable":
+        ledger.unlink()
+        ledger.mkdir()  # unreadable as a file, even for root (who reads a chmod 000 file)
     else:
         ledger.write_bytes(os.urandom(8192))
 
 
 @pytest.mark.parametrize(
-    ("how", "said"), [("empty", "is empty (0 bytes)"), ("missing", "is missing"), ("garbage", "is damaged")]
+    ("how", "said"),
+    [
+        ("empty", "is empty (0 bytes)"),
+        ("missing", "is missing"),
+        ("unreadable", "cannot be read (Is a directory)"),
+        ("garbage", "is damaged"),
+    ],
 )
 def test_a_lost_ledger_beside_results_is_refused_and_nothing_is_sent(write, run_api, sandbox, how, said):
     manifest, out_dir = finished_run(write, run_api, sandbox)
