@@ -143,7 +143,7 @@ def run(request: RunRequest) -> RunSummary:
                 if isinstance(outcome.abort, EnvironmentRefusedError):  # say what refused first
                     raise outcome.abort from None
                 raise
-            mark_tables_final(out_dir)
+            mark_tables_final(out_dir, ledger)
             where = store.describe() if store else out_dir
             summary = summarise(
                 settings, provider, where, jobs, outcome, interrupted, started, tables, ledger

@@ -8,12 +8,12 @@ would submit them all again: `refuse_lost_ledger` stops it with one line instead
 - a job with a generation id keeps its state (completed, submitted, generated, timed out): it
   is polled or fetched again, never resent; a completed job whose video is gone is fetched
   again by the run, as always;
-- `submitting` (caught mid-submit, so `uncertain` once the run starts), `uncertain` and
-  `failed` keep theirs;
-- a job the table shows `pending`, or does not show, stays pending only when the table was
-  written at the end of a run (the `results.final` mark, which every run removes before its
-  first submit); otherwise it may have been sent after the table's last write, and becomes
-  `uncertain`;
+- `submitting` (caught mid-submit, so `uncertain` once the run starts) and `uncertain` keep
+  theirs;
+- a job the table shows `pending` or `failed`, or does not show, keeps that state only when the
+  table was written at the end of a run (the `results.final` mark, which every run removes
+  before its first submit, and which holds a digest of the states it vouches for); otherwise it
+  may have been submitted after the table's last write, and becomes `uncertain`;
 - a job of the manifest whose video is in videos/ is completed, whatever the table says.
 """
 
@@ -92,9 +92,28 @@ def clear_final_mark(out_dir: Path) -> None:
     (out_dir / FINAL_MARK).unlink(missing_ok=True)
 
 
-def mark_tables_final(out_dir: Path) -> None:
-    """The tables were just written from the ledger at the end of a run: they agree with it."""
-    (out_dir / FINAL_MARK).write_text(f"results tables written at the end of a run, {now_iso()}\n")
+def mark_tables_final(out_dir: Path, ledger: Ledger) -> None:
+    """The tables were just written from `ledger` at the end of a run: they agree with it.
+
+    The mark holds a digest of every job's state, so a table that does not match it (an older
+    refresh that finished late, a table copied from elsewhere) is not taken for final.
+    """
+    mark = {"written_at": now_iso(), "jobs": _digest(ledger.rows_by_id().values())}
+    (out_dir / FINAL_MARK).write_text(json.dumps(mark) + "\n")
+
+
+def _is_final(out_dir: Path, table: list[dict[str, Any]]) -> bool:
+    try:
+        mark = json.loads((out_dir / FINAL_MARK).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(mark, dict) and bool(table) and mark.get("jobs") == _digest(table)
+
+
+def _digest(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The states of a set of jobs, in a few bytes: job id, status and generation id of each."""
+    lines = sorted(f"{row['job_id']}\t{row['status']}\t{row.get('generation_id') or ''}" for row in rows)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 # --- a lost ledger -----------------------------------------------------------------------------
@@ -126,7 +145,7 @@ def rebuild_ledger(
         )
     source = next((out_dir / name for name in TABLES if (out_dir / name).is_file()), None)
     table = _read_table(source) if source else []
-    final = (out_dir / FINAL_MARK).is_file() and source is not None
+    final = _is_final(out_dir, table)
     where = display_path(source) if source else ""
     rows = {row["job_id"]: _ledger_row(row, f"{where}:{n}") for n, row in enumerate(table, start=1)}
     stamp = now_iso()
@@ -143,11 +162,11 @@ def rebuild_ledger(
         for column, default in (("submits", 0), ("resubmits", 0), ("polls", 0), ("in_manifest", 1)):
             row.setdefault(column, default)
         row.setdefault("updated_at", stamp)
-        if row["status"] == states.PENDING and not final:
+        if row["status"] in (states.PENDING, states.FAILED) and not final:
             row["status"], row["error_name"] = states.UNCERTAIN, "uncertain"
             row["error_message"] = (
-                "rebuilt from a results table written mid-run: it may have been sent after the "
-                "table's last write"
+                "rebuilt from a results table written mid-run: it may have been submitted after "
+                "the table's last write"
             )
     if local:
         for job in jobs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -19,8 +20,16 @@ import pytest
 from pipeline.cli import build_parser
 from pipeline.errors import EXIT_ENVIRONMENT
 from pipeline.manifest import display_path
+from pipeline.sandbox import SandboxConfig, running_sandbox
 from tests.conftest import REPO
-from tests.runner_helpers import accepted_twice, ledger_statuses, manifest_text, results
+from tests.runner_helpers import (
+    accepted_twice,
+    ledger_statuses,
+    manifest_text,
+    results,
+    start_runner,
+    wait_for_submits,
+)
 
 FAST = "run: {concurrency: 4, poll_interval: 0.05, poll_max_interval: 0.2, retries: 2}"
 
@@ -128,34 +137,54 @@ def test_a_ledger_rebuilt_after_a_finished_run_resumes_exactly(write, run_api, s
 
 
 def test_a_ledger_rebuilt_from_a_table_written_mid_run_polls_ids_and_resends_nothing(write, run_api, sandbox):
-    """A killed run leaves a table that lags its ledger (the table below is edited to be one):
-    a job with a generation id is polled and fetched, not resent; a job whose video is on disk is
-    completed; a job the table shows unsent may have been sent since, so it is uncertain."""
-    manifest, out_dir = finished_run(write, run_api, sandbox)
+    """A table that lags its ledger (edited below to be one; the final mark left beside it
+    vouches for other states): a job with a generation id is polled and fetched, not resent; a
+    job whose video is on disk is completed; a job the table shows unsent or failed may have been
+    submitted since, so it is uncertain."""
+    manifest, out_dir = finished_run(write, run_api, sandbox, jobs=4)
     rows = [json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines()]
-    polled, on_disk, unsent = rows
-    for row in (polled, unsent):
+    polled, on_disk, unsent, failed = rows
+    for row in (polled, unsent, failed):
         (out_dir / row["path"]).unlink()
-    polled.update(status="submitted", path=None, bytes=None, sha256=None, completed_at=None)
+    gone = {"path": None, "bytes": None, "sha256": None, "completed_at": None}
+    polled.update(status="submitted", **gone)
     on_disk.update(status="submitted")
-    unsent.update(status="pending", generation_id=None, path=None, bytes=None, sha256=None)
+    unsent.update(status="pending", generation_id=None, **gone)
+    failed.update(status="failed", error_message="the generation failed", **gone)
     (out_dir / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    (out_dir / "results.final").unlink()  # a killed run never wrote its last table
     lose_ledger(out_dir, "missing")
     polls_before = sandbox.stats()["polls"]["total"]
 
     result = run_api(sandbox, manifest, "--rebuild-ledger")
-    assert result.code == 1, result.err  # one job is uncertain
-    assert "1 completed, 1 submitted, 1 uncertain" in result.err
-    statuses = ledger_statuses(out_dir)
-    assert statuses == {
+    assert result.code == 1, result.err  # two jobs are uncertain
+    assert "1 completed, 1 submitted, 2 uncertain" in result.err
+    assert ledger_statuses(out_dir) == {
         polled["job_id"]: "completed",
         on_disk["job_id"]: "completed",
         unsent["job_id"]: "uncertain",
+        failed["job_id"]: "uncertain",
     }
     assert (out_dir / results(out_dir).set_index("job_id").loc[polled["job_id"], "path"]).is_file()
     stats = sandbox.stats()
-    assert stats["submits"]["accepted"] == 3 and stats["polls"]["total"] > polls_before
+    assert stats["submits"]["accepted"] == 4 and stats["polls"]["total"] > polls_before
+
+
+def test_a_run_takes_the_final_mark_away_before_its_first_submit(write, workdir):
+    """From its first submit until its last table, a run's table lags its ledger: the mark that
+    lets a rebuild trust "pending" is gone for that whole time (here: a run SIGKILLed mid-way)."""
+    manifest = write("m.yaml", manifest_text(jobs=6, run=FAST))
+    out_dir = workdir / "outputs" / "t"
+    with running_sandbox(SandboxConfig(gen_time=0.05)) as sandbox:
+        first = start_runner(manifest, sandbox.base_url, "--quiet", "--limit", "2")
+        first.communicate(timeout=60)
+        assert first.returncode == 0
+        assert (out_dir / "results.final").is_file()
+    with running_sandbox(SandboxConfig(gen_time=30)) as sandbox:
+        runner = start_runner(manifest, sandbox.base_url, "--quiet")
+        wait_for_submits(out_dir, count=4)
+        assert not (out_dir / "results.final").exists()
+        runner.send_signal(signal.SIGKILL)
+        runner.communicate(timeout=30)
 
 
 def test_rebuild_is_refused_on_a_healthy_ledger(write, run_api, sandbox):
