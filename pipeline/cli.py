@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ from . import __version__
 from .ci import annotate_failures, annotate_problems, annotation, append_step_summary, on_github, step_summary
 from .errors import (
     EXIT_ABORTED,
+    EXIT_ENVIRONMENT,
     EXIT_INPUT,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -27,6 +29,8 @@ from .errors import (
 # `vidpipe --help` (or a pre-commit hook's validate) should not wait for what it never uses.
 
 EXIT_INTERNAL = 70
+# What the machine says when it refuses: these are not bugs of vidpipe (exit 4, not 70).
+REFUSALS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
 OUTPUT_HELP = "a run's output folder, or the URL it published to (s3://bucket/prefix)"
 LEDGER_DIR_HELP = "for a URL: the local work folder with the run's ledger (default: the one under outputs/)"
 
@@ -42,7 +46,8 @@ Example:
   AIMLAPI_KEY=... vidpipe run manifests/ab-seed-sweep.yaml --provider aimlapi --limit 2
 
 Exit codes: 0 ok, 1 some jobs failed, 2 invalid input, 3 aborted (auth, credits, budget),
-130 interrupted.
+4 the environment refused (folder not writable, disk full, ledger locked, damaged or missing
+beside results), 130 interrupted.
 """
 
 
@@ -127,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-uncertain", action="store_true", help="submit again jobs whose submit may have landed"
     )
     run.add_argument("--fresh", action="store_true", help="start over: set the old ledger aside")
+    run.add_argument(
+        "--rebuild-ledger",
+        action="store_true",
+        help="the ledger was lost: rebuild it from results.jsonl (generation ids are polled, not resent)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     scale = run.add_argument_group("scaling out (see README: Scaling out)")
@@ -304,6 +314,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             limit=args.limit,
             max_failures=args.max_failures,
             fresh=args.fresh,
+            rebuild_ledger=args.rebuild_ledger,
             retry_uncertain=args.retry_uncertain,
             endpoint=args.endpoint,
             quiet=args.quiet or args.json,
@@ -317,13 +328,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_dict(), indent=2))
     elif not args.quiet:
         print("\n".join(describe_run(summary)))
-    if summary.exit_code == EXIT_ABORTED and summary.stop_reason:
+    if summary.exit_code in (EXIT_ABORTED, EXIT_ENVIRONMENT) and summary.stop_reason:
         print(f"error: {summary.stop_reason}", file=sys.stderr)
     if on_github():
         # With --json, stdout is for the JSON alone; the runner reads workflow commands on stderr too.
         stream = sys.stderr if args.json else sys.stdout
         annotate_failures(summary.failures, stream)
-        if summary.exit_code == EXIT_ABORTED and summary.stop_reason:
+        if summary.exit_code in (EXIT_ABORTED, EXIT_ENVIRONMENT) and summary.stop_reason:
             print(annotation(summary.stop_reason, display_path(args.manifest)), file=stream)
         append_step_summary(step_summary(summary.as_dict(), summary.planned_credits))
     return summary.exit_code
@@ -391,6 +402,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as error:
+        if error.errno not in REFUSALS:
+            raise
+        # Where no step expected it: still the machine's refusal, one line with its path.
+        where = f"{error.filename}: " if error.filename else ""
+        said = one_line(where + (error.strerror or str(error)))
+        print(f"error: {said} (the system refused; free some space or make it writable)", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except Exception as error:  # a bug: one line for the user, the traceback on request
         if os.environ.get("VIDPIPE_DEBUG"):
             traceback.print_exc()

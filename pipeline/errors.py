@@ -6,7 +6,10 @@ VidpipeError                  base: str(error) is one line written for a user
 ├── AbortError                the whole run must stop now (exit 3)
 │   ├── AuthError             401: the API key is missing or refused
 │   ├── CreditsError          403: the account is out of credits (or forbidden)
-│   └── BudgetError           the planned or spent credits pass the budget
+│   ├── BudgetError           the planned or spent credits pass the budget
+│   └── EnvironmentRefusedError   the machine refused (folder read-only, disk full, ledger
+│       │                         locked, or missing beside results): exit 4
+│       └── LedgerDamagedError    the ledger is not a readable vidpipe ledger
 ├── RequestError              one HTTP exchange failed; the class says if a resend is safe
 │   ├── NotSentError          the request never reached the server: resend freely
 │   ├── MaybeSentError        sent, then timed out or lost: a paid POST becomes `uncertain`
@@ -26,6 +29,7 @@ EXIT_OK = 0
 EXIT_FAILED_JOBS = 1
 EXIT_INPUT = 2
 EXIT_ABORTED = 3
+EXIT_ENVIRONMENT = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -100,6 +104,24 @@ class EndpointError(AbortError):
 
 class BudgetError(AbortError):
     """Going on would spend more credits than the budget allows."""
+
+
+class EnvironmentRefusedError(AbortError):
+    """The local machine refused what the run needs (a folder not writable, a full disk, a ledger
+    locked by another process, damaged, or missing beside results): not a bug of vidpipe, and
+    not the service's doing. Raised mid-run it stops the run like any abort."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class LedgerDamagedError(EnvironmentRefusedError):
+    """The ledger file is there but is not a readable vidpipe ledger (garbage, cut short)."""
+
+
+def refused(path: object, error: OSError, advice: str) -> EnvironmentRefusedError:
+    """An OSError on `path`, as the one line a user reads: the path, what the system said, what to do."""
+    reason = error.strerror or type(error).__name__
+    return EnvironmentRefusedError(one_line(f"{path}: {reason}; {advice}"))
 
 
 class RequestError(VidpipeError):

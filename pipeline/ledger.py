@@ -11,15 +11,20 @@ known not sent (`pending`), known sent with its id (`submitted`), or honestly `u
                     \\--> uncertain (sent, answer lost: resubmitted only with --retry-uncertain)
 
 Schema changes are named migrations, each applied with its record in one transaction.
+
+What SQLite says when the machine refuses (a full disk, a read-only folder, a lock held by another
+program, a damaged file) is translated here, in `_refusals`, into one-line
+EnvironmentRefusedErrors: every read and write of the ledger goes through it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,8 +32,18 @@ from typing import Any
 
 import pandas as pd
 
+from .errors import AbortError, EnvironmentRefusedError, LedgerDamagedError, one_line, refused
+
 LEDGER_FILE = "ledger.sqlite"
 LOCK_FILE = "ledger.lock"
+# Opening waits this long for a lock held by another program: a lock that outlasts it is
+# reported at once, instead of after the 30 s every later write waits.
+OPEN_WAIT_S = 1.0
+WRITE_WAIT_S = 30.0
+REBUILD_HINT = (
+    "restore it from a backup, or set it aside: vidpipe run MANIFEST --rebuild-ledger rebuilds it "
+    "from results.jsonl (generation ids are polled, not resent), --fresh starts over (and pays again)"
+)
 
 PENDING = "pending"
 SUBMITTING = "submitting"
@@ -91,6 +106,14 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
+# The columns of a job row that the results table keeps, so a lost ledger can be rebuilt from it.
+RESTORED = (
+    "job_id", "idx", "request", "labels", "status", "generation_id", "submits", "resubmits", "polls",
+    "error_name", "error_message", "video_url", "path", "bytes", "sha256", "credits", "submitted_at",
+    "completed_at", "generation_seconds", "updated_at", "in_manifest", "account",
+)  # fmt: skip
+
+
 class RunLock:
     """An exclusive lock on an output folder for the length of a run.
 
@@ -103,10 +126,13 @@ class RunLock:
         self._handle = None
 
     def __enter__(self) -> RunLock:
-        from .errors import AbortError
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self.path.open("a+")
+        except OSError as error:
+            raise refused(
+                self.path, error, "make the folder writable, or give this run another --out"
+            ) from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -159,17 +185,41 @@ class Ledger:
 
     def __init__(self, path: Path, *, read_only: bool = False):
         self.path = path
-        if read_only:
-            # For readers beside a running run (table refresh, status, export): no writes, no locks held.
-            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
-            self._db.row_factory = sqlite3.Row
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._open(read_only)
+        except BaseException:
+            if self._db is not None:
+                self._db.close()
+            raise
+
+    def _open(self, read_only: bool) -> None:
+        path = self.path
+        with _refusals(path):
+            if read_only:
+                # For readers beside a running run (table refresh, status, export): no writes, no locks held.
+                self._db = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=OPEN_WAIT_S
+                )
+                self._db.row_factory = sqlite3.Row
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, isolation_level=None, timeout=OPEN_WAIT_S)
+                self._db.row_factory = sqlite3.Row
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                with self._transaction():  # the write lock is free now, or the run stops here
+                    pass
+                self._migrate()
+            self._check_is_a_ledger()
+            self._db.execute(f"PRAGMA busy_timeout = {int(WRITE_WAIT_S * 1000)}")
+
+    def _check_is_a_ledger(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if not {"job_id", "status", "generation_id"} <= columns:
+            raise LedgerDamagedError(
+                f"{self.path}: not a vidpipe ledger (it has no jobs table); {REBUILD_HINT}"
+            )
 
     @property
     def changes(self) -> tuple[int, int]:
@@ -186,39 +236,53 @@ class Ledger:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE); rolled back on any error."""
+        with _refusals(self.path):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # SQLite may have rolled back by itself (a full disk)
+                    self._db.execute("ROLLBACK")
+                raise
+
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         for number, (_name, sql) in enumerate(MIGRATIONS[version:], start=version + 1):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction() as db:
                 for statement in sql.split(";"):
                     if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {number}")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
 
     def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction() as db:
+            db.execute(sql, tuple(params))
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        """The first row of a query (no context manager: this is the hot path of every step)."""
         try:
-            self._db.execute(sql, tuple(params))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            return self._db.execute(sql, tuple(params)).fetchone()
+        except sqlite3.Error as error:
+            raise (_refusal(self.path, error) or error) from None
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> Iterator[sqlite3.Row]:
+        """The rows of a query, streamed (100,000 jobs are not held twice)."""
+        with _refusals(self.path):
+            yield from self._db.execute(sql, tuple(params))
 
     # --- runs ---------------------------------------------------------------------------
 
     def start_run(self, manifest: str, provider: str, command: Mapping[str, Any] | None = None) -> int:
         """Record a run's start; `command` is its ResumeCommand record."""
-        self._db.execute("BEGIN IMMEDIATE")
-        cursor = self._db.execute(
-            "INSERT INTO runs (started_at, manifest, provider, command) VALUES (?, ?, ?, ?)",
-            (now_iso(), manifest, provider, json.dumps(command) if command else None),
-        )
-        self._db.execute("COMMIT")
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (started_at, manifest, provider, command) VALUES (?, ?, ?, ?)",
+                (now_iso(), manifest, provider, json.dumps(command) if command else None),
+            )
         return int(cursor.lastrowid)
 
     def finish_run(self, run_id: int, exit_code: int) -> None:
@@ -238,11 +302,10 @@ class Ledger:
             (job_id, index, json.dumps(request, sort_keys=True), json.dumps(labels, sort_keys=True))
             for job_id, index, request, labels in jobs
         ]
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            before = self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
-            self._db.execute("UPDATE jobs SET in_manifest = 0")
-            self._db.executemany(
+        with self._transaction() as db:
+            before = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            db.execute("UPDATE jobs SET in_manifest = 0")
+            db.executemany(
                 """
                 INSERT INTO jobs (job_id, idx, request, labels, status, updated_at, in_manifest)
                 VALUES (?, ?, ?, ?, 'pending', ?, 1)
@@ -251,12 +314,17 @@ class Ledger:
                 """,
                 [(job_id, index, request, labels, stamp) for job_id, index, request, labels in rows],
             )
-            after = self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            after = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
         return after - before
+
+    def restore_jobs(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert whole job rows (`RESTORED` columns): a lost ledger rebuilt from the results table."""
+        values = [tuple(row.get(column) for column in RESTORED) for row in rows]
+        with self._transaction() as db:
+            db.executemany(
+                f"INSERT INTO jobs ({', '.join(RESTORED)}) VALUES ({', '.join('?' * len(RESTORED))})", values
+            )
+        return len(values)
 
     def recover_interrupted_submits(self, job_ids: Iterable[str] | None = None) -> int:
         """Jobs caught between sending a submit and recording its answer become `uncertain`.
@@ -273,33 +341,22 @@ class Ledger:
             now_iso(),
             SUBMITTING,
         )
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             if job_ids is None:
-                count = self._db.execute(sql, params).rowcount
+                count = db.execute(sql, params).rowcount
             else:
                 count = sum(
-                    self._db.execute(sql + " AND job_id = ?", (*params, job_id)).rowcount
-                    for job_id in job_ids
+                    db.execute(sql + " AND job_id = ?", (*params, job_id)).rowcount for job_id in job_ids
                 )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return count
 
     def assign_accounts(self, accounts: Mapping[str, str]) -> None:
         """Record which account (API key name) each job is, or will be, submitted with."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.executemany(
+        with self._transaction() as db:
+            db.executemany(
                 "UPDATE jobs SET account = ? WHERE job_id = ?",
                 [(name, job) for job, name in accounts.items()],
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def mark_submitting(self, job_id: str, *, resubmit: bool = False) -> None:
         self._write(
@@ -379,27 +436,79 @@ class Ledger:
     # --- reading ------------------------------------------------------------------------
 
     def job(self, job_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        row = self._one("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
         return dict(row) if row else None
 
     def rows_by_id(self, job_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         if job_ids is None:
-            return {row["job_id"]: dict(row) for row in self._db.execute("SELECT * FROM jobs")}
-        rows = (self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job,)).fetchone() for job in job_ids)
-        return {row["job_id"]: dict(row) for row in rows if row is not None}
+            return {row["job_id"]: dict(row) for row in self._read("SELECT * FROM jobs")}
+        found = (self._one("SELECT * FROM jobs WHERE job_id = ?", (job,)) for job in job_ids)
+        return {row["job_id"]: dict(row) for row in found if row is not None}
 
     def frame(self) -> pd.DataFrame:
         """Every job, as a DataFrame in manifest order (jobs no longer in the manifest last)."""
-        return pd.read_sql_query("SELECT * FROM jobs ORDER BY in_manifest DESC, idx", self._db)
+        with _refusals(self.path):
+            try:
+                return pd.read_sql_query("SELECT * FROM jobs ORDER BY in_manifest DESC, idx", self._db)
+            except pd.errors.DatabaseError as error:  # pandas wraps what SQLite said
+                raise error.__cause__ or error from None
+
+    def job_count(self) -> int:
+        return self._one("SELECT COUNT(*) FROM jobs")[0]
 
     def counts(self) -> dict[str, int]:
-        rows = self._db.execute(
-            "SELECT status, COUNT(*) FROM jobs WHERE in_manifest = 1 GROUP BY status"
-        ).fetchall()
+        rows = self._read("SELECT status, COUNT(*) FROM jobs WHERE in_manifest = 1 GROUP BY status")
         return {status: count for status, count in rows}
 
     def runs(self) -> list[dict[str, Any]]:
-        return [dict(row) for row in self._db.execute("SELECT * FROM runs ORDER BY run_id")]
+        return [dict(row) for row in self._read("SELECT * FROM runs ORDER BY run_id")]
+
+
+# SQLite's primary result codes for what the machine refused, and what a user does about each.
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 10, 11, 13, 14, 26
+
+
+def _refusal(path: Path, error: sqlite3.Error) -> EnvironmentRefusedError | None:
+    """The one line for a refusal SQLite reported on the ledger at `path`; None for anything else."""
+    code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+    said = one_line(str(error))
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        advice = (
+            f"locked by another program (not a vidpipe run: those hold {LOCK_FILE}); close what has it "
+            "open (an sqlite3 shell, a database browser) and run again"
+        )
+    elif code in (_SQLITE_READONLY, _SQLITE_PERM):
+        advice = f"cannot be written ({said}); make {path.parent} writable, or give this run another --out"
+    elif code == _SQLITE_FULL:
+        advice = (
+            "the disk is full; free some space and run the same command again (what was recorded is kept)"
+        )
+    elif code == _SQLITE_IOERR:
+        advice = (
+            f"the disk refused a read or write ({said}); check that it is not full or failing, then run again"
+        )
+    elif code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return LedgerDamagedError(f"{path}: damaged, not a readable ledger ({said}); {REBUILD_HINT}")
+    elif code == _SQLITE_CANTOPEN:
+        advice = f"cannot be opened ({said}); check that {path.parent} exists and is writable"
+    else:
+        return None
+    return EnvironmentRefusedError(f"{path}: {advice}")
+
+
+@contextlib.contextmanager
+def _refusals(path: Path) -> Iterator[None]:
+    """Turn what SQLite says when the machine refuses into one-line EnvironmentRefusedErrors."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        translated = _refusal(path, error)
+        if translated is None:
+            raise
+        raise translated from None
+    except OSError as error:  # creating the ledger's folder
+        raise refused(path.parent, error, "make it writable, or give this run another --out") from None
 
 
 def statuses_in(folder: Path) -> dict[str, str] | None:
@@ -407,10 +516,5 @@ def statuses_in(folder: Path) -> dict[str, str] | None:
     path = folder / LEDGER_FILE
     if not path.is_file():
         return None
-    try:
-        with Ledger(path, read_only=True) as ledger:
-            return {job_id: row["status"] for job_id, row in ledger.rows_by_id().items()}
-    except sqlite3.DatabaseError as error:
-        from .errors import InputError
-
-        raise InputError(f"{path}: not a vidpipe ledger ({error})") from None
+    with Ledger(path, read_only=True) as ledger:
+        return {job_id: row["status"] for job_id, row in ledger.rows_by_id().items()}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .columns import OUTPUT_COLUMN_NAMES, OUTPUT_COLUMNS, typed_frame
+from .errors import refused
 from .ledger import LEDGER_FILE, Ledger
 from .table import write_table
 
@@ -45,7 +46,11 @@ def write_results(ledger: Ledger, folder: Path, formats: tuple[str, ...]) -> lis
     written = []
     for kind in formats:
         path = folder / f"results.{kind}"
-        write_table(frame, path, OUTPUT_COLUMNS)
+        try:
+            write_table(frame, path, OUTPUT_COLUMNS)
+        except OSError as error:  # a full disk, a read-only folder: the ledger still has everything
+            advice = "free some space or make the folder writable; a rerun writes it"
+            raise refused(path, error, advice) from None
         written.append(path)
     return written
 

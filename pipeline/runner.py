@@ -12,8 +12,6 @@ import contextlib
 import ctypes
 import os
 import re
-import shutil
-import signal
 import sys
 import time
 from contextlib import ExitStack
@@ -29,8 +27,10 @@ from .cluster.sharding import assign_accounts
 from .download import is_loopback_host, target_path
 from .errors import (
     BudgetError,
+    EnvironmentRefusedError,
     InputError,
 )
+from .interrupts import install_stop_signals, remove_stop_signals
 from .jobs import Batch, load_batch
 from .ledger import LEDGER_FILE, Ledger, RunLock
 from .manifest import display_path
@@ -46,6 +46,14 @@ from .settings import output_folder, output_target
 from .steps import Job
 from .summary import RunSummary, summarise
 from .table import parquet_available, python_value
+from .workfolder import (
+    check_writable,
+    clear_final_mark,
+    mark_tables_final,
+    rebuild_ledger,
+    refuse_lost_ledger,
+    set_aside_ledger,
+)
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com"
 SANDBOX_KEY = "sandbox"
@@ -64,6 +72,7 @@ class RunRequest:
     limit: int | None = None
     max_failures: int | None = None
     fresh: bool = False
+    rebuild_ledger: bool = False  # the ledger was lost: rebuild it from results.jsonl first
     retry_uncertain: bool = False
     endpoint: str | None = None
     quiet: bool = False
@@ -104,11 +113,19 @@ def run(request: RunRequest) -> RunSummary:
             "add --engine ray (it starts a local Ray instance by itself)"
         )
     jobs = [_job(row, settings.output.filename, video_dir) for row in table.to_dict("records")]
+    if request.fresh and request.rebuild_ledger:
+        raise InputError("--fresh and --rebuild-ledger exclude each other: start over, or rebuild")
+    check_writable(out_dir)
     video_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(out_dir):
         if request.fresh:
-            _set_aside_ledger(out_dir)
+            set_aside_ledger(out_dir)
+        elif request.rebuild_ledger:
+            print(rebuild_ledger(out_dir, _ledger_rows(table), jobs, local=store is None), file=sys.stderr)
+        else:
+            refuse_lost_ledger(out_dir)
         with Ledger(out_dir / LEDGER_FILE) as ledger, ExitStack() as stack:
+            clear_final_mark(out_dir)  # before any submit: from now on the table may lag the ledger
             ledger.sync_jobs(_ledger_rows(table))
             recovered = ledger.recover_interrupted_submits()
             assignment = assign_accounts([job.job_id for job in jobs], ledger.rows_by_id(), accounts)
@@ -131,7 +148,13 @@ def run(request: RunRequest) -> RunSummary:
                     _execute(jobs, ledger, out_dir, settings, service, request, batch, store)
                 )
                 http = asdict(outcome.steps.client.counters)
-            tables = write_results(ledger, out_dir, settings.output.formats)
+            try:
+                tables = write_results(ledger, out_dir, settings.output.formats)
+            except EnvironmentRefusedError:
+                if isinstance(outcome.abort, EnvironmentRefusedError):  # say what refused first
+                    raise outcome.abort from None
+                raise
+            mark_tables_final(out_dir, ledger)
             where = store.describe() if store else out_dir
             summary = summarise(
                 settings, provider, where, jobs, outcome, interrupted, started, tables, ledger
@@ -198,17 +221,6 @@ def _start_sandbox(stack: ExitStack, sandbox_settings, out_dir: Path) -> str:
     except ValueError as error:
         raise InputError(f"sandbox settings: {error}") from None
     return stack.enter_context(running_sandbox(config)).base_url
-
-
-def _set_aside_ledger(out_dir: Path) -> None:
-    """--fresh: keep the old ledger (it records what was paid for) but start a new one."""
-    old = out_dir / LEDGER_FILE
-    if old.exists():
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for suffix in ("", "-wal", "-shm"):
-            part = out_dir / (LEDGER_FILE + suffix)
-            if part.exists():
-                shutil.move(part, out_dir / f"{LEDGER_FILE}.{stamp}.bak{suffix}")
 
 
 def _job(row: dict[str, Any], template: str, video_dir: Path) -> Job:
@@ -298,8 +310,7 @@ async def _execute(jobs, ledger, out_dir, settings, service, request, batch: Bat
         except asyncio.CancelledError:
             pass
         finally:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            remove_stop_signals()
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -307,9 +318,8 @@ async def _execute(jobs, ledger, out_dir, settings, service, request, batch: Bat
 
 
 def _install_interrupts(work: asyncio.Task, scheduler: Scheduler) -> dict[str, int]:
-    """First Ctrl-C: stop submitting, finish what runs. Second (or SIGTERM): stop now."""
+    """First Ctrl-C (or SIGTERM, SIGHUP): stop submitting, finish what runs. Second: stop now."""
     state = {"count": 0}
-    loop = asyncio.get_running_loop()
 
     def first_or_second() -> None:
         state["count"] += 1
@@ -325,11 +335,5 @@ def _install_interrupts(work: asyncio.Task, scheduler: Scheduler) -> dict[str, i
         else:
             work.cancel()
 
-    def terminate() -> None:
-        state["count"] += 2
-        scheduler.stop_submitting("terminated")
-        work.cancel()
-
-    loop.add_signal_handler(signal.SIGINT, first_or_second)
-    loop.add_signal_handler(signal.SIGTERM, terminate)
+    install_stop_signals(first_or_second)
     return state

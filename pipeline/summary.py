@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import ledger as states
-from .errors import EXIT_ABORTED, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, AbortError, one_line
+from .errors import EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, AbortError, one_line
 from .manifest import display_path
 from .plan import CREDITS_PER_USD, format_seconds
 from .resume import ResumeCommand
@@ -93,7 +93,7 @@ def summarise(settings, provider, out_dir, jobs, outcome: Outcome, interrupted, 
     if interrupted:
         code = EXIT_INTERRUPTED
     elif outcome.abort is not None:
-        code = EXIT_ABORTED
+        code = outcome.abort.exit_code  # 3, or 4 when the machine refused (a full disk)
     elif len(failures) > max_failures or any(rows[j.job_id]["status"] == states.PENDING for j in jobs):
         code = EXIT_FAILED_JOBS
     else:

@@ -80,3 +80,26 @@ def wait_for_submits(out_dir: Path, count: int, limit_s: float = 30) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"fewer than {count} submits after {limit_s} s")
+
+
+# Runs in the child: make the terminal on stdin its controlling terminal (it leads a new
+# session), as a login shell's would be, so closing the terminal sends it SIGHUP.
+_ON_TERMINAL = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'pipeline', *sys.argv[1:]])"
+)
+
+
+def start_runner_on_terminal(manifest: Path, base_url: str, terminal: int, *flags: str) -> subprocess.Popen:
+    """start_runner, with a pseudo-terminal (its slave fd) as stdin, stdout, stderr and controlling tty."""
+    env = {**os.environ, "AIMLAPI_KEY": KEY, "PYTHONPATH": str(REPO)}
+    command = ["run", str(manifest), "--provider", "aimlapi", "--base-url", base_url, *flags]
+    return subprocess.Popen(
+        [sys.executable, "-c", _ON_TERMINAL, *command],
+        cwd=manifest.parent,
+        env=env,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+    )

@@ -116,7 +116,9 @@ def test_jobs_waiting_for_their_turn_are_not_marked_uncertain_when_stopped(write
         runner = start_runner(manifest, sandbox.base_url, "--quiet")
         wait_for_submits(out_dir, count=10)
         time.sleep(0.3)
-        runner.send_signal(signal.SIGTERM)
+        runner.send_signal(signal.SIGTERM)  # stop submitting: the waiting submits give up
+        time.sleep(0.1)
+        runner.send_signal(signal.SIGTERM)  # and stop now, without waiting for the generations
         runner.communicate(timeout=30)
         accepted = sandbox.stats()["submits"]["accepted"]
     statuses = list(ledger_statuses(out_dir).values())

@@ -73,7 +73,7 @@ def test_csv_defuses_formulas_and_writes_empty_tags_as_empty(finished_run):
     table = pd.read_csv(finished_run / "results.csv", keep_default_na=False)
     assert table["prompt"].tolist() == [
         "A lighthouse at dusk.",
-        "'=HYPERLINK(\"http://evil.example\",\"x\")",
+        '\'=HYPERLINK("http://evil.example","x")',
         "'@SUM(A1:A2) and -slow pan +zoom",
     ]
     assert table["error_message"].tolist()[2].startswith("'=HYPERLINK(")
@@ -104,15 +104,18 @@ def test_tables_are_shared_as_the_umask_says(write, cli, umask, mode):
     finally:
         os.umask(previous)
     out = manifest.parent / "outputs" / "t"
-    for path in (out / "results.csv", out / "results.jsonl", out / "results.parquet", manifest.parent / "jobs.jsonl"):
+    for path in (
+        out / "results.csv",
+        out / "results.jsonl",
+        out / "results.parquet",
+        manifest.parent / "jobs.jsonl",
+    ):
         assert stat.S_IMODE(path.stat().st_mode) == mode, path
 
 
 def test_parquet_asked_for_without_pyarrow_is_refused_before_anything_is_sent(write):
     manifest = write("m.yaml", MANIFEST)
-    hide_pyarrow = (
-        "import sys; sys.modules['pyarrow'] = None; from pipeline.cli import main; sys.exit(main(sys.argv[1:]))"
-    )
+    hide_pyarrow = "import sys; sys.modules['pyarrow'] = None; from pipeline.cli import main; sys.exit(main(sys.argv[1:]))"
     result = subprocess.run(
         [sys.executable, "-c", hide_pyarrow, "run", "m.yaml", "--quiet"],
         cwd=manifest.parent,

@@ -6,13 +6,17 @@ the runner, as the real service would), so SIGKILL hits it wherever it is.
 
 from __future__ import annotations
 
+import os
+import pty
 import random
+import select
 import signal
+import threading
 import time
 
 import pytest
 
-from pipeline.sandbox import SandboxConfig, running_sandbox
+from pipeline.sandbox import FaultConfig, SandboxConfig, running_sandbox
 from tests.runner_helpers import (
     accepted_twice,
     ledger_statuses,
@@ -20,6 +24,7 @@ from tests.runner_helpers import (
     results,
     sha256_of,
     start_runner,
+    start_runner_on_terminal,
     wait_for_submits,
 )
 
@@ -86,8 +91,68 @@ def test_ctrl_c_stops_submitting_finishes_running_work_and_resumes(write):
     assert stats["submits"]["accepted"] == jobs and accepted_twice(stats) == {}
 
 
-@pytest.mark.parametrize("signal_count", [2])
-def test_a_second_ctrl_c_exits_at_once_and_leaves_a_consistent_ledger(write, signal_count):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_stop_signal_waits_for_paid_posts_in_the_air_and_records_them(write, signum):
+    """SIGTERM (docker stop, systemd) and SIGHUP (a closed terminal) are a first Ctrl-C: the four
+    POSTs on their way are answered and recorded, their generations finish, nothing is uncertain."""
+    manifest = write("m.yaml", manifest_text(jobs=8, run=RUN))
+    out_dir = manifest.parent / "outputs" / "t"
+    faults = FaultConfig(submit={"slow": 1.0}, slow_seconds=1.5)
+    with running_sandbox(SandboxConfig(gen_time=0.2, concurrency=8, faults=faults)) as sandbox:
+        runner = start_runner(manifest, sandbox.base_url)
+        wait_for_submits(out_dir, count=4)
+        assert sandbox.stats()["submits"]["accepted"] == 0  # all four still in the air
+        runner.send_signal(signum)
+        out, err = runner.communicate(timeout=60)
+        assert runner.returncode == 130, err
+        assert "Interrupted: no new submits." in err
+        assert (
+            f"Stopped. To resume: vidpipe run m.yaml --provider aimlapi --base-url {sandbox.base_url}" in out
+        )
+        statuses = list(ledger_statuses(out_dir).values())
+        assert statuses.count("completed") == 4 and statuses.count("pending") == 4, statuses
+        assert sandbox.stats()["submits"]["accepted"] == 4
+
+
+def test_closing_the_terminal_records_paid_posts_and_finishes_them(write):
+    """A real closed terminal: SIGHUP, then a screen that is gone. The POSTs in the air are
+    recorded, their generations finish, the table is written, and the run exits 130."""
+    manifest = write("m.yaml", manifest_text(jobs=8, run=RUN))
+    out_dir = manifest.parent / "outputs" / "t"
+    faults = FaultConfig(submit={"slow": 1.0}, slow_seconds=1.5)
+    master, slave = pty.openpty()
+    closing = threading.Event()
+
+    def read_the_screen() -> None:  # as a terminal does, until it is closed
+        while not closing.is_set():
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    os.read(master, 65536)
+                except OSError:
+                    return
+
+    screen = threading.Thread(target=read_the_screen, daemon=True)
+    with running_sandbox(SandboxConfig(gen_time=0.2, concurrency=8, faults=faults)) as sandbox:
+        runner = start_runner_on_terminal(manifest, sandbox.base_url, slave)
+        os.close(slave)
+        screen.start()
+        wait_for_submits(out_dir, count=4)
+        closing.set()
+        screen.join()
+        os.close(master)  # the terminal window is closed
+        assert runner.wait(timeout=60) == 130
+        statuses = list(ledger_statuses(out_dir).values())
+        assert statuses.count("completed") == 4 and statuses.count("pending") == 4, statuses
+        assert sandbox.stats()["submits"]["accepted"] == 4
+    assert list(results(out_dir)["status"]).count("completed") == 4
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGTERM), (signal.SIGHUP, signal.SIGINT)],
+    ids=lambda pair: "-".join(s.name for s in pair),
+)
+def test_a_second_stop_signal_exits_at_once_and_leaves_a_consistent_ledger(write, signals):
     jobs = 12
     manifest = write("m.yaml", manifest_text(jobs=jobs, run=RUN))
     out_dir = manifest.parent / "outputs" / "t"
@@ -95,13 +160,13 @@ def test_a_second_ctrl_c_exits_at_once_and_leaves_a_consistent_ledger(write, sig
         runner = start_runner(manifest, sandbox.base_url, "--quiet")
         wait_for_submits(out_dir, count=4)
         time.sleep(0.3)
-        for _ in range(signal_count):
-            runner.send_signal(signal.SIGINT)
+        for signum in signals:
+            runner.send_signal(signum)
             time.sleep(0.1)
         started = time.monotonic()
         runner.communicate(timeout=30)
         assert runner.returncode == 130
-        assert time.monotonic() - started < 5, "a second Ctrl-C must not wait for generations"
+        assert time.monotonic() - started < 5, "a second signal must not wait for generations"
         statuses = ledger_statuses(out_dir)
         assert list(statuses.values()).count("submitted") == 4  # ids recorded: a rerun polls them
         assert sandbox.stats()["submits"]["accepted"] == 4

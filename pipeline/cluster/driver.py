@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from ..errors import AbortError, InputError
 from ..http import Counters
+from ..interrupts import install_stop_signals, remove_stop_signals
 from ..ledger import COMPLETED, FAILED, PENDING, SUBMITTED, SUBMITTING, TIMED_OUT, UNCERTAIN, Ledger, now_iso
 from ..progress import Progress, choose_mode
 from ..results import keep_results_fresh
@@ -81,7 +81,7 @@ def run_on_ray(
     """Run `jobs` on Ray. `service` is (base_url, {account name: API key}); `assignment` maps
     each job to its account (sharding.assign_accounts, already in the ledger).
 
-    Returns the outcome and whether the run was interrupted (Ctrl-C or SIGTERM).
+    Returns the outcome and whether the run was interrupted (Ctrl-C, SIGTERM or SIGHUP).
     """
     accounts = settings.run.account_list()
     ray, started_here = _connect(request.address, request.shards)
@@ -236,9 +236,7 @@ async def _watch(ray, specs, ledgers, coordinator, total, request, refresh) -> t
             _merge(outcome, await coordinator.snapshot.remote(), done_before)
             await asyncio.sleep(WATCH_EVERY_S)
     finally:
-        loop = asyncio.get_running_loop()
-        loop.remove_signal_handler(signal.SIGINT)
-        loop.remove_signal_handler(signal.SIGTERM)
+        remove_stop_signals()
         for helper in helpers:
             helper.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
@@ -318,9 +316,8 @@ def _conclude(outcome: ClusterOutcome, results, control) -> None:
 
 
 def _forward_interrupts(coordinator, tally: Tally) -> dict[str, int]:
-    """First Ctrl-C: no new submits anywhere. Second (or SIGTERM): every shard stops now."""
+    """First Ctrl-C (or SIGTERM, SIGHUP): no new submits anywhere. Second: every shard stops now."""
     state = {"count": 0}
-    loop = asyncio.get_running_loop()
 
     def first_or_second() -> None:
         state["count"] += 1
@@ -335,12 +332,7 @@ def _forward_interrupts(coordinator, tally: Tally) -> dict[str, int]:
         else:
             coordinator.cancel.remote("interrupted twice")
 
-    def terminate() -> None:
-        state["count"] += 2
-        coordinator.cancel.remote("terminated")
-
-    loop.add_signal_handler(signal.SIGINT, first_or_second)
-    loop.add_signal_handler(signal.SIGTERM, terminate)
+    install_stop_signals(first_or_second)
     return state
 
 
