@@ -21,6 +21,10 @@ from .errors import InputError, ManifestError, Problem
 from .schema import field_path
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+# Values that YAML aliases may add to a document by repeating anchored ones. Far above any
+# real use (an anchored job template repeated in a thousand jobs), far below an alias bomb:
+# 568 bytes of nine levels of nine aliases expand to 387 million values.
+MAX_ALIAS_EXPANSION = 100_000
 CSV_LIST_SEPARATOR = "|"
 
 JsonPath = tuple[Any, ...]
@@ -149,6 +153,7 @@ def parse_yaml(text: str, path: Path) -> Document:
         node = loader.get_single_node()
         if node is None:
             raise InputError(f"{shown}: the manifest is empty; expected a mapping with 'jobs'")
+        _refuse_alias_bombs(node, shown)
         lines: dict[JsonPath, int] = {(): node.start_mark.line + 1}
         problems: list[Problem] = []
         _record_lines(node, (), lines, problems, shown)
@@ -176,6 +181,50 @@ def parse_yaml(text: str, path: Path) -> Document:
 
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _refuse_alias_bombs(root: yaml.Node, shown: str) -> None:
+    """Refuse a node graph whose aliases expand past MAX_ALIAS_EXPANSION values, or into itself.
+
+    The composer shares one node for an anchor and all its aliases, so the graph is as small
+    as the text; only walking or building it expands the aliases. Each node's expanded size is
+    counted once here (an iterative post-order walk, memoised by node), before anything else
+    walks the graph. The value reported is the first, in that order, whose expansion alone
+    passes the limit: for a bomb, the level where it goes off.
+    """
+    sizes: dict[int, int] = {}
+    entered: set[int] = set()  # the nodes on the path being walked
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        line = node.start_mark.line + 1
+        children = _child_nodes(node)
+        if finished:
+            entered.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[key] - len(sizes) > MAX_ALIAS_EXPANSION:
+                raise InputError(
+                    f"{shown}:{line}: YAML aliases expand this value past {MAX_ALIAS_EXPANSION:,} "
+                    "values; expected fewer aliases (write the values out)"
+                )
+        elif key in entered:
+            raise InputError(
+                f"{shown}:{line}: a YAML alias refers to a value that contains it; "
+                "expected aliases of values that end before them"
+            )
+        elif key not in sizes:
+            entered.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+
+
+def _child_nodes(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _record_lines(node: yaml.Node, path: JsonPath, lines: dict, problems: list[Problem], shown: str) -> None:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from pipeline import manifest
 from pipeline.errors import InputError, ManifestError
 from pipeline.manifest import parse_csv, parse_yaml, read_manifest
+
+
+def alias_bomb(levels: int = 9, fanout: int = 9) -> str:
+    """`levels` levels of `fanout` aliases of the level below: fanout ** (levels + 1) values."""
+    lines = ["version: 1", "a: &a [" + ", ".join(['"lol"'] * fanout) + "]"]
+    names = "abcdefghijklmnop"[: levels + 1]
+    for below, name in itertools.pairwise(names):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{below}"] * fanout) + "]")
+    lines.append(f"jobs: *{names[levels]}")
+    return "\n".join(lines) + "\n"
 
 
 def test_yaml_keeps_ratios_as_text_and_words_as_words():
@@ -103,3 +116,46 @@ def test_missing_file_and_folder(workdir):
 def test_utf8_bom_from_spreadsheets_is_accepted(write):
     path = write("p.csv", "\ufeffprompt,seed\na,1\n".encode())
     assert read_manifest(path).csv_jobs.columns.tolist() == ["prompt", "seed", "_line"]
+
+
+@pytest.mark.timeout(20)
+def test_a_yaml_alias_bomb_is_refused_in_one_line_before_it_is_built(write):
+    """Nine levels of nine aliases (477 bytes, 3.5 billion values once expanded) once took
+    gigabytes; now the aliases are counted on the composed node graph and the file is refused
+    at the level where the expansion passes the limit, in a few megabytes."""
+    path = write("bomb.yaml", alias_bomb())
+    assert path.stat().st_size < 600
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError) as caught:
+            read_manifest(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(caught.value) == (
+        "bomb.yaml:7: YAML aliases expand this value past 100,000 values; "
+        "expected fewer aliases (write the values out)"
+    )
+    assert peak < 5_000_000, f"{peak:,} bytes allocated"
+
+
+def test_the_alias_limit_counts_what_aliases_add_not_the_document_size(monkeypatch):
+    """A long list written out is fine; the same number of values made by aliases is not."""
+    monkeypatch.setattr(manifest, "MAX_ALIAS_EXPANSION", 50)
+    written_out = "version: 1\nseeds: [" + ", ".join(str(n) for n in range(200)) + "]\n"
+    assert len(parse_yaml(written_out, Path("m.yaml")).data["seeds"]) == 200
+
+    def jobs(count: int) -> str:
+        return "version: 1\nt: &t {prompt: a, ratio: '16:9'}\njobs: [" + ", ".join(["*t"] * count) + "]\n"
+
+    assert len(parse_yaml(jobs(10), Path("m.yaml")).data["jobs"]) == 10  # 40 values added
+    with pytest.raises(InputError, match=r"^m\.yaml:3: YAML aliases expand this value past 50 values"):
+        parse_yaml(jobs(20), Path("m.yaml"))  # 80 added
+
+
+def test_a_yaml_alias_inside_its_own_anchor_is_one_line():
+    with pytest.raises(InputError) as caught:
+        parse_yaml("version: 1\njobs: &j [{prompt: a}, *j]\n", Path("m.yaml"))
+    assert str(caught.value) == (
+        "m.yaml:2: a YAML alias refers to a value that contains it; expected aliases of values that end before them"
+    )
