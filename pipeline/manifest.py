@@ -274,6 +274,7 @@ def parse_csv(text: str, path: Path) -> pd.DataFrame:
         if header is None or not any(cell.strip() for cell in header):
             raise InputError(f"{shown}:1: the CSV has no header row; expected field names")
         header = [cell.strip() for cell in header]
+        _refuse_other_delimiters(header, shown)
         problems = _header_problems(header, shown)
         rows: list[list[str | None]] = []
         line_numbers: list[int] = []
@@ -302,6 +303,23 @@ def parse_csv(text: str, path: Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=header, dtype=object)
     frame["_line"] = line_numbers
     return frame
+
+
+_OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs"}
+
+
+def _refuse_other_delimiters(header: list[str], shown: str) -> None:
+    """A header cell holding ';' or a tab is a file saved with another delimiter.
+
+    Refused rather than guessed: a prompt may contain either character, so a wrong guess
+    would split prompts into other requests without a word.
+    """
+    for delimiter, name in _OTHER_DELIMITERS.items():
+        if any(delimiter in cell for cell in header):
+            raise InputError(
+                f"{shown}:1: the columns are separated by {name}; expected commas "
+                "(save the file as comma-separated CSV)"
+            )
 
 
 def _header_problems(header: list[str], shown: str) -> list[Problem]:

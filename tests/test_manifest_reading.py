@@ -96,6 +96,16 @@ def test_csv_short_rows_leave_their_last_cells_empty():
         ("m.yaml", b"prompt: caf\xe9\n", "m.yaml: not UTF-8 text (byte 11)"),
         ("p.csv", "", "p.csv:1: the CSV has no header row; expected field names"),
         ("p.csv", 'prompt\na\n"open quote\nb\nc\n', "p.csv:3: CSV syntax error: unexpected end of data"),
+        (
+            "p.csv",
+            "prompt;seed;ratio\na lighthouse, at dusk;5;16:9\n",
+            "p.csv:1: the columns are separated by semicolons; expected commas (save the file as comma-separated CSV)",
+        ),
+        (
+            "p.csv",
+            "prompt\tseed\na lighthouse\t5\n",
+            "p.csv:1: the columns are separated by tabs; expected commas (save the file as comma-separated CSV)",
+        ),
     ],
 )
 def test_unreadable_files_are_one_clear_line(write, name, content, message):
