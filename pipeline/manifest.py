@@ -39,6 +39,7 @@ class Document:
     lines: dict[JsonPath, int] = field(default_factory=dict)
     csv_jobs: pd.DataFrame | None = None  # a CSV manifest's rows, or a YAML manifest's jobs_csv
     csv_path: Path | None = None
+    problems: list[Problem] = field(default_factory=list)  # found reading, not stopping it: bad CSV rows
 
     @property
     def folder(self) -> Path:
@@ -65,7 +66,8 @@ def read_manifest(path: Path) -> Document:
     text = _read_text(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return Document(path=path, data={}, csv_jobs=parse_csv(text, path), csv_path=path)
+        rows, problems = parse_csv(text, path)
+        return Document(path=path, data={}, csv_jobs=rows, csv_path=path, problems=problems)
     if suffix not in (".yaml", ".yml"):
         raise InputError(f"{display_path(path)}: not a manifest; expected a .yaml, .yml or .csv file")
     return parse_yaml(text, path)
@@ -260,11 +262,13 @@ def _record_lines(node: yaml.Node, path: JsonPath, lines: dict, problems: list[P
 # --- CSV -----------------------------------------------------------------------------------
 
 
-def parse_csv(text: str, path: Path) -> pd.DataFrame:
-    """Rows of a jobs CSV as text cells, plus a `_line` column (the row's first line in the file).
+def parse_csv(text: str, path: Path) -> tuple[pd.DataFrame, list[Problem]]:
+    """Rows of a jobs CSV as text cells, plus a `_line` column (the row's first line in the file),
+    and the problems of the header and rows that could not be read.
 
-    Empty cells are None (meaning "use the default"); a short row's missing cells too. Every row
-    with too many cells is reported at once.
+    Empty cells are None (meaning "use the default"); a short row's missing cells too. A row
+    with too many cells is reported and left out, so the other rows are still checked; so is a
+    column without a name, or named twice (its first occurrence is kept).
     """
     shown = display_path(path)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -276,6 +280,7 @@ def parse_csv(text: str, path: Path) -> pd.DataFrame:
         header = [cell.strip() for cell in header]
         _refuse_other_delimiters(header, shown)
         problems = _header_problems(header, shown)
+        kept = [i for i, name in enumerate(header) if name and name not in header[:i]]
         rows: list[list[str | None]] = []
         line_numbers: list[int] = []
         line = reader.line_num + 1
@@ -293,16 +298,14 @@ def parse_csv(text: str, path: Path) -> pd.DataFrame:
                 else:
                     # A short row leaves its last cells empty, as hand-written CSV often does.
                     cells = cells + [""] * (len(header) - len(cells))
-                    rows.append([cell if cell.strip() else None for cell in cells])
+                    rows.append([cells[i] if cells[i].strip() else None for i in kept])
                     line_numbers.append(line)
             line = reader.line_num + 1
     except csv.Error as error:
         raise InputError(f"{shown}:{line}: CSV syntax error: {error}") from None
-    if problems:
-        raise ManifestError(problems)
-    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    frame = pd.DataFrame(rows, columns=[header[i] for i in kept], dtype=object)
     frame["_line"] = line_numbers
-    return frame
+    return frame, problems
 
 
 _OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs"}

@@ -146,3 +146,119 @@ def test_valid_manifests_expand_to_the_product_of_their_sweeps(tmp_path, capsys,
     duplicates = len(batch.notes)
     assert len(batch.table) + duplicates == expected
     assert batch.table["job_id"].is_unique
+
+
+# --- every injected problem is found, at its line -------------------------------------------
+
+AGREE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def places(problems) -> set[tuple[str, str]]:
+    return {(problem.where, problem.field) for problem in problems}
+
+
+JOB_FIELDS = {"prompt": '"job {i}"', "ratio": '"16:9"', "seed": "{i}", "duration": "5"}
+# field -> (line as written, the field the problem names) for each problem it may be given
+INJECTIONS = {
+    "prompt": [(f'prompt: "{"p" * 600}"', "prompt"), ('promt: "job {i}"', "promt")],
+    "ratio": [('ratio: "4:3"', "ratio"), ('ratoi: "16:9"', "ratoi"), ('ratio: "2:1"', "ratio")],
+    "seed": [("seed: -1", "seed"), ("sed: {i}", "sed"), ("seed: [{i}, x]", "seed[1]")],
+    "duration": [("duration: 7", "duration"), ("duration: five", "duration")],
+}
+
+
+@st.composite
+def manifests_with_problems(draw) -> tuple[str, set[tuple[str, str]]]:
+    """A YAML manifest (block style, one field a line) and the places of the problems put in."""
+    lines = ["version: 1", "model: gen3a_turbo"]
+    expected: set[tuple[str, str]] = set()
+    if draw(st.booleans()):
+        lines += ["run:", "  concurency: 2"]
+        expected.add(("m.yaml:4", "run.concurency"))
+    lines.append("jobs:")
+    for i in range(draw(st.integers(1, 4))):
+        for n, (field, value) in enumerate(JOB_FIELDS.items()):
+            text = f"{field}: {value}"
+            choice = draw(st.one_of(st.none(), st.sampled_from(INJECTIONS[field])))
+            if choice is not None:
+                text, named = choice
+                expected.add((f"m.yaml:{len(lines) + 1}", f"jobs[{i}].{named}"))
+            lines.append(("  - " if n == 0 else "    ") + text.format(i=i))
+    return "\n".join(lines) + "\n", expected
+
+
+@AGREE
+@given(case=manifests_with_problems())
+def test_validate_reports_every_injected_problem_at_its_line(tmp_path, monkeypatch, case):
+    """Schema problems (a bad seed, a typo, a bad duration) never hide the row rules (a ratio
+    gen3a_turbo does not take, a 600-character prompt), nor the other way round: k independent
+    problems put in at known lines come out as exactly k lines, each at its field's line."""
+    from pipeline.errors import ManifestError
+    from pipeline.jobs import load_batch
+
+    text, expected = case
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.yaml").write_text(text, encoding="utf-8")
+    if not expected:
+        load_batch(tmp_path / "m.yaml")
+        return
+    try:
+        load_batch(tmp_path / "m.yaml")
+    except ManifestError as error:
+        assert places(error.problems) == expected, text
+        assert len(error.problems) == len(expected), [str(p) for p in error.problems]
+    else:
+        raise AssertionError(f"no problem found in\n{text}")
+
+
+CSV_ROW = ["prompt {i}", "16:9", "{i}", "5"]
+CSV_INJECTIONS = [
+    (0, "", ""),  # empty prompt: the row has no prompt (a whole-row problem)
+    (1, "4:3", "ratio"),
+    (2, "-1", "seed"),
+    (2, "1|x", "seed"),
+    (3, "7", "duration"),
+]
+
+
+@st.composite
+def csv_with_problems(draw) -> tuple[str, set[tuple[str, str]]]:
+    lines = ["prompt,ratio,seed,duration"]
+    expected: set[tuple[str, str]] = set()
+    for i in range(draw(st.integers(1, 6))):
+        where = f"m.csv:{len(lines) + 1}"
+        cells = [cell.format(i=i) for cell in CSV_ROW]
+        if draw(st.integers(0, 4)) == 0:  # a row with too many cells hides only itself
+            expected.add((where, ""))
+            lines.append(",".join([*cells, "extra"]))
+            continue
+        for column, value, field in draw(
+            st.lists(st.sampled_from(CSV_INJECTIONS), max_size=3, unique_by=lambda x: x[0])
+        ):
+            cells[column] = value
+            expected.add((where, field))
+        lines.append(",".join(cells))
+    return "\n".join(lines) + "\n", expected
+
+
+@AGREE
+@given(case=csv_with_problems())
+def test_validate_reports_every_injected_csv_problem_at_its_row(tmp_path, monkeypatch, case):
+    """In a CSV, a row with too many cells, a bad ratio, seed or duration and an empty prompt
+    are each reported at their row (and column), whatever the other rows hold."""
+    from pipeline.errors import ManifestError
+    from pipeline.jobs import load_batch
+
+    text, expected = case
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.csv").write_text(text, encoding="utf-8")
+    if not expected:
+        load_batch(tmp_path / "m.csv")
+        return
+    try:
+        load_batch(tmp_path / "m.csv")
+    except ManifestError as error:
+        assert places(error.problems) == expected, text
+        assert len(error.problems) == len(expected), [str(p) for p in error.problems]
+    else:
+        raise AssertionError(f"no problem found in\n{text}")

@@ -66,16 +66,17 @@ def test_duplicate_yaml_keys_are_reported_not_silently_overwritten():
 
 
 def test_csv_rows_know_their_line_even_after_multiline_cells():
-    frame = parse_csv('prompt,seed\n"two\nlines",1|2\n\n  ,\nc,3\n', Path("p.csv"))
+    frame, problems = parse_csv('prompt,seed\n"two\nlines",1|2\n\n  ,\nc,3\n', Path("p.csv"))
+    assert problems == []
     assert frame["prompt"].tolist() == ["two\nlines", "c"]
     assert frame["_line"].tolist() == [2, 6]
     assert frame["seed"].tolist() == ["1|2", "3"]
 
 
-def test_csv_ragged_rows_and_bad_headers_are_all_reported():
-    with pytest.raises(ManifestError) as caught:
-        parse_csv("prompt,,prompt\na,b,c,d\nc,d,e\nf,g,h,i,j\n", Path("p.csv"))
-    assert [str(p) for p in caught.value.problems] == [
+def test_csv_ragged_rows_and_bad_headers_are_all_reported_and_the_other_rows_kept():
+    frame, problems = parse_csv("prompt,,prompt\na,b,c,d\nc,d,e\nf,g,h,i,j\n", Path("p.csv"))
+    assert frame.to_dict("records") == [{"prompt": "c", "_line": 3}]
+    assert [str(p) for p in problems] == [
         "p.csv:1: column 2 has no name in the header",
         "p.csv:1: prompt: column appears twice in the header",
         "p.csv:2: row has 4 cells but the header names 3; quote a cell that contains a comma",
@@ -84,7 +85,7 @@ def test_csv_ragged_rows_and_bad_headers_are_all_reported():
 
 
 def test_csv_short_rows_leave_their_last_cells_empty():
-    frame = parse_csv("prompt,seed,ratio\na\nb,2\n", Path("p.csv"))
+    frame, _ = parse_csv("prompt,seed,ratio\na\nb,2\n", Path("p.csv"))
     assert frame[["prompt", "seed", "ratio"]].values.tolist() == [["a", None, None], ["b", "2", None]]
 
 
