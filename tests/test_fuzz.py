@@ -148,13 +148,88 @@ def test_valid_manifests_expand_to_the_product_of_their_sweeps(tmp_path, capsys,
     assert batch.table["job_id"].is_unique
 
 
-# --- every injected problem is found, at its line -------------------------------------------
+# --- the schema's row rules and validate agree; every injected problem is found ------------
 
+MODELS = ["gen3a_turbo", "runway/gen4_turbo"]
+RATIOS = ["16:9", "9:16", "4:3", "3:4", "1:1", "21:9"]
+PROMPTS = ["a short prompt", "another prompt", "x" * 600, "y" * 520]
+LAST = ["https://x.io/last.png", "https://x.io/end.png"]
+FIELD_VALUES = {"model": MODELS, "ratio": RATIOS, "prompt": PROMPTS, "last_image_url": LAST}
+ROW_RULES = ("for gen3a_turbo", "no last frame", "characters; expected at most")
 AGREE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def one_or_many(values: list) -> st.SearchStrategy:
+    return st.one_of(
+        st.sampled_from(values), st.lists(st.sampled_from(values), min_size=1, max_size=3, unique=True)
+    )
+
+
+def sweep(values: list) -> st.SearchStrategy:
+    return st.lists(st.sampled_from(values), min_size=1, max_size=3, unique=True)
+
+
+@st.composite
+def row_rule_job(draw) -> dict:
+    """A job that sets each field itself, in its matrix, or not at all."""
+    job: dict = {}
+    for field, values in FIELD_VALUES.items():
+        where = draw(st.sampled_from(["inherit", "own", "matrix"]))
+        if where == "own":
+            job[field] = draw(one_or_many(values))
+        elif where == "matrix":
+            job.setdefault("matrix", {})[field] = draw(sweep(values))
+    return job
+
+
+row_rule_manifests = st.fixed_dictionaries(
+    {"version": st.just(1)},
+    optional={
+        "model": st.sampled_from(MODELS),
+        "defaults": st.fixed_dictionaries(
+            {}, optional={f: st.sampled_from(v) for f, v in FIELD_VALUES.items()}
+        ),
+        "matrix": st.fixed_dictionaries({}, optional={f: sweep(v) for f, v in FIELD_VALUES.items()}),
+        "jobs": st.lists(row_rule_job(), min_size=1, max_size=3),
+        "run": st.fixed_dictionaries({"prompt_limit": st.sampled_from([512, 1000])}),
+    },
+)
 
 
 def places(problems) -> set[tuple[str, str]]:
     return {(problem.where, problem.field) for problem in problems}
+
+
+@AGREE
+@given(document=row_rule_manifests)
+def test_the_schema_flags_exactly_the_row_rule_problems_validate_reports(tmp_path, monkeypatch, document):
+    """Ratio per model, no last frame for runway/gen4_turbo and the 512-character prompt limit
+    (raised by run.prompt_limit: 1000), wherever model, ratio, prompt and last frame are set:
+    an editor using the schema flags the same fields, at the same lines, as `vidpipe validate`."""
+    from pipeline.errors import ManifestError
+    from pipeline.jobs import load_batch
+    from pipeline.manifest import parse_yaml
+    from pipeline.schema import document_validator, field_path, is_conditional, iter_problems
+
+    monkeypatch.chdir(tmp_path)
+    text = yaml.safe_dump(document, sort_keys=False)
+    path = tmp_path / "m.yaml"
+    path.write_text(text, encoding="utf-8")
+    parsed = parse_yaml(text, path)
+    flagged = {
+        (parsed.where(where), field_path(where))
+        for where, error in iter_problems(document_validator(), document)
+        if is_conditional(error)
+    }
+    try:
+        load_batch(path)
+        reported: set[tuple[str, str]] = set()
+    except ManifestError as error:
+        assert all(
+            p.message.endswith(("or both",)) or any(r in p.message for r in ROW_RULES) for p in error.problems
+        )
+        reported = places(p for p in error.problems if any(rule in p.message for rule in ROW_RULES))
+    assert flagged == reported, text
 
 
 JOB_FIELDS = {"prompt": '"job {i}"', "ratio": '"16:9"', "seed": "{i}", "duration": "5"}

@@ -455,3 +455,45 @@ class TestEveryProblemInOnePass:
         if name == "p.csv":
             expected = [*expected, "p.csv:2: a job needs a prompt, an image_url, or both"]
         assert problems_of(write(name, text)) == expected
+
+
+class TestTheSchemaForEditors:
+    """The schema file as an editor reads it (its own $refs, no vidpipe code) flags what
+    validate flags on a YAML manifest: tests/test_fuzz.py proves it on generated ones."""
+
+    @staticmethod
+    def flagged(document: dict) -> list[str]:
+        import json
+
+        from jsonschema import Draft202012Validator
+
+        from tests.conftest import REPO
+
+        schema = json.loads((REPO / "schemas" / "manifest.schema.json").read_text())
+        return sorted(
+            "/".join(map(str, e.absolute_path)) for e in Draft202012Validator(schema).iter_errors(document)
+        )
+
+    def test_ratio_per_model_and_the_last_frame(self):
+        assert self.flagged({"version": 1, "jobs": [{"prompt": "a", "ratio": "4:3"}]}) == ["jobs/0/ratio"]
+        gen4 = {"prompt": "a", "model": "runway/gen4_turbo", "ratio": "4:3"}
+        assert self.flagged({"version": 1, "jobs": [gen4]}) == []
+        assert (
+            self.flagged(
+                {"version": 1, "model": "runway/gen4_turbo", "jobs": [{"prompt": "a", "ratio": "1:1"}]}
+            )
+            == []
+        )
+        framed = {**gen4, "last_image_url": "https://x.io/l.png"}
+        assert self.flagged({"version": 1, "jobs": [framed]}) == ["jobs/0/last_image_url"]
+        swept = {"version": 1, "matrix": {"ratio": ["16:9", "21:9"]}, "jobs": [{"prompt": "a"}]}
+        assert self.flagged(swept) == ["matrix/ratio/1"]
+
+    def test_prompts_of_512_characters_unless_the_limit_is_raised(self):
+        long = {"version": 1, "jobs": [{"prompt": "x" * 600}]}
+        assert self.flagged(long) == ["jobs/0/prompt"]
+        assert self.flagged({**long, "run": {"prompt_limit": 1000}}) == []
+        assert self.flagged({**long, "run": {"prompt_limit": 512}}) == ["jobs/0/prompt"]
+        assert self.flagged(
+            {"version": 1, "jobs": [{"prompt": "x" * 1001}], "run": {"prompt_limit": 1000}}
+        ) == ["jobs/0/prompt"]
