@@ -57,7 +57,7 @@ class Batch:
 def load_batch(path: Path) -> Batch:
     """Read, validate and expand a manifest. Raises InputError/ManifestError with every problem."""
     document = read_manifest(path)
-    problems = list(document.problems)
+    problems: list[Problem] = []
     prompt_limit_known = True
     if document.csv_path is None:
         found, refused, unknown = document_problems(document)
@@ -66,6 +66,7 @@ def load_batch(path: Path) -> Batch:
         document = replace(document, data=salvage(document.data, refused, unknown))
         problems += settings_problems(document)
         problems += _attach_jobs_csv(document)
+    problems += document.problems
     settings = settings_of(document)
     frame, frame_problems = _job_frame(document)
     problems += frame_problems
@@ -187,7 +188,8 @@ def _attach_jobs_csv(document: Document) -> list[Problem]:
     rows = read_manifest(csv_path)
     document.csv_jobs = rows.csv_jobs
     document.csv_path = csv_path
-    return rows.problems
+    document.problems.extend(rows.problems)  # rows that could not be read
+    return []
 
 
 def settings_of(document: Document) -> Settings:

@@ -397,6 +397,13 @@ class TestEveryProblemInOnePass:
             "p.csv:7: ratio: '4:3' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
         ]
 
+    def test_a_jobs_csv_whose_rows_cannot_be_read_says_why(self, write):
+        write("prompts.csv", "prompt,seed\na, b,1\n")
+        path = write("m.yaml", "version: 1\njobs_csv: prompts.csv\n")
+        assert problems_of(path) == [
+            "prompts.csv:2: row has 3 cells but the header names 2; quote a cell that contains a comma"
+        ]
+
     def test_the_same_bad_cell_is_reported_at_every_row(self, write):
         path = write("p.csv", "prompt,duration\na,7\nb,5\nc,7\n")
         assert problems_of(path) == [
