@@ -19,11 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import Problem
 from .schema import REQUEST_FIELDS, definition
 
 MAX_JOBS = 2_000_000
-SEED_LIMIT = 2**32
 # Outer loop first; seed and sample innermost.
 EXPLODE_ORDER = (
     "model",
@@ -54,27 +52,38 @@ def schema_default(field: str) -> Any:
     return definition(field).get("default") if field in ("model", "ratio", "duration") else None
 
 
+def fallback_for(
+    field: str, defaults: dict[str, Any], matrix: dict[str, Any], model: str | None
+) -> tuple[tuple[str, ...] | None, Any]:
+    """(where in the document, value) of `field` for a job that does not set it; where is None
+    for the schema's default."""
+    if field in matrix:
+        return ("matrix", field), _seed_list(matrix[field]) if field == "seed" else matrix[field]
+    if field in defaults:
+        return ("defaults", field), defaults[field]
+    if field == "model" and model is not None:
+        return ("model",), model
+    return None, schema_default(field)
+
+
 def resolve_fields(
     jobs: pd.DataFrame, defaults: dict[str, Any], matrix: dict[str, Any], model: str | None
 ) -> pd.DataFrame:
-    """Fill each job's missing fields by precedence; seed ranges become lists; add `sample`."""
+    """Fill each job's missing fields by precedence; seed ranges become lists; add `sample`,
+    and `own`: a bitmask of the request fields the job sets itself (bit i: REQUEST_FIELDS[i])."""
     frame = jobs.copy()
-    for field in REQUEST_FIELDS:
-        if field in matrix:
-            fallback = _seed_list(matrix[field]) if field == "seed" else matrix[field]
-        elif field in defaults:
-            fallback = defaults[field]
-        elif field == "model" and model is not None:
-            fallback = model
-        else:
-            fallback = schema_default(field)
+    own = np.zeros(len(frame), dtype=np.int64)
+    for bit, field in enumerate(REQUEST_FIELDS):
+        _, fallback = fallback_for(field, defaults, matrix, model)
         column = frame[field]
+        own |= column.notna().to_numpy(dtype=np.int64) << bit
         if field == "seed":
             column = column.map(_seed_list, na_action="ignore")
         if fallback is not None:
             filler = pd.Series([fallback] * len(frame), index=frame.index, dtype=object)
             column = column.where(column.notna(), filler)
         frame[field] = column.astype(object)
+    frame["own"] = own
     repeats = frame["repeat"].where(frame["repeat"].notna(), 1)
     frame["sample"] = [list(range(r)) if isinstance(r, int) and r > 1 else 0 for r in repeats]
     return frame
@@ -98,23 +107,6 @@ def expansion_size(frame: pd.DataFrame) -> int:
             lengths = column[is_list].map(len).to_numpy(dtype=np.int64)
             sizes[is_list.to_numpy()] *= lengths
     return int(sizes.sum())
-
-
-def seed_range_problems(frame: pd.DataFrame) -> list[Problem]:
-    problems = []
-    has_list = frame["seed"].map(lambda v: isinstance(v, list))
-    for row in frame[has_list].itertuples():
-        seeds = row.seed
-        if isinstance(seeds, list) and seeds and isinstance(seeds[-1], int) and seeds[-1] >= SEED_LIMIT:
-            field = f"{row.path}.seed" if row.path else "seed"
-            problems.append(
-                Problem(
-                    row.source,
-                    field,
-                    f"the seed range ends at {seeds[-1]}; expected at most {SEED_LIMIT - 1}",
-                )
-            )
-    return problems
 
 
 def explode(frame: pd.DataFrame) -> pd.DataFrame:

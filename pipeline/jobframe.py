@@ -14,6 +14,7 @@ import pandas as pd
 
 from .errors import Problem
 from .manifest import CSV_LIST_SEPARATOR, Document
+from .salvage import INVALID, is_invalid
 from .schema import REQUEST_FIELDS, field_path
 
 JOB_KEYS = ("id", "tags", "repeat")
@@ -21,21 +22,35 @@ CSV_COLUMNS = (*REQUEST_FIELDS, *JOB_KEYS)
 INTEGER_FIELDS = ("seed", "duration", "repeat")
 # A prompt may contain '|' as text; every other request field may sweep in a CSV cell.
 UNSPLIT_FIELDS = ("prompt", "id")
-FRAME_COLUMNS = (*REQUEST_FIELDS, "id", "tags", "repeat", "source", "path")
+# source: "file:line" of the job; path: its field path ("jobs[2]", "" for a CSV row);
+# key: its path in the document (("jobs", 2); None for a CSV row), for origins.py.
+FRAME_COLUMNS = (*REQUEST_FIELDS, "id", "tags", "repeat", "source", "path", "key")
+
+
+def likely_meant(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    """The choice `word` is most likely a typo of, or ""."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return close[0] if close else ""
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    meant = likely_meant(word, choices)
+    return f"; did you mean '{meant}'?" if meant else ""
 
 
 def yaml_jobs(document: Document) -> tuple[pd.DataFrame, list[Problem]]:
     """The `jobs` list of a validated YAML document as a job frame."""
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
-    for index, job in enumerate(document.data.get("jobs") or []):
+    jobs = document.data.get("jobs")
+    for index, job in enumerate(jobs if isinstance(jobs, list) else []):
+        if not isinstance(job, dict):  # refused by the schema (see salvage.py)
+            continue
         row = {key: job.get(key) for key in (*REQUEST_FIELDS, *JOB_KEYS)}
-        for key, values in (job.get("matrix") or {}).items():
+        matrix = job.get("matrix") or {}
+        if is_invalid(matrix):  # the job may set any field there: none is known
+            matrix = {key: INVALID for key in REQUEST_FIELDS if row[key] is None}
+        for key, values in matrix.items():
             if key in job:
                 where = document.where(("jobs", index, "matrix", key))
                 problems.append(
@@ -48,29 +63,33 @@ def yaml_jobs(document: Document) -> tuple[pd.DataFrame, list[Problem]]:
             row[key] = values
         row["source"] = document.where(("jobs", index))
         row["path"] = field_path(("jobs", index))
+        row["key"] = ("jobs", index)
         rows.append(row)
     return _frame(rows), problems
 
 
 def csv_jobs(frame: pd.DataFrame, csv_where: str) -> tuple[pd.DataFrame, list[Problem]]:
     """Type the text cells of a jobs CSV. `csv_where` is the CSV's display path."""
+    unknown = [column for column in frame.columns if column != "_line" and column not in CSV_COLUMNS]
     problems = [
         Problem(
             f"{csv_where}:1",
             column,
-            "unknown column"
-            + did_you_mean(column, CSV_COLUMNS)
-            + f"; expected some of {', '.join(CSV_COLUMNS)}",
+            f"unknown column{did_you_mean(column, CSV_COLUMNS)}; expected some of {', '.join(CSV_COLUMNS)}",
         )
-        for column in frame.columns
-        if column != "_line" and column not in CSV_COLUMNS
+        for column in unknown
     ]
     typed = pd.DataFrame(index=frame.index)
     for column in CSV_COLUMNS:
         if column in frame.columns:
             typed[column] = _typed_column(frame[column], column)
+    for column in unknown:  # a misspelt column holds the field it likely means, unknown
+        meant = likely_meant(column, CSV_COLUMNS)
+        if meant and meant not in frame.columns:
+            typed[meant] = frame[column].map(lambda _: INVALID, na_action="ignore").astype(object)
     typed["source"] = csv_where + ":" + frame["_line"].astype(str)
     typed["path"] = ""
+    typed["key"] = None
     return _frame(typed), problems
 
 
@@ -113,4 +132,4 @@ def _frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
 
 def implicit_job(document: Document) -> pd.DataFrame:
     """A manifest with neither `jobs` nor `jobs_csv` is one job made of defaults and matrix."""
-    return _frame([{"source": document.where(()), "path": ""}])
+    return _frame([{"source": document.where(()), "path": "", "key": ()}])

@@ -2,31 +2,36 @@
 
 Order matters for the messages: the document is checked against the schema first (with YAML
 lines), CSV cells next (with CSV lines), then the expanded rows and the images. Each stage
-reports every problem it finds; a later stage runs only on input the earlier ones accepted,
-so one mistake is never reported twice in different words.
+reports every problem it finds, and the next one runs on what it accepted: a refused value is
+set aside as INVALID (salvage.py), so a rule that needs it skips it and one mistake is never
+reported twice in different words, while every other problem still comes out in the same pass.
+Rules on expanded rows point at the line where the value is written (origins.py).
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from . import expand
-from .checks import cell_problems, filename_template_problem, table_problems
+from .checks import cell_problems, filename_template_problem, seed_range_problems, table_problems
 from .errors import InputError, ManifestError, Problem
 from .images import ImageInfo, ImageProblem, inspect_image
-from .jobframe import CSV_COLUMNS, csv_jobs, did_you_mean, implicit_job, yaml_jobs
+from .jobframe import CSV_COLUMNS, csv_jobs, implicit_job, likely_meant, yaml_jobs
 from .manifest import Document, display_path, read_manifest
+from .origins import Origins
+from .salvage import INVALID, is_invalid, salvage
 from .schema import (
     REQUEST_FIELDS,
     allowed_keys,
+    definition,
     document_validator,
     explain,
     field_path,
+    is_conditional,
     iter_problems,
     unknown_keys,
 )
@@ -52,28 +57,40 @@ class Batch:
 def load_batch(path: Path) -> Batch:
     """Read, validate and expand a manifest. Raises InputError/ManifestError with every problem."""
     document = read_manifest(path)
+    problems: list[Problem] = []
+    prompt_limit_known = True
     if document.csv_path is None:
-        _raise_if(document_problems(document))
-        _raise_if(settings_problems(document))
-        _attach_jobs_csv(document)
+        found, refused, unknown = document_problems(document)
+        problems += found
+        prompt_limit_known = not any(tuple(p[:2]) in (("run",), ("run", "prompt_limit")) for p in refused)
+        document = replace(document, data=salvage(document.data, refused, unknown))
+        problems += settings_problems(document)
+        problems += _attach_jobs_csv(document)
+    problems += document.problems
     settings = settings_of(document)
-    frame = _job_frame(document)
-    frame = expand.resolve_fields(
-        frame,
-        document.data.get("defaults") or {},
-        document.data.get("matrix") or {},
-        document.data.get("model"),
-    )
-    _raise_if(expand.seed_range_problems(frame))
+    frame, frame_problems = _job_frame(document)
+    problems += frame_problems
+    if frame.empty:  # every job was refused: nothing more to check
+        _raise_if(problems)
+    defaults, matrix, model = _fallback_sources(document.data)
+    frame = expand.resolve_fields(frame, defaults, matrix, model)
+    origins = Origins.of(document, defaults, matrix, model)
+    problems += seed_range_problems(frame, origins)
     size = expand.expansion_size(frame)
     if size > expand.MAX_JOBS:
-        raise InputError(
-            f"{document.where()}: the sweeps expand to {size:,} jobs; "
-            f"at most {expand.MAX_JOBS:,} fit in one manifest"
+        problems.append(
+            Problem(
+                document.where(),
+                "",
+                f"the sweeps expand to {size:,} jobs; at most {expand.MAX_JOBS:,} fit in one manifest",
+            )
         )
+        raise ManifestError(problems)
     table = expand.explode(frame)
-    problems = table_problems(table, settings.run.prompt_limit)
-    images, image_problems = inspect_images(table, document.folder)
+    # A refused prompt_limit may have meant 1000: hold prompts to the schema's cap only.
+    limit = settings.run.prompt_limit if prompt_limit_known else max(_prompt_limits())
+    problems += table_problems(table, limit, origins)
+    images, image_problems = inspect_images(table, document.folder, origins)
     _raise_if(problems + image_problems)
     keys = {ref: info.key for ref, info in images.items()}
     table = expand.assign_seeds_and_ids(table, keys)
@@ -81,24 +98,51 @@ def load_batch(path: Path) -> Batch:
     return Batch(document, settings, expand.finish(table), notes, images)
 
 
+def _prompt_limits() -> list[int]:
+    return definition("run")["properties"]["prompt_limit"]["enum"]
+
+
 def _raise_if(problems: list[Problem]) -> None:
     if problems:
         raise ManifestError(problems)
 
 
-def document_problems(document: Document) -> list[Problem]:
-    """Schema problems of a YAML document, with unknown keys named and a likely fix suggested."""
+def _fallback_sources(data: dict) -> tuple[dict, dict, object]:
+    """defaults, matrix and model for resolve_fields; a section the schema refused whole
+    makes every field it could have set INVALID (see salvage.py)."""
+    sections = []
+    for name in ("defaults", "matrix"):
+        section = data.get(name) or {}
+        sections.append({field: INVALID for field in REQUEST_FIELDS} if is_invalid(section) else section)
+    return sections[0], sections[1], data.get("model")
+
+
+def document_problems(document: Document) -> tuple[list[Problem], list[tuple], list[tuple[tuple, str]]]:
+    """Schema problems of a YAML document, with unknown keys named and a likely fix suggested.
+
+    Also returns what salvage() needs: the paths of refused values, and each unknown key with
+    the key it likely means. The schema's conditional rules (`if`/`then`: ratio per model,
+    prompt limit) are left out: they restate, for editors, rules table_problems checks on the
+    expanded rows, CSV rows included, and reports at the same lines.
+    """
     problems = []
+    refused: list[tuple] = []
+    unknown_found: list[tuple[tuple, str]] = []
     for path, error in iter_problems(document_validator(), document.data):
+        if is_conditional(error):
+            continue
         unknown = unknown_keys(error)
         if unknown:
             for key in unknown:
-                hint = did_you_mean(str(key), allowed_keys(error)) or _misplaced_hint(path, key)
+                meant = likely_meant(str(key), allowed_keys(error))
+                hint = f"; did you mean '{meant}'?" if meant else _misplaced_hint(path, key)
                 where = document.where((*path, key))
                 problems.append(Problem(where, field_path((*path, key)), "unknown field" + hint))
+                unknown_found.append(((*path, key), meant or _misplaced_field(path, key)))
         else:
             problems.append(Problem(document.where(path), field_path(path), explain(error)))
-    return problems
+            refused.append(path)
+    return problems, refused, unknown_found
 
 
 def settings_problems(document: Document) -> list[Problem]:
@@ -120,29 +164,32 @@ def settings_problems(document: Document) -> list[Problem]:
     return problems
 
 
+def _misplaced_field(path: tuple, key: object) -> str:
+    """At the top level, the request field `key` is (or is a typo of), or ""."""
+    return "" if path else likely_meant(str(key), REQUEST_FIELDS)
+
+
 def _misplaced_hint(path: tuple, key: object) -> str:
     """At the top level, a request field (or a typo of one) belongs under defaults or in a job."""
-    if path:
-        return ""
-    close = difflib.get_close_matches(str(key), REQUEST_FIELDS, n=1, cutoff=0.6)
-    if not close:
-        return ""
-    return f"; '{close[0]}' is a request field: put it under 'defaults' or in a job"
+    field = _misplaced_field(path, key)
+    return f"; '{field}' is a request field: put it under 'defaults' or in a job" if field else ""
 
 
-def _attach_jobs_csv(document: Document) -> None:
+def _attach_jobs_csv(document: Document) -> list[Problem]:
     name = document.data.get("jobs_csv")
-    if not name:
-        return
+    if not isinstance(name, str) or not name:
+        return []
+    where = document.where(("jobs_csv",))
     csv_path = document.folder / name
     if csv_path.suffix.lower() != ".csv":
-        raise InputError(f"{document.where(('jobs_csv',))}: jobs_csv: {name!r} is not a .csv file")
+        return [Problem(where, "jobs_csv", f"{name!r} is not a .csv file")]
     if not csv_path.is_file():
-        raise InputError(
-            f"{document.where(('jobs_csv',))}: jobs_csv: no such file '{display_path(csv_path)}'"
-        )
-    document.csv_jobs = read_manifest(csv_path).csv_jobs
+        return [Problem(where, "jobs_csv", f"no such file '{display_path(csv_path)}'")]
+    rows = read_manifest(csv_path)
+    document.csv_jobs = rows.csv_jobs
     document.csv_path = csv_path
+    document.problems.extend(rows.problems)  # rows that could not be read
+    return []
 
 
 def settings_of(document: Document) -> Settings:
@@ -162,38 +209,42 @@ def _name_from_file(path: Path) -> str:
     return name[:80] or "manifest"
 
 
-def _job_frame(document: Document) -> pd.DataFrame:
-    frames = []
-    if document.data.get("jobs"):
-        frame, problems = yaml_jobs(document)
-        _raise_if(problems)
+def _job_frame(document: Document) -> tuple[pd.DataFrame, list[Problem]]:
+    """The job frame of YAML jobs and CSV rows (CSV cells checked and typed), with problems."""
+    frames, problems = [], []
+    if "jobs" in document.data:
+        frame, found = yaml_jobs(document)
         frames.append(frame)
+        problems += found
     if document.csv_jobs is not None:
-        if document.csv_jobs.empty:
+        if document.csv_jobs.empty and not document.problems:
             shown = display_path(document.csv_path)
             raise InputError(f"{shown}:1: the CSV has no jobs; expected a row under the header")
-        frame, problems = csv_jobs(document.csv_jobs, display_path(document.csv_path))
+        frame, found = csv_jobs(document.csv_jobs, display_path(document.csv_path))
         present = tuple(c for c in CSV_COLUMNS if c in document.csv_jobs.columns)
-        _raise_if(problems + cell_problems(frame, present))
+        cell_found, frame = cell_problems(frame, present)
         frames.append(frame)
+        problems += found + cell_found
+    if not frames and "jobs_csv" not in document.data:
+        frames.append(implicit_job(document))
+    frames = [frame for frame in frames if not frame.empty]
     if not frames:
-        return implicit_job(document)
-    return pd.concat(frames, ignore_index=True)
+        return implicit_job(document).iloc[0:0], problems
+    return pd.concat(frames, ignore_index=True), problems
 
 
-def inspect_images(table: pd.DataFrame, folder: Path) -> tuple[dict[str, ImageInfo], list[Problem]]:
-    """Check every distinct image reference once; report a bad one at its first row."""
+def inspect_images(
+    table: pd.DataFrame, folder: Path, origins: Origins
+) -> tuple[dict[str, ImageInfo], list[Problem]]:
+    """Check every distinct image reference once; report a bad one where it is written."""
     images: dict[str, ImageInfo] = {}
     problems: list[Problem] = []
     for column in ("image_url", "last_image_url"):
-        refs = table[column].dropna()
-        for first_row, ref in refs.drop_duplicates().items():
-            if ref in images:
+        for ref in table[column].dropna().unique():
+            if not isinstance(ref, str) or ref in images:
                 continue
             try:
                 images[ref] = inspect_image(ref, folder)
             except ImageProblem as problem:
-                path = table.at[first_row, "path"]
-                where = table.at[first_row, "source"]
-                problems.append(Problem(where, f"{path}.{column}" if path else column, str(problem)))
+                problems += origins.problems(table[table[column] == ref], column, str(problem))
     return images, problems

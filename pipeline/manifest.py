@@ -21,6 +21,10 @@ from .errors import InputError, ManifestError, Problem
 from .schema import field_path
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+# Values that YAML aliases may add to a document by repeating anchored ones. Far above any
+# real use (an anchored job template repeated in a thousand jobs), far below an alias bomb:
+# 568 bytes of nine levels of nine aliases expand to 387 million values.
+MAX_ALIAS_EXPANSION = 100_000
 CSV_LIST_SEPARATOR = "|"
 
 JsonPath = tuple[Any, ...]
@@ -35,6 +39,7 @@ class Document:
     lines: dict[JsonPath, int] = field(default_factory=dict)
     csv_jobs: pd.DataFrame | None = None  # a CSV manifest's rows, or a YAML manifest's jobs_csv
     csv_path: Path | None = None
+    problems: list[Problem] = field(default_factory=list)  # found reading, not stopping it: bad CSV rows
 
     @property
     def folder(self) -> Path:
@@ -61,7 +66,8 @@ def read_manifest(path: Path) -> Document:
     text = _read_text(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return Document(path=path, data={}, csv_jobs=parse_csv(text, path), csv_path=path)
+        rows, problems = parse_csv(text, path)
+        return Document(path=path, data={}, csv_jobs=rows, csv_path=path, problems=problems)
     if suffix not in (".yaml", ".yml"):
         raise InputError(f"{display_path(path)}: not a manifest; expected a .yaml, .yml or .csv file")
     return parse_yaml(text, path)
@@ -149,6 +155,7 @@ def parse_yaml(text: str, path: Path) -> Document:
         node = loader.get_single_node()
         if node is None:
             raise InputError(f"{shown}: the manifest is empty; expected a mapping with 'jobs'")
+        _refuse_alias_bombs(node, shown)
         lines: dict[JsonPath, int] = {(): node.start_mark.line + 1}
         problems: list[Problem] = []
         _record_lines(node, (), lines, problems, shown)
@@ -176,6 +183,50 @@ def parse_yaml(text: str, path: Path) -> Document:
 
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _refuse_alias_bombs(root: yaml.Node, shown: str) -> None:
+    """Refuse a node graph whose aliases expand past MAX_ALIAS_EXPANSION values, or into itself.
+
+    The composer shares one node for an anchor and all its aliases, so the graph is as small
+    as the text; only walking or building it expands the aliases. Each node's expanded size is
+    counted once here (an iterative post-order walk, memoised by node), before anything else
+    walks the graph. The value reported is the first, in that order, whose expansion alone
+    passes the limit: for a bomb, the level where it goes off.
+    """
+    sizes: dict[int, int] = {}
+    entered: set[int] = set()  # the nodes on the path being walked
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        line = node.start_mark.line + 1
+        children = _child_nodes(node)
+        if finished:
+            entered.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[key] - len(sizes) > MAX_ALIAS_EXPANSION:
+                raise InputError(
+                    f"{shown}:{line}: YAML aliases expand this value past {MAX_ALIAS_EXPANSION:,} "
+                    "values; expected fewer aliases (write the values out)"
+                )
+        elif key in entered:
+            raise InputError(
+                f"{shown}:{line}: a YAML alias refers to a value that contains it; "
+                "expected aliases of values that end before them"
+            )
+        elif key not in sizes:
+            entered.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+
+
+def _child_nodes(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _record_lines(node: yaml.Node, path: JsonPath, lines: dict, problems: list[Problem], shown: str) -> None:
@@ -211,11 +262,13 @@ def _record_lines(node: yaml.Node, path: JsonPath, lines: dict, problems: list[P
 # --- CSV -----------------------------------------------------------------------------------
 
 
-def parse_csv(text: str, path: Path) -> pd.DataFrame:
-    """Rows of a jobs CSV as text cells, plus a `_line` column (the row's first line in the file).
+def parse_csv(text: str, path: Path) -> tuple[pd.DataFrame, list[Problem]]:
+    """Rows of a jobs CSV as text cells, plus a `_line` column (the row's first line in the file),
+    and the problems of the header and rows that could not be read.
 
-    Empty cells are None (meaning "use the default"); a short row's missing cells too. Every row
-    with too many cells is reported at once.
+    Empty cells are None (meaning "use the default"); a short row's missing cells too. A row
+    with too many cells is reported and left out, so the other rows are still checked; so is a
+    column without a name, or named twice (its first occurrence is kept).
     """
     shown = display_path(path)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -225,7 +278,9 @@ def parse_csv(text: str, path: Path) -> pd.DataFrame:
         if header is None or not any(cell.strip() for cell in header):
             raise InputError(f"{shown}:1: the CSV has no header row; expected field names")
         header = [cell.strip() for cell in header]
+        _refuse_other_delimiters(header, shown)
         problems = _header_problems(header, shown)
+        kept = [i for i, name in enumerate(header) if name and name not in header[:i]]
         rows: list[list[str | None]] = []
         line_numbers: list[int] = []
         line = reader.line_num + 1
@@ -243,16 +298,31 @@ def parse_csv(text: str, path: Path) -> pd.DataFrame:
                 else:
                     # A short row leaves its last cells empty, as hand-written CSV often does.
                     cells = cells + [""] * (len(header) - len(cells))
-                    rows.append([cell if cell.strip() else None for cell in cells])
+                    rows.append([cells[i] if cells[i].strip() else None for i in kept])
                     line_numbers.append(line)
             line = reader.line_num + 1
     except csv.Error as error:
         raise InputError(f"{shown}:{line}: CSV syntax error: {error}") from None
-    if problems:
-        raise ManifestError(problems)
-    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    frame = pd.DataFrame(rows, columns=[header[i] for i in kept], dtype=object)
     frame["_line"] = line_numbers
-    return frame
+    return frame, problems
+
+
+_OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs"}
+
+
+def _refuse_other_delimiters(header: list[str], shown: str) -> None:
+    """A header cell holding ';' or a tab is a file saved with another delimiter.
+
+    Refused rather than guessed: a prompt may contain either character, so a wrong guess
+    would split prompts into other requests without a word.
+    """
+    for delimiter, name in _OTHER_DELIMITERS.items():
+        if any(delimiter in cell for cell in header):
+            raise InputError(
+                f"{shown}:1: the columns are separated by {name}; expected commas "
+                "(save the file as comma-separated CSV)"
+            )
 
 
 def _header_problems(header: list[str], shown: str) -> list[Problem]:

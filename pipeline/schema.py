@@ -226,6 +226,11 @@ def _wrong_kind(error: ValidationError) -> bool:
     return False
 
 
+def is_conditional(error: ValidationError) -> bool:
+    """True for an error of an `if`/`then`/`else` rule of the schema."""
+    return any(part in ("then", "else") for part in error.absolute_schema_path)
+
+
 def iter_problems(
     validator: Draft202012Validator, instance: Any
 ) -> Iterator[tuple[tuple[Any, ...], ValidationError]]:

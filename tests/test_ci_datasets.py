@@ -96,6 +96,24 @@ def test_validation_problems_become_annotations_on_github(write, cli, monkeypatc
     ]
 
 
+def test_annotations_sit_on_the_line_of_each_field_and_csv_row(write, cli, monkeypatch):
+    """Every problem of one pass becomes an annotation at its field's own line (the ratio on
+    line 5, not the job's line 3), and a CSV problem at its row."""
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    write("rows.csv", "prompt,duration\na,5\nb,7\n")
+    path = write(
+        "m.yaml",
+        "version: 1\njobs_csv: rows.csv\njobs:\n  - prompt: a\n    ratio: '4:3'\n    seed: -1\n",
+    )
+    result = cli("validate", path)
+    assert result.code == 2
+    assert result.out.splitlines() == [
+        "::error file=m.yaml,line=5::jobs[0].ratio: '4:3' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
+        "::error file=m.yaml,line=6::jobs[0].seed: -1 is not allowed; expected a whole number from 0 to 4294967295",
+        "::error file=rows.csv,line=3::duration: 7 is not allowed; expected 5 or 10",
+    ]
+
+
 def test_the_pre_commit_hook_runs_vidpipe_validate_on_manifests():
     (hook,) = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "vidpipe-validate" and hook["entry"] == "vidpipe validate"

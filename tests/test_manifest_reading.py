@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from pipeline import manifest
 from pipeline.errors import InputError, ManifestError
 from pipeline.manifest import parse_csv, parse_yaml, read_manifest
+
+
+def alias_bomb(levels: int = 9, fanout: int = 9) -> str:
+    """`levels` levels of `fanout` aliases of the level below: fanout ** (levels + 1) values."""
+    lines = ["version: 1", "a: &a [" + ", ".join(['"lol"'] * fanout) + "]"]
+    names = "abcdefghijklmnop"[: levels + 1]
+    for below, name in itertools.pairwise(names):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{below}"] * fanout) + "]")
+    lines.append(f"jobs: *{names[levels]}")
+    return "\n".join(lines) + "\n"
 
 
 def test_yaml_keeps_ratios_as_text_and_words_as_words():
@@ -53,16 +66,17 @@ def test_duplicate_yaml_keys_are_reported_not_silently_overwritten():
 
 
 def test_csv_rows_know_their_line_even_after_multiline_cells():
-    frame = parse_csv('prompt,seed\n"two\nlines",1|2\n\n  ,\nc,3\n', Path("p.csv"))
+    frame, problems = parse_csv('prompt,seed\n"two\nlines",1|2\n\n  ,\nc,3\n', Path("p.csv"))
+    assert problems == []
     assert frame["prompt"].tolist() == ["two\nlines", "c"]
     assert frame["_line"].tolist() == [2, 6]
     assert frame["seed"].tolist() == ["1|2", "3"]
 
 
-def test_csv_ragged_rows_and_bad_headers_are_all_reported():
-    with pytest.raises(ManifestError) as caught:
-        parse_csv("prompt,,prompt\na,b,c,d\nc,d,e\nf,g,h,i,j\n", Path("p.csv"))
-    assert [str(p) for p in caught.value.problems] == [
+def test_csv_ragged_rows_and_bad_headers_are_all_reported_and_the_other_rows_kept():
+    frame, problems = parse_csv("prompt,,prompt\na,b,c,d\nc,d,e\nf,g,h,i,j\n", Path("p.csv"))
+    assert frame.to_dict("records") == [{"prompt": "c", "_line": 3}]
+    assert [str(p) for p in problems] == [
         "p.csv:1: column 2 has no name in the header",
         "p.csv:1: prompt: column appears twice in the header",
         "p.csv:2: row has 4 cells but the header names 3; quote a cell that contains a comma",
@@ -71,7 +85,7 @@ def test_csv_ragged_rows_and_bad_headers_are_all_reported():
 
 
 def test_csv_short_rows_leave_their_last_cells_empty():
-    frame = parse_csv("prompt,seed,ratio\na\nb,2\n", Path("p.csv"))
+    frame, _ = parse_csv("prompt,seed,ratio\na\nb,2\n", Path("p.csv"))
     assert frame[["prompt", "seed", "ratio"]].values.tolist() == [["a", None, None], ["b", "2", None]]
 
 
@@ -83,6 +97,16 @@ def test_csv_short_rows_leave_their_last_cells_empty():
         ("m.yaml", b"prompt: caf\xe9\n", "m.yaml: not UTF-8 text (byte 11)"),
         ("p.csv", "", "p.csv:1: the CSV has no header row; expected field names"),
         ("p.csv", 'prompt\na\n"open quote\nb\nc\n', "p.csv:3: CSV syntax error: unexpected end of data"),
+        (
+            "p.csv",
+            "prompt;seed;ratio\na lighthouse, at dusk;5;16:9\n",
+            "p.csv:1: the columns are separated by semicolons; expected commas (save the file as comma-separated CSV)",
+        ),
+        (
+            "p.csv",
+            "prompt\tseed\na lighthouse\t5\n",
+            "p.csv:1: the columns are separated by tabs; expected commas (save the file as comma-separated CSV)",
+        ),
     ],
 )
 def test_unreadable_files_are_one_clear_line(write, name, content, message):
@@ -103,3 +127,46 @@ def test_missing_file_and_folder(workdir):
 def test_utf8_bom_from_spreadsheets_is_accepted(write):
     path = write("p.csv", "\ufeffprompt,seed\na,1\n".encode())
     assert read_manifest(path).csv_jobs.columns.tolist() == ["prompt", "seed", "_line"]
+
+
+@pytest.mark.timeout(20)
+def test_a_yaml_alias_bomb_is_refused_in_one_line_before_it_is_built(write):
+    """Nine levels of nine aliases (477 bytes, 3.5 billion values once expanded) once took
+    gigabytes; now the aliases are counted on the composed node graph and the file is refused
+    at the level where the expansion passes the limit, in a few megabytes."""
+    path = write("bomb.yaml", alias_bomb())
+    assert path.stat().st_size < 600
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError) as caught:
+            read_manifest(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(caught.value) == (
+        "bomb.yaml:7: YAML aliases expand this value past 100,000 values; "
+        "expected fewer aliases (write the values out)"
+    )
+    assert peak < 5_000_000, f"{peak:,} bytes allocated"
+
+
+def test_the_alias_limit_counts_what_aliases_add_not_the_document_size(monkeypatch):
+    """A long list written out is fine; the same number of values made by aliases is not."""
+    monkeypatch.setattr(manifest, "MAX_ALIAS_EXPANSION", 50)
+    written_out = "version: 1\nseeds: [" + ", ".join(str(n) for n in range(200)) + "]\n"
+    assert len(parse_yaml(written_out, Path("m.yaml")).data["seeds"]) == 200
+
+    def jobs(count: int) -> str:
+        return "version: 1\nt: &t {prompt: a, ratio: '16:9'}\njobs: [" + ", ".join(["*t"] * count) + "]\n"
+
+    assert len(parse_yaml(jobs(10), Path("m.yaml")).data["jobs"]) == 10  # 40 values added
+    with pytest.raises(InputError, match=r"^m\.yaml:3: YAML aliases expand this value past 50 values"):
+        parse_yaml(jobs(20), Path("m.yaml"))  # 80 added
+
+
+def test_a_yaml_alias_inside_its_own_anchor_is_one_line():
+    with pytest.raises(InputError) as caught:
+        parse_yaml("version: 1\njobs: &j [{prompt: a}, *j]\n", Path("m.yaml"))
+    assert str(caught.value) == (
+        "m.yaml:2: a YAML alias refers to a value that contains it; expected aliases of values that end before them"
+    )

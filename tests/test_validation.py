@@ -34,6 +34,7 @@ def png(width: int = 32, height: int = 18, color=(200, 40, 40), fmt: str = "PNG"
             model: gen5
             """,
             [
+                "m.yaml:1: a job needs a prompt, an image_url, or both",
                 "m.yaml:1: version: 2 is not allowed; expected 1",
                 "m.yaml:2: provider: 'runway' is not allowed; expected 'sandbox' or 'aimlapi'",
                 "m.yaml:3: model: 'gen5' is not allowed; expected 'gen3a_turbo' or 'runway/gen4_turbo'",
@@ -148,8 +149,8 @@ def test_model_rules_need_the_whole_row(write):
         """,
     )
     assert problems_of(path) == [
-        "m.yaml:4: jobs[0].ratio: '1:1' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
-        "m.yaml:6: jobs[1].last_image_url: 'https://example.com/last.png' is not allowed; "
+        "m.yaml:5: jobs[0].ratio: '1:1' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
+        "m.yaml:9: jobs[1].last_image_url: 'https://example.com/last.png' is not allowed; "
         "expected no last frame: runway/gen4_turbo takes only image_url",
         "m.yaml:10: jobs[2]: a job needs a prompt, an image_url, or both",
     ]
@@ -180,6 +181,7 @@ def test_csv_cells_are_held_to_the_same_rules(write):
         "watermark, image_url, last_image_url, id, tags, repeat",
         "p.csv:2: seed: 'x' is not allowed; expected a whole number from 0 to 4294967295",
         "p.csv:3: duration: 7 is not allowed; expected 5 or 10",
+        "p.csv:3: ratio: '4:3' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
         "p.csv:3: repeat: 0 is not allowed; expected a whole number from 1 to 1000",
         "p.csv:3: watermark: 'maybe' is not allowed; expected true or false",
     ]
@@ -209,7 +211,7 @@ def test_missing_jobs_csv(write):
 def test_seed_range_past_the_largest_seed(write):
     path = write("m.yaml", "version: 1\njobs:\n  - prompt: a\n    seed: {from: 4294967290, count: 10}\n")
     assert problems_of(path) == [
-        "m.yaml:3: jobs[0].seed: the seed range ends at 4294967299; expected at most 4294967295"
+        "m.yaml:4: jobs[0].seed: the seed range ends at 4294967299; expected at most 4294967295"
     ]
 
 
@@ -311,3 +313,194 @@ def test_jobs_csv_must_name_a_csv_file(write):
     path = write("m.yaml", "version: 1\njobs_csv: m.yaml\n")
     with pytest.raises(InputError, match=r"^m\.yaml:2: jobs_csv: 'm\.yaml' is not a \.csv file$"):
         load_batch(path)
+
+
+class TestEveryProblemInOnePass:
+    def test_schema_problems_do_not_hide_the_row_rules(self, write):
+        """A bad seed and typos once hid a ratio gen3a_turbo does not take and a 600-character
+        prompt, which came out only after the first fixes; now all come out at once, each at
+        the line of its field (the ratio on line 7, not the job's first line 5)."""
+        path = write(
+            "bad.yaml",
+            f"""
+            version: 1
+            model: gen3a_turbo
+            run: {{concurency: 4}}
+            jobs:
+              - id: first
+                prompt: a lighthouse
+                ratio: "4:3"
+                seed: -1
+              - prompt: {"x" * 600}
+                sed: 3
+            """,
+        )
+        assert problems_of(path) == [
+            "bad.yaml:3: run.concurency: unknown field; did you mean 'concurrency'?",
+            "bad.yaml:7: jobs[0].ratio: '4:3' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
+            "bad.yaml:8: jobs[0].seed: -1 is not allowed; expected a whole number from 0 to 4294967295",
+            "bad.yaml:9: jobs[1].prompt: prompt has 600 characters; expected at most 512 "
+            "(run.prompt_limit: 1000 allows up to 1000)",
+            "bad.yaml:10: jobs[1].sed: unknown field; did you mean 'seed'?",
+        ]
+
+    def test_row_rules_point_where_the_value_is_written_once_per_place(self, write):
+        """A value a job takes from the matrix or defaults is reported there, once, however many
+        jobs use it; each job's own value at its own line."""
+        path = write(
+            "m.yaml",
+            f"""
+            version: 1
+            defaults:
+              prompt: {"d" * 513}
+            matrix:
+              ratio:
+                - "16:9"
+                - "1:1"
+            jobs:
+              - seed: 1
+              - seed: 2
+              - model: runway/gen4_turbo
+                prompt: fine
+              - prompt: own
+                ratio:
+                  - "9:16"
+                  - "21:9"
+            """,
+        )
+        assert problems_of(path) == [
+            "m.yaml:3: defaults.prompt: prompt has 513 characters; expected at most 512 "
+            "(run.prompt_limit: 1000 allows up to 1000)",
+            "m.yaml:7: matrix.ratio[1]: '1:1' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
+            "m.yaml:16: jobs[3].ratio[1]: '21:9' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
+        ]
+
+    def test_a_csv_row_with_too_many_cells_hides_nothing_else(self, write):
+        path = write(
+            "p.csv",
+            """
+            prompt,ratio,seed,duration
+            a lighthouse, at dusk,16:9,1,5
+            b,4:3,1,5
+            c,16:9,-1,5
+            ,16:9,2,5
+            d,16:9,3,7
+            e,4:3,4,5
+            """,
+        )
+        assert problems_of(path) == [
+            "p.csv:2: row has 5 cells but the header names 4; quote a cell that contains a comma",
+            "p.csv:3: ratio: '4:3' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
+            "p.csv:4: seed: -1 is not allowed; expected a whole number from 0 to 4294967295",
+            "p.csv:5: a job needs a prompt, an image_url, or both",
+            "p.csv:6: duration: 7 is not allowed; expected 5 or 10",
+            "p.csv:7: ratio: '4:3' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
+        ]
+
+    def test_a_jobs_csv_whose_rows_cannot_be_read_says_why(self, write):
+        write("prompts.csv", "prompt,seed\na, b,1\n")
+        path = write("m.yaml", "version: 1\njobs_csv: prompts.csv\n")
+        assert problems_of(path) == [
+            "prompts.csv:2: row has 3 cells but the header names 2; quote a cell that contains a comma"
+        ]
+
+    def test_the_same_bad_cell_is_reported_at_every_row(self, write):
+        path = write("p.csv", "prompt,duration\na,7\nb,5\nc,7\n")
+        assert problems_of(path) == [
+            "p.csv:2: duration: 7 is not allowed; expected 5 or 10",
+            "p.csv:4: duration: 7 is not allowed; expected 5 or 10",
+        ]
+
+    def test_csv_rows_taking_a_value_from_the_yaml_point_into_the_yaml(self, write):
+        write("prompts.csv", "prompt,ratio\na,\nb,4:3\n")
+        path = write("m.yaml", 'version: 1\njobs_csv: prompts.csv\ndefaults:\n  ratio: "1:1"\n')
+        assert problems_of(path) == [
+            "m.yaml:4: defaults.ratio: '1:1' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
+            "prompts.csv:3: ratio: '4:3' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
+        ]
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            pytest.param(
+                "version: 1\njobs:\n  - promt: a\n",
+                ["m.yaml:3: jobs[0].promt: unknown field; did you mean 'prompt'?"],
+                id="a-misspelt-prompt-is-not-also-a-missing-one",
+            ),
+            pytest.param(
+                "version: 1\nmodel: gen5\njobs:\n  - {prompt: a, ratio: '4:3'}\n",
+                ["m.yaml:2: model: 'gen5' is not allowed; expected 'gen3a_turbo' or 'runway/gen4_turbo'"],
+                id="an-unknown-model-is-not-taken-for-the-default",
+            ),
+            pytest.param(
+                f"version: 1\nrun: {{prompt_limit: 2000}}\njobs:\n  - prompt: {'x' * 600}\n",
+                ["m.yaml:2: run.prompt_limit: 2000 is not allowed; expected 512 or 1000"],
+                id="a-refused-prompt-limit-is-not-taken-for-512",
+            ),
+            pytest.param(
+                "version: 1\ndefaults: 3\njobs:\n  - seed: 1\n",
+                ["m.yaml:2: defaults: 3 is not allowed; expected a mapping of field: value"],
+                id="a-refused-defaults-may-have-held-the-prompt",
+            ),
+            pytest.param(
+                "version: 1\njobs: {prompt: a}\n",
+                ['m.yaml:2: jobs: {"prompt": "a"} is not allowed; expected a list'],
+                id="refused-jobs-are-not-an-implicit-job",
+            ),
+            pytest.param(
+                "prompt,colour\n,red\n",
+                [
+                    "p.csv:1: colour: unknown column; expected some of model, prompt, ratio, duration, seed, "
+                    "watermark, image_url, last_image_url, id, tags, repeat"
+                ],
+                id="csv-blank-prompt-with-unknown-column",
+            ),
+        ],
+    )
+    def test_a_refused_value_is_not_reported_again_in_other_words(self, write, text, expected):
+        name = "p.csv" if text.startswith("prompt,") else "m.yaml"
+        if name == "p.csv":
+            expected = [*expected, "p.csv:2: a job needs a prompt, an image_url, or both"]
+        assert problems_of(write(name, text)) == expected
+
+
+class TestTheSchemaForEditors:
+    """The schema file as an editor reads it (its own $refs, no vidpipe code) flags what
+    validate flags on a YAML manifest: tests/test_fuzz.py proves it on generated ones."""
+
+    @staticmethod
+    def flagged(document: dict) -> list[str]:
+        import json
+
+        from jsonschema import Draft202012Validator
+
+        from tests.conftest import REPO
+
+        schema = json.loads((REPO / "schemas" / "manifest.schema.json").read_text())
+        return sorted(
+            "/".join(map(str, e.absolute_path)) for e in Draft202012Validator(schema).iter_errors(document)
+        )
+
+    def test_ratio_per_model_and_the_last_frame(self):
+        assert self.flagged({"version": 1, "jobs": [{"prompt": "a", "ratio": "4:3"}]}) == ["jobs/0/ratio"]
+        gen4 = {"prompt": "a", "model": "runway/gen4_turbo", "ratio": "4:3"}
+        assert self.flagged({"version": 1, "jobs": [gen4]}) == []
+        assert (
+            self.flagged(
+                {"version": 1, "model": "runway/gen4_turbo", "jobs": [{"prompt": "a", "ratio": "1:1"}]}
+            )
+            == []
+        )
+        framed = {**gen4, "last_image_url": "https://x.io/l.png"}
+        assert self.flagged({"version": 1, "jobs": [framed]}) == ["jobs/0/last_image_url"]
+        swept = {"version": 1, "matrix": {"ratio": ["16:9", "21:9"]}, "jobs": [{"prompt": "a"}]}
+        assert self.flagged(swept) == ["matrix/ratio/1"]
+
+    def test_prompts_of_512_characters_unless_the_limit_is_raised(self):
+        long = {"version": 1, "jobs": [{"prompt": "x" * 600}]}
+        assert self.flagged(long) == ["jobs/0/prompt"]
+        assert self.flagged({**long, "run": {"prompt_limit": 1000}}) == []
+        assert self.flagged({**long, "run": {"prompt_limit": 512}}) == ["jobs/0/prompt"]
+        assert self.flagged(
+            {"version": 1, "jobs": [{"prompt": "x" * 1001}], "run": {"prompt_limit": 1000}}
+        ) == ["jobs/0/prompt"]
