@@ -7,7 +7,8 @@ before the network action that depends on it.
   without an id reaching us makes it `uncertain`, never resent silently.
 - poll: until a generation has finished, waits grow from `poll_interval` to
   `poll_max_interval`. After that the first wait is about 95% of the median duration (a 25 s
-  generation is not asked about at 1, 2.5 and 4.75 s), then at most six even steps of a
+  generation is not asked about at 1, 2.5 and 4.75 s; a duration is counted to the middle
+  between the last poll that saw it running and the first that saw it final), then at most six even steps of a
   twentieth of the median (0.05 s at least), until 1.5x the median (so the end is seen within
   one step), then the growing waits. The first generation to finish wakes the waits of those
   started with it, which then poll when the median says (not at their next growing wait). Waits
@@ -59,6 +60,7 @@ from .tally import Tally
 DOWNLOAD_ATTEMPTS = 4
 POLL_JITTER = 0.2
 FIRST_WAIT_SHARE = 0.95
+EARLY_END_SHARE = 0.8  # of the first poll's time, recorded when that poll already saw the end
 STEADY_UNTIL = 1.5  # short steps until 1.5x the typical duration, then back off
 STEADY_STEPS_PER_TYPICAL = 20
 MAX_STEADY_POLLS = 6
@@ -146,7 +148,7 @@ class Steps:
         self._rng = rng
         # Where finished videos are published; None: they stay in video_dir (a local run).
         self.store = store
-        self._durations: list[float] = []  # seconds from submit to final, for the first wait
+        self._durations: list[float] = []  # seconds from submit to final (see _learn_duration)
         self._first_duration = asyncio.Event()  # set once a generation's duration is known
         self._facts: dict[str, GenerationFacts] = {}  # final polls not yet written (see poll_until_final)
 
@@ -203,6 +205,7 @@ class Steps:
         started = _clock()
         facts = self._facts.setdefault(job.job_id, GenerationFacts())
         streak = BadAnswers(span_s=LOST_AFTER_CAPS * self.options.poll_cap_s)
+        running_at = None  # seconds after `started` of the last poll that said "still running"
         for wait in self._waits(started):
             await self._pause(wait, started)
             problem = None
@@ -228,8 +231,7 @@ class Steps:
                 # neither recorded nor used to pace other polls.
                 seconds = None if resumed else _clock() - started
                 if seconds is not None:
-                    self._durations.append(seconds)
-                    self._first_duration.set()
+                    self._learn_duration(seconds, running_at)
                 self._release(job)
                 if generation.state == COMPLETED:
                     self.tally.credits_spent += (
@@ -241,6 +243,8 @@ class Steps:
                         seconds,
                     )
                 return generation
+            if generation is not None:
+                running_at = _clock() - started
             if _clock() - started > self.options.timeout_s:
                 # Still running, and it will be billed: its reservation stays until the run ends.
                 message = f"not finished after {self.options.timeout_s:.0f} s; a rerun polls it again"
@@ -266,6 +270,19 @@ class Steps:
                 break
             yield steady * self._jitter()
         yield from (delay * self._jitter() for delay in poll_delays(steady, self.options.poll_cap_s))
+
+    def _learn_duration(self, seen_final_s: float, running_at_s: float | None) -> None:
+        """Record how long a generation took, for pacing the others' polls.
+
+        The end lies between the last poll that said "running" and the one that said "final":
+        the middle is recorded (not the final poll's time, which would teach every next poll to
+        come as late). When the first poll already saw it final, the end is only known to be
+        earlier: a share of that time is recorded, so a typical time learned too long (a first
+        wave seen late) comes down within a few waves instead of holding.
+        """
+        estimate = (running_at_s + seen_final_s) / 2 if running_at_s else seen_final_s * EARLY_END_SHARE
+        self._durations.append(estimate)
+        self._first_duration.set()
 
     def _first_wait(self, typical: float) -> float:
         return max(self.options.poll_first_s, FIRST_WAIT_SHARE * typical) * self._rng.uniform(
