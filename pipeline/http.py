@@ -40,6 +40,7 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
+from .aio import sleep_unless
 from .errors import (
     AuthError,
     CreditsError,
@@ -273,14 +274,7 @@ class ApiClient:
         if not paid:
             await self._sleep(seconds)
             return
-        if self._submits_stopped.is_set():
-            raise StoppedError("submitting stopped; the job was not sent again")
-        stopped = asyncio.ensure_future(self._submits_stopped.wait())
-        try:
-            await asyncio.wait({stopped}, timeout=seconds)
-        finally:
-            stopped.cancel()
-        if self._submits_stopped.is_set():
+        if await sleep_unless(self._submits_stopped, seconds):
             raise StoppedError("submitting stopped; the job was not sent again")
 
     async def _send(

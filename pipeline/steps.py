@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .aio import sleep_unless
 from .download import Downloader
 from .errors import (
     AbortError,
@@ -296,12 +297,7 @@ class Steps:
             await asyncio.sleep(wait)
             return
         deadline = _clock() + wait  # never later than planned
-        woken = asyncio.ensure_future(self._first_duration.wait())
-        try:
-            await asyncio.wait({woken}, timeout=wait)
-        finally:
-            woken.cancel()
-        if self._first_duration.is_set():
+        if await sleep_unless(self._first_duration, wait):
             first = started + self._first_wait(self._typical_duration() or 0.0)
             await asyncio.sleep(max(0.0, min(deadline, first) - _clock()))
 
