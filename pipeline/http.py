@@ -294,7 +294,6 @@ class ApiClient:
         self.counters.requests += 1
         headers = {**self._auth, **(extra_headers or {})}
         url = self.base_url + request.path
-        started = self._clock()  # the pace counts from the request, so slow headers count too
         try:
             # Redirects are not followed: the API never sends one, and following it could carry
             # the key to another host.
@@ -306,6 +305,9 @@ class ApiClient:
                 headers=headers,
                 allow_redirects=False,
             ) as response:
+                # The body's pace counts from its headers: waiting for them is bounded by the
+                # read timeout, and a slow service (a submit answered after 30 s) is no fault.
+                started = self._clock()
                 if 200 <= response.status < 300:
                     try:
                         body = await self._read_json(response, started, deadline)
@@ -385,6 +387,8 @@ class ApiClient:
             if size > limit:
                 return b"".join(chunks)[:limit] if keep_start else None
             chunks.append(chunk)
+            if response.content.at_eof():
+                break  # whole: however long it took, a complete answer is used (a paid id above all)
             now = self._clock()
             slow = self.pace.problem(size, now - started)
             if slow:

@@ -334,6 +334,38 @@ def test_a_dripped_poll_ends_by_the_jobs_run_timeout_retries_included():
     assert clock.now < 20 + 2 * API_PACE.floor_s
 
 
+def late_but_whole_api(clock: FakeClock, seconds: float) -> HostileServer:
+    """Takes `seconds` (fake) before its headers, then sends a whole, honest answer at once."""
+
+    async def late(request: web.Request) -> web.Response:
+        clock.now += seconds
+        if request.method == "POST":
+            return web.json_response({"id": "gen-late", "status": "queued"})
+        return web.json_response({"id": "g", "status": "generating"})
+
+    return HostileServer(late)
+
+
+def test_a_slow_service_whose_answer_arrives_whole_is_not_cut_off():
+    """A submit answered after 30 s carries a paid generation's id: it must be used, not called
+    too slow (the pace counts from the headers, and a complete body is never refused)."""
+    clock = FakeClock()
+
+    async def go(base_url):
+        client = ApiClient(
+            base_url, KEY, AimlApi(), requests_per_minute=None, retry=RetryPolicy(), clock=clock
+        )
+        async with client:
+            submitted = await client.submit({"model": "gen3a_turbo", "prompt": "p", "duration": 5})
+            polled = await client.poll("g")
+        return submitted, polled
+
+    with serve(late_but_whole_api(clock, 30.0)) as base_url:
+        submitted, polled = asyncio.run(go(base_url))
+    assert submitted.generation_id == "gen-late"
+    assert polled.state != "lost"
+
+
 # --- one bad poll answer ------------------------------------------------------------------
 
 
