@@ -85,7 +85,7 @@ def _cast(values: pd.Series, kind: str) -> pd.Series:
     if kind == "timestamp":
         return pd.to_datetime(values, utc=True, format="ISO8601").astype("datetime64[ms, UTC]")
     if kind == "list":
-        return values.map(as_list)
+        return values.map(as_list).astype(object)  # an empty Series would map to float64
     if kind in ("int", "bool"):
         values = values.map(lambda v: None if _missing(v) else round(v) if kind == "int" else bool(v))
     return values.astype(_PANDAS_DTYPES[kind])

@@ -125,6 +125,7 @@ def run(request: RunRequest) -> RunSummary:
         else:
             refuse_lost_ledger(out_dir)
         with Ledger(out_dir / LEDGER_FILE) as ledger, ExitStack() as stack:
+            _refuse_another_service(ledger, provider, out_dir)
             clear_final_mark(out_dir)  # before any submit: from now on the table may lag the ledger
             ledger.sync_jobs(_ledger_rows(table))
             recovered = ledger.recover_interrupted_submits()
@@ -167,6 +168,19 @@ def run(request: RunRequest) -> RunSummary:
             # Before the ledger closes: its connection is the last and tidies the WAL files away.
             publish_outputs(summary, out_dir, store, tables, settings.output.dataset)
     return summary
+
+
+def _refuse_another_service(ledger: Ledger, provider: str, out_dir: Path) -> None:
+    """A folder's jobs belong to the service that ran them: polling a real generation id on the
+    sandbox (or trusting sandbox videos as paid ones) would mix the two up, so a run may not
+    switch services in a folder."""
+    earlier = sorted({run["provider"] for run in ledger.runs()} - {provider})
+    if earlier:
+        raise InputError(
+            f"{display_path(out_dir)} holds jobs run on {' and '.join(earlier)}; this run would use "
+            f"{provider}: pass --provider {earlier[0]} to resume them, or --out another folder "
+            "(--fresh starts this one over)"
+        )
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:

@@ -129,7 +129,7 @@ def describe(summary: RunSummary) -> list[str]:
         lines.append(f"Dataset: {_shown(summary.dataset)}/ (videos + metadata.jsonl)")
     if summary.report:
         lines.append(f"Report: {_shown(summary.report)} (open it in a browser)")
-    problems = [f for f in summary.failures if f["status"] not in states.WITH_GENERATION]
+    problems = [f for f in summary.failures if f["status"] != states.SUBMITTED]
     for failure in problems[:10]:
         # Cleaned when received; a ledger written by an older version may hold raw server text.
         error = failure["error"] or "no message"

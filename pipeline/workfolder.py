@@ -37,7 +37,6 @@ from .errors import EnvironmentRefusedError, InputError, LedgerDamagedError, ref
 from .ledger import LEDGER_FILE, Ledger, now_iso
 from .manifest import display_path
 from .schema import REQUEST_FIELDS
-from .table import python_value
 
 if TYPE_CHECKING:
     from .steps import Job
@@ -223,8 +222,9 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
     where = display_path(path)
     try:
         if path.suffix != ".jsonl":
+            # Through JSON, so the rows are what results.jsonl would hold: lists, ISO times, nulls.
             frame = pd.read_parquet(path)
-            return [{k: python_value(v) for k, v in row.items()} for row in frame.to_dict("records")]
+            return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="ms"))
         rows = []
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):

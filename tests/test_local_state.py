@@ -299,3 +299,15 @@ def test_a_results_table_that_cannot_be_rebuilt_from_is_one_line(write, run_api,
         "error: outputs/t/results.jsonl:2: not a line of JSON, so the ledger cannot be rebuilt from it;"
     )
     assert sandbox.stats()["submits"]["accepted"] == 2
+
+
+def test_a_ledger_is_rebuilt_from_results_parquet_when_it_is_the_only_table(write, run_api, sandbox):
+    """formats [csv, parquet]: Parquet's arrays and timestamps are read as the JSONL's values."""
+    manifest = write("m.yaml", manifest_text(jobs=3, run=FAST, extra="output: {formats: [csv, parquet]}"))
+    assert run_api(sandbox, manifest).code == 0
+    out_dir = manifest.parent / "outputs" / "t"
+    lose_ledger(out_dir, "missing")
+    result = run_api(sandbox, manifest, "--rebuild-ledger")
+    assert result.code == 0, result.err
+    assert "from outputs/t/results.parquet: 3 completed" in result.err
+    assert sandbox.stats()["submits"]["accepted"] == 3  # nothing paid again

@@ -117,3 +117,16 @@ def test_kill_9_on_the_embedded_sandbox_then_the_same_command_finishes_every_job
     assert with_ids
     polled_not_resent = table.set_index("job_id").loc[with_ids, "submits"]
     assert set(polled_not_resent) == {1}
+
+
+def test_a_folder_run_on_the_real_api_is_not_resumed_on_the_sandbox(write, cli, run_api):
+    """The sandbox resends lost submits freely; it must never do so for jobs of the paid service."""
+    manifest = write("m.yaml", manifest_text(jobs=2, run=RUN))
+    with running_sandbox(SandboxConfig(gen_time=0.05)) as service:
+        assert run_api(service, manifest).code == 0
+    result = cli("run", manifest, "--quiet")  # the manifest's default provider: the sandbox
+    assert result.code == 2
+    assert result.err.strip() == (
+        "error: outputs/t holds jobs run on aimlapi; this run would use sandbox: pass --provider aimlapi "
+        "to resume them, or --out another folder (--fresh starts this one over)"
+    )
