@@ -7,6 +7,7 @@ outputs are shared like any file the user makes, so the mode is set from the uma
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable
@@ -22,7 +23,14 @@ def current_umask() -> int:
                     return int(line.split()[1], 8)
     except (OSError, ValueError):
         pass
-    mask = os.umask(0o022)  # elsewhere: read by setting it, and put it back at once
+    return _umask_read_by_setting()
+
+
+@functools.cache
+def _umask_read_by_setting() -> int:
+    """Elsewhere the umask is read by setting it and putting it back: once, at first use, since
+    doing so while other threads create files would give them the wrong mode."""
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 

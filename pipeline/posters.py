@@ -7,26 +7,15 @@ reader (or a crash) never sees half a JPEG.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import av
 from PIL import Image
 
+from .atomic import replace_atomically
+
 POSTER_DIR = "posters"
 JPEG_QUALITY = 82
-
-
-def _read_umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-# Read once at import: os.umask can only be read by setting it, which is unsafe once threads
-# (the scheduler's poster workers) create files.
-_UMASK = _read_umask()
 
 
 class PosterError(ValueError):
@@ -47,18 +36,11 @@ def extract_poster(video: Path, poster: Path, width: int = 240) -> None:
     image = _first_frame(Path(video))
     height = max(1, round(image.height * width / image.width))
     image = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-    poster = Path(poster)
-    poster.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{poster.name}.", suffix=".tmp", dir=poster.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            image.save(file, format="JPEG", quality=JPEG_QUALITY, optimize=True)
-        # mkstemp makes the file private (0600); a poster is as public as the video beside it.
-        os.chmod(temporary, 0o666 & ~_UMASK)
-        os.replace(temporary, poster)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    # A poster is as public as the video beside it: the umask decides, as for every output.
+    replace_atomically(
+        Path(poster),
+        lambda temporary: image.save(temporary, format="JPEG", quality=JPEG_QUALITY, optimize=True),
+    )
 
 
 def _first_frame(video: Path) -> Image.Image:

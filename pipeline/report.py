@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from .atomic import replace_atomically
 from .errors import InputError, VidpipeError
 from .ledger import COMPLETED, LEDGER_FILE, Ledger
 from .plan import format_seconds
@@ -385,15 +386,7 @@ def write_report(
     figures = run_figures(frame, runs, output_dir.resolve().name, datetime.now(timezone.utc))
     page = build_report(frame, figures, rows, cols)
     target = output_dir / REPORT_FILE
-    handle, temporary = tempfile.mkstemp(prefix=f".{REPORT_FILE}.", suffix=".tmp", dir=output_dir)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(page)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; it is as public as the videos
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_atomically(target, lambda temporary: temporary.write_text(page, encoding="utf-8"))
     if store is not None:
         store.publish(target, REPORT_FILE)
     return target
