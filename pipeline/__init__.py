@@ -1,14 +1,15 @@
 """vidpipe: batch pipeline for generative-video APIs.
 
-Public surface (pinned by tests/test_public_api.py); everything else is internal.
+Public surface (pinned by tests/test_public_api.py, which derives it from this module's names):
+everything else is internal. Helpers imported here are bound to private names, so none leaks.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+import typing as _typing
+from importlib import import_module as _import_module
 
 from .errors import InputError, ManifestError, Problem, VidpipeError
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from .jobs import Batch, load_batch
     from .plan import Plan, make_plan
 
@@ -18,10 +19,10 @@ __version__ = "0.1.0"
 _LAZY = {"Batch": "jobs", "load_batch": "jobs", "Plan": "plan", "make_plan": "plan"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    return getattr(_import_module(f".{_LAZY[name]}", __name__), name)
 
 
 __all__ = [
