@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import Problem
+from .models import PROMPT_LIMIT, SEED_MAX
 from .origins import Origins
 from .salvage import INVALID, is_invalid
 from .schema import (
@@ -28,7 +29,7 @@ from .schema import (
 )
 
 _JOB_KEY_POINTERS = {key: f"#/$defs/job/properties/{key}" for key in ("id", "tags", "repeat")}
-SEED_LIMIT = 2**32
+SEED_LIMIT = SEED_MAX + 1
 
 
 def _validator(column: str):
@@ -117,7 +118,7 @@ def table_problems(table: pd.DataFrame, prompt_limit: int, origins: Origins) -> 
 
 def _prompt_limit_problems(table: pd.DataFrame, limit: int, origins: Origins) -> list[Problem]:
     problems = []
-    hint = " (run.prompt_limit: 1000 allows up to 1000)" if limit < 1000 else ""
+    hint = f" (run.prompt_limit: {PROMPT_LIMIT} allows up to {PROMPT_LIMIT})" if limit < PROMPT_LIMIT else ""
     for prompt in table["prompt"].dropna().unique():
         if isinstance(prompt, str) and len(prompt) > limit:
             message = f"prompt has {len(prompt)} characters; expected at most {limit}{hint}"

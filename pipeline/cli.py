@@ -24,6 +24,7 @@ from .errors import (
     VidpipeError,
     one_line,
 )
+from .services import SERVICES
 
 # Every other module is imported by the command that needs it: most need pandas, and
 # `vidpipe --help` (or a pre-commit hook's validate) should not wait for what it never uses.
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  vidpipe run manifests/ab-seed-sweep.yaml --out s3://bucket/sweeps   # needs vidpipe[s3]",
     )
     run.add_argument("manifest", type=Path, metavar="MANIFEST", help="YAML or CSV manifest")
-    run.add_argument("--provider", choices=("sandbox", "aimlapi"), help="override the manifest's provider")
+    run.add_argument("--provider", choices=tuple(SERVICES), help="override the manifest's provider")
     run.add_argument(
         "--base-url", metavar="URL", help="API base URL (default $AIMLAPI_BASE_URL or the real one)"
     )

@@ -1,9 +1,8 @@
 """What a run would do and cost, before anything is sent. Pure.
 
-Credits: the docs price one gen3a_turbo generation at 525,000 credits, most likely for 5 s;
-Runway bills per second, so vidpipe estimates 105,000 credits per second of video (10 s:
-1,050,000). $1 = 2,000,000 credits. Time: generations run in waves of `concurrency`, each
-about the model's typical generation time, unless the request rate is the tighter limit.
+Credits: each model's price per second of video (models.py, where the figures are explained).
+Time: generations run in waves of `concurrency`, each about the model's typical generation
+time, unless the request rate is the tighter limit.
 """
 
 from __future__ import annotations
@@ -15,28 +14,11 @@ from typing import Any
 
 import pandas as pd
 
+from .models import CREDITS_PER_USD, MODELS, credits_for
+from .services import service
 from .settings import Settings
 
-CREDITS_PER_USD = 2_000_000
 POLL_BACKOFF = 1.5
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    credits_per_second: int
-    typical_seconds: float  # one generation, start to finish
-    price_known: bool  # False: our estimate, not a published figure
-
-
-MODELS = {
-    "gen3a_turbo": ModelFacts(credits_per_second=105_000, typical_seconds=25, price_known=True),
-    # No published credit figure; Runway bills gen4_turbo at the same per-second rate.
-    "runway/gen4_turbo": ModelFacts(credits_per_second=105_000, typical_seconds=65, price_known=False),
-}
-
-
-def credits_for(model: str, duration: int) -> int:
-    return MODELS[model].credits_per_second * int(duration)
 
 
 def poll_delays(first: float, cap: float, factor: float = POLL_BACKOFF) -> Iterator[float]:
@@ -132,7 +114,7 @@ def make_plan(
         dtype="int64",
     )
     work = int(to_submit.sum() + running.sum())
-    if settings.provider == "sandbox":
+    if service(settings.provider).embedded:  # its generation time is a manifest setting
         gen_seconds = settings.sandbox.gen_time
     else:
         per_model = table["model"].map(lambda m: MODELS[m].typical_seconds)
@@ -150,7 +132,7 @@ def make_plan(
         generation_seconds=gen_seconds,
         concurrency=run.concurrency,
         budget=run.budget,
-        estimated_price=not all(MODELS[m].price_known for m in table["model"].unique()),
+        estimated_price=not all(MODELS[m].price_published for m in table["model"].unique()),
         swept={f: _value_counts(table[f]) for f in swept_fields},
         models={str(k): int(v) for k, v in table["model"].value_counts().items()},
         to_submit=int(to_submit.sum()),
@@ -186,8 +168,8 @@ def describe(plan: Plan) -> list[str]:
         cost += f" for {plan.to_submit:,} jobs"
     if plan.estimated_price:
         cost += ", from an estimated price"
-    if plan.provider == "sandbox":
-        cost += "; the sandbox charges nothing"
+    if service(plan.provider).free:
+        cost += f"; the {plan.provider} charges nothing"
     lines.append(cost)
     if plan.budget is not None:
         verdict = "OVER BUDGET" if plan.over_budget else "within budget"

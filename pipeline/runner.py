@@ -1,7 +1,7 @@
 """`vidpipe run`: manifest -> job table -> ledger -> scheduler -> videos and the output table.
 
 This module wires the pieces together and owns the run's lifecycle: where outputs go, which
-service is called (starting the embedded sandbox when it is the provider), the budget check
+service is called (starting the embedded sandbox when it is the one), the budget check
 before anything is sent, Ctrl-C, the periodic table refresh and the summary.
 """
 
@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from . import ledger as states
+from . import services
 from .cluster.sharding import assign_accounts
 from .download import is_loopback_host, target_path
 from .errors import (
@@ -34,8 +35,8 @@ from .interrupts import install_stop_signals, remove_stop_signals
 from .jobs import Batch, load_batch
 from .ledger import LEDGER_FILE, Ledger, RunLock
 from .manifest import display_path
+from .models import credits_for
 from .outputs import prepare_store, publish_outputs, remote_store
-from .plan import credits_for
 from .progress import Progress, choose_mode
 from .results import keep_results_fresh, write_results
 from .resume import resume_command
@@ -55,8 +56,7 @@ from .workfolder import (
     set_aside_ledger,
 )
 
-DEFAULT_BASE_URL = "https://api.aimlapi.com"
-SANDBOX_KEY = "sandbox"
+SANDBOX_KEY = "sandbox"  # the embedded sandbox wants some Bearer key; it checks none
 
 
 @dataclass
@@ -91,22 +91,22 @@ def run(request: RunRequest) -> RunSummary:
         max_failures=request.max_failures,
         endpoint=request.endpoint,
     )
-    provider = request.provider or settings.provider
+    service = services.service(request.provider or settings.provider)
     if "parquet" in settings.output.formats and not parquet_available():
         raise InputError(
             "output.formats asks for parquet, which needs pyarrow: pip install 'vidpipe[parquet]' "
             "(or drop parquet from output.formats); nothing was sent"
         )
-    if provider == "sandbox":
-        # The embedded sandbox charges nothing, so a submit whose answer was lost is simply sent
-        # again: a killed run finishes with the same command, no flag needed.
+    if service.resend_uncertain:
+        # Nothing is billed there, so a submit whose answer was lost is simply sent again: a
+        # killed run finishes with the same command, no flag needed.
         request = replace(request, retry_uncertain=True)
     table = batch.table if request.limit is None else batch.table.head(request.limit)
     out_dir = output_folder(settings, request.out, request.ledger_dir)  # local: holds the ledger
     store = remote_store(output_target(settings, request.out), settings)  # None: outputs in out_dir
     video_dir = out_dir / "videos"
     accounts = settings.run.account_list()
-    base_url, keys = _service(provider, request.base_url, accounts)
+    base_url, keys = _base_url_and_keys(service, request.base_url, accounts)
     if request.engine == "local" and len(accounts) > 1:
         raise InputError(
             f"run.accounts lists {len(accounts)} keys; the local engine uses one: "
@@ -125,7 +125,7 @@ def run(request: RunRequest) -> RunSummary:
         else:
             refuse_lost_ledger(out_dir)
         with Ledger(out_dir / LEDGER_FILE) as ledger, ExitStack() as stack:
-            _refuse_another_service(ledger, provider, out_dir)
+            _refuse_another_service(ledger, service.name, out_dir)
             clear_final_mark(out_dir)  # before any submit: from now on the table may lag the ledger
             ledger.sync_jobs(_ledger_rows(table))
             recovered = ledger.recover_interrupted_submits()
@@ -133,20 +133,29 @@ def run(request: RunRequest) -> RunSummary:
             ledger.assign_accounts(assignment)
             planned = _check_budget_before_start(ledger, jobs, settings.run.budget, request.retry_uncertain)
             prepare_store(store, out_dir)
-            resume = resume_command(request, base_url if base_url != DEFAULT_BASE_URL else None)
-            if provider == "sandbox":
+            resume = resume_command(request, base_url if base_url != service.base_url else None)
+            if service.embedded:
                 base_url = _start_sandbox(stack, settings.sandbox, out_dir)
-            run_id = ledger.start_run(display_path(request.manifest), provider, resume.as_record())
+            run_id = ledger.start_run(display_path(request.manifest), service.name, resume.as_record())
             started = time.monotonic()
             if request.engine == "ray":
                 outcome, interrupted = _execute_on_ray(
-                    jobs, ledger, out_dir, settings, (base_url, keys), request, batch, assignment, store
+                    jobs,
+                    ledger,
+                    out_dir,
+                    settings,
+                    service,
+                    (base_url, keys),
+                    request,
+                    batch,
+                    assignment,
+                    store,
                 )
                 http = outcome.http
             else:
-                service = (base_url, keys[accounts[0].name])
+                connection = (base_url, keys[accounts[0].name])
                 outcome, interrupted = asyncio.run(
-                    _execute(jobs, ledger, out_dir, settings, service, request, batch, store)
+                    _execute(jobs, ledger, out_dir, settings, service, connection, request, batch, store)
                 )
                 http = asdict(outcome.steps.client.counters)
             try:
@@ -158,7 +167,7 @@ def run(request: RunRequest) -> RunSummary:
             mark_tables_final(out_dir, ledger)
             where = store.describe() if store else out_dir
             summary = summarise(
-                settings, provider, where, jobs, outcome, interrupted, started, tables, ledger
+                settings, service.name, where, jobs, outcome, interrupted, started, tables, ledger
             )
             summary.recovered_uncertain = recovered
             summary.http = http
@@ -170,15 +179,15 @@ def run(request: RunRequest) -> RunSummary:
     return summary
 
 
-def _refuse_another_service(ledger: Ledger, provider: str, out_dir: Path) -> None:
+def _refuse_another_service(ledger: Ledger, service_name: str, out_dir: Path) -> None:
     """A folder's jobs belong to the service that ran them: polling a real generation id on the
     sandbox (or trusting sandbox videos as paid ones) would mix the two up, so a run may not
     switch services in a folder."""
-    earlier = sorted({run["provider"] for run in ledger.runs()} - {provider})
+    earlier = sorted({run["provider"] for run in ledger.runs()} - {service_name})
     if earlier:
         raise InputError(
             f"{display_path(out_dir)} holds jobs run on {' and '.join(earlier)}; this run would use "
-            f"{provider}: pass --provider {earlier[0]} to resume them, or --out another folder "
+            f"{service_name}: pass --provider {earlier[0]} to resume them, or --out another folder "
             "(--fresh starts this one over)"
         )
 
@@ -196,19 +205,25 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
         ctypes.CDLL("libc.so.6").mallopt(m_arena_max, arenas)
 
 
-def _service(provider: str, base_url_flag: str | None, accounts) -> tuple[str, dict[str, str]]:
+def _base_url_and_keys(
+    service: services.Service, base_url_flag: str | None, accounts
+) -> tuple[str, dict[str, str]]:
     """The API's base URL and each account's key (read from the variables run.accounts names)."""
-    if provider == "sandbox":
+    if not service.needs_key:
         return "", {account.name: SANDBOX_KEY for account in accounts}
     keys = {account.name: os.environ.get(account.key_env, "").strip() for account in accounts}
     missing = [account.key_env for account in accounts if not keys[account.name]]
     if len(missing) == 1:
-        raise InputError(f"{missing[0]} is not set: export {missing[0]}=<your key> to use provider aimlapi")
+        raise InputError(
+            f"{missing[0]} is not set: export {missing[0]}=<your key> to use provider {service.name}"
+        )
     if missing:
         raise InputError(
-            f"{', '.join(missing)} are not set: export each (run.accounts names them) to use provider aimlapi"
+            f"{', '.join(missing)} are not set: export each (run.accounts names them) "
+            f"to use provider {service.name}"
         )
-    base_url = (base_url_flag or os.environ.get("AIMLAPI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    from_env = os.environ.get(service.base_url_env) if service.base_url_env else None
+    base_url = (base_url_flag or from_env or service.base_url or "").rstrip("/")
     parts = urlsplit(base_url)
     secure = parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
     if not parts.hostname or not secure:
@@ -290,16 +305,24 @@ def _check_budget_before_start(
     return to_pay
 
 
-def _execute_on_ray(jobs, ledger, out_dir, settings, service, request, batch: Batch, assignment, store):
+def _execute_on_ray(
+    jobs, ledger, out_dir, settings, service, connection, request, batch: Batch, assignment, store
+):
     from .cluster import ClusterRequest, run_on_ray
 
-    cluster = ClusterRequest(request.ray_address, request.shards, request.retry_uncertain, request.quiet)
+    cluster = ClusterRequest(
+        service.name,
+        address=request.ray_address,
+        shards=request.shards,
+        retry_uncertain=request.retry_uncertain,
+        quiet=request.quiet,
+    )
     return run_on_ray(
-        jobs, ledger, out_dir, settings, service, batch.document.folder, cluster, assignment, store
+        jobs, ledger, out_dir, settings, connection, batch.document.folder, cluster, assignment, store
     )
 
 
-async def _execute(jobs, ledger, out_dir, settings, service, request, batch: Batch, store):
+async def _execute(jobs, ledger, out_dir, settings, service, connection, request, batch: Batch, store):
     run = settings.run
     options = SchedulerOptions(
         concurrency=run.concurrency,
@@ -309,7 +332,15 @@ async def _execute(jobs, ledger, out_dir, settings, service, request, batch: Bat
     )
     video_dir = out_dir / "videos"
     async with open_scheduler(
-        jobs, ledger, video_dir, run, service, batch.document.folder, options, store=store
+        jobs,
+        ledger,
+        video_dir,
+        run,
+        connection,
+        batch.document.folder,
+        options,
+        store=store,
+        provider=service.provider(run.endpoint),
     ) as scheduler:
         average = sum(j.credits_estimate for j in jobs) / max(len(jobs), 1)
         progress = Progress(scheduler.tally, choose_mode(request.quiet), average)

@@ -1,8 +1,9 @@
 """The manifest JSON Schema (schemas/manifest.schema.json) and how its complaints read.
 
-The schema is the one place the API's request rules live. This module loads it once, hands out
-validators for the whole document, for one request field, for the per-model rules and for a
-submit body, and turns jsonschema's errors into one-line messages that say what is allowed.
+The schema holds the manifest's rules, the per-model ones said again so that editors flag
+them (pipeline/models.py holds the model facts; a test checks the two agree). This module
+loads it once, hands out validators for the whole document, for one request field and for the
+per-model rules, and turns jsonschema's errors into one-line messages that say what is allowed.
 """
 
 from __future__ import annotations
@@ -86,12 +87,6 @@ def field_validator(field: str) -> Draft202012Validator:
 def model_rules_validator() -> Draft202012Validator:
     """Validator of the cross-field rules each model adds (ratios, last frame)."""
     return validator_for("#/$defs/modelRules")
-
-
-@functools.cache
-def api_request_validator() -> Draft202012Validator:
-    """Validator of a submit body in the service's legacy field names (what the sandbox checks)."""
-    return validator_for("#/$defs/apiRequest")
 
 
 def definition(name: str) -> dict[str, Any]:

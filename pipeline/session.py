@@ -15,7 +15,7 @@ from typing import Any
 from .download import Downloader
 from .http import ApiClient, Limiter, RetryPolicy
 from .images import data_uri, kind_of, local_image_path
-from .providers import AimlApi
+from .providers import Provider
 from .scheduler import Scheduler, SchedulerOptions, SharedWindow
 from .settings import RunSettings
 from .steps import Job, StepOptions, Steps
@@ -36,10 +36,12 @@ async def open_scheduler(
     limiter: Limiter | None = None,
     shared: SharedWindow | None = None,
     store: Store | None = None,
+    provider: Provider,
 ) -> AsyncIterator[Scheduler]:
     """A Scheduler for `jobs`, its HTTP sessions open until the block ends.
 
-    `service` is (base_url, api_key); `ledger` is a Ledger or anything with its job methods.
+    `service` is (base_url, api_key) and `provider` the request format it speaks (from
+    services.py); `ledger` is a Ledger or anything with its job methods.
     """
     base_url, api_key = service
     rng = random.Random()
@@ -47,7 +49,7 @@ async def open_scheduler(
         ApiClient(
             base_url,
             api_key,
-            AimlApi(run.endpoint),
+            provider,
             requests_per_minute=run.requests_per_minute,
             retry=RetryPolicy(attempts=run.retries + 1),
             rng=rng,

@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from .schema import default_of
+from .services import DEFAULT_KEY_ENV
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _defaults(section: str, cls: type) -> dict[str, Any]:
     return {f.name: default_of(section, f.name) for f in fields(cls) if f.name != "extra"}
-
-
-DEFAULT_KEY_ENV = "AIMLAPI_KEY"
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ from typing import Any, Protocol
 from . import ledger as states
 from .errors import EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, AbortError, one_line
 from .manifest import display_path
-from .plan import CREDITS_PER_USD, format_seconds
+from .models import CREDITS_PER_USD
+from .plan import format_seconds
 from .resume import ResumeCommand
+from .services import service
 from .tally import Tally
 
 
@@ -121,7 +123,7 @@ def describe(summary: RunSummary) -> list[str]:
         + (f" ({tally.skipped} were done before this run)" if tally.skipped else ""),
         f"Credits spent this run: {tally.credits_spent:,.0f} "
         f"(about ${tally.credits_spent / CREDITS_PER_USD:,.2f})"
-        + ("; the sandbox charges nothing" if summary.provider == "sandbox" else ""),
+        + (f"; the {summary.provider} charges nothing" if service(summary.provider).free else ""),
         f"Videos: {_shown(summary.out_dir, 'videos')}/",
     ]
     lines += [f"Table: {_shown(path)}" for path in summary.tables]
@@ -147,9 +149,9 @@ def describe(summary: RunSummary) -> list[str]:
             f"{summary.recovered_uncertain} job(s) were found mid-submit from an earlier run that stopped "
             "abruptly: they are uncertain."
         )
-    if tally.uncertain and summary.provider == "sandbox":
+    if tally.uncertain and service(summary.provider).resend_uncertain:
         lines.append(
-            f"{tally.uncertain} job(s) lost their submit answer; the sandbox is free, "
+            f"{tally.uncertain} job(s) lost their submit answer; the {summary.provider} is free, "
             "so a rerun sends them again."
         )
     elif tally.uncertain:

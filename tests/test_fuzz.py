@@ -14,6 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline import models
 from pipeline.cli import main
 
 RUNS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -150,8 +151,8 @@ def test_valid_manifests_expand_to_the_product_of_their_sweeps(tmp_path, capsys,
 
 # --- the schema's row rules and validate agree; every injected problem is found ------------
 
-MODELS = ["gen3a_turbo", "runway/gen4_turbo"]
-RATIOS = ["16:9", "9:16", "4:3", "3:4", "1:1", "21:9"]
+MODELS = list(models.MODELS)
+RATIOS = list(models.all_ratios())
 PROMPTS = ["a short prompt", "another prompt", "x" * 600, "y" * 520]
 LAST = ["https://x.io/last.png", "https://x.io/end.png"]
 FIELD_VALUES = {"model": MODELS, "ratio": RATIOS, "prompt": PROMPTS, "last_image_url": LAST}

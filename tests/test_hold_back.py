@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+from pipeline import services
 from pipeline.ledger import Ledger
 from pipeline.scheduler import SchedulerOptions
 from pipeline.session import open_scheduler
@@ -31,7 +32,14 @@ def test_held_back_jobs_stay_as_they_are_while_the_others_run(sandbox, tmp_path)
         async def go():
             service = (sandbox.base_url, "sk-hold-back-test")
             async with open_scheduler(
-                jobs, ledger, tmp_path / "videos", run, service, tmp_path, options
+                jobs,
+                ledger,
+                tmp_path / "videos",
+                run,
+                service,
+                tmp_path,
+                options,
+                provider=services.service("sandbox").provider(run.endpoint),
             ) as scheduler:
                 return await scheduler.run()
 

@@ -49,6 +49,7 @@ LOCAL_RAY_ENVIRONMENT = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MOD
 
 @dataclass(frozen=True)
 class ClusterRequest:
+    service: str  # its name (services.py): the shards speak its request format
     address: str | None = None  # None: start a local Ray instance for this run
     shards: int | None = None  # None: one per CPU of the cluster
     retry_uncertain: bool = False
@@ -196,6 +197,7 @@ def _specs(
                 retry_uncertain=request.retry_uncertain,
             ),
             run_started_at=started_at,
+            service=request.service,
         )
         for number, ((name, shard_jobs), budget) in enumerate(zip(shards, budgets, strict=True))
     ]

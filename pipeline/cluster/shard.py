@@ -16,6 +16,7 @@ from .. import errors
 from ..errors import AbortError, BudgetError
 from ..ledger import FAILED, SUBMITTED, SUBMITTING, TIMED_OUT, UNCERTAIN
 from ..scheduler import Scheduler, SchedulerOptions
+from ..services import SERVICES
 from ..session import open_scheduler
 from ..settings import RunSettings
 from ..steps import Job
@@ -46,6 +47,7 @@ class ShardSpec:
     run: RunSettings
     options: SchedulerOptions
     run_started_at: str  # ledger time (ISO, UTC) when the run began
+    service: str  # its name (services.py)
     store: Store | None = None  # None: videos stay in out_dir/videos
 
 
@@ -74,6 +76,7 @@ async def _run(spec: ShardSpec, ledger_service: Any, coordinator: Any) -> dict[s
         limiter=SharedLimiter(coordinator, spec.account),
         shared=SharedWindow(coordinator, spec.account),
         store=spec.store,
+        provider=SERVICES[spec.service].provider(spec.run.endpoint),
     ) as scheduler:
         # A shard started after a Ctrl-C or an abort must know before its first submit.
         control = await coordinator.report.remote(spec.shard, None)

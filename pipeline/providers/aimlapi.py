@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import RejectedError
+from ..models import CREDITS_PER_USD, MODELS, UNIVERSAL_NAMES
 from .base import COMPLETED, FAILED, LOST, RUNNING, Generation, HttpRequest, Submitted
 
 LEGACY_PATH = "/v2/generate/video/runway/generation"
@@ -19,12 +20,9 @@ UNIVERSAL_PATH = "/v2/video/generations"
 FINAL_FAILED = frozenset({"error", "failed", "cancelled", "canceled"})
 # The contract's other form of a 404: the id is lost, whatever happened to the generation.
 LOST_STATUSES = frozenset({"unknown"})
-CREDITS_PER_USD = 2_000_000
 MAX_MESSAGE = 300
 MAX_NAME = 80  # error names and statuses: words, not documents
 MAX_VIDEO_URL = 8192  # signed CDN links are well under 2,000 characters
-# The universal path renamed two fields; the others keep their names.
-UNIVERSAL_NAMES = {"ratio": "aspect_ratio", "last_image_url": "tail_image_url"}
 
 
 class AimlApi:
@@ -36,11 +34,8 @@ class AimlApi:
 
     def submit_request(self, request: Mapping[str, Any]) -> HttpRequest:
         """The submit body: fields that are set, `duration` always, `watermark` only if given."""
-        body: dict[str, Any] = {}
-        for key, value in request.items():
-            if value is None:
-                continue
-            body[UNIVERSAL_NAMES.get(key, key) if self.endpoint == "universal" else key] = value
+        names = _universal_names(request.get("model")) if self.endpoint == "universal" else {}
+        body = {names.get(key, key): value for key, value in request.items() if value is not None}
         return HttpRequest("POST", self.path, json=body)
 
     def read_submit(self, body: Any, headers: Mapping[str, str]) -> Submitted:
@@ -87,6 +82,13 @@ class AimlApi:
     def error_message(self, body: Any, text: str) -> str:
         """The message of an error answer, from whichever of the documented shapes it has."""
         return shorten(_message_of(body) or _plain_text(text) or "no message")
+
+
+def _universal_names(model: Any) -> Mapping[str, str]:
+    """The model's own names on the universal path; a model vidpipe does not know (a test's,
+    or a future one sent through) gets the names the universal path uses for most."""
+    known = MODELS.get(model) if isinstance(model, str) else None
+    return known.universal_names if known else UNIVERSAL_NAMES
 
 
 def _kind(body: Any) -> str:

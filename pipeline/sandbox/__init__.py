@@ -7,9 +7,10 @@
     running_sandbox      context manager: a server in a background thread with its own loop
     body_hash            the identity of a submit body, as counted in stats
 
-Modules: config, faults, bodies (validation), ids, tokens (signed URLs), answers (response
-shapes), queue (generations and the concurrency limit), render (MP4s), store (render cache),
-stats, server, thread, cli. docs/sandbox.md describes the behaviour.
+Modules: config, faults, contract (what the service accepts: the sandbox's own copy, never
+the client's rules), bodies (field names and validation), ids, tokens (signed URLs), answers
+(response shapes), queue (generations and the concurrency limit), render (MP4s), store (render
+cache), stats, server, thread, cli. docs/sandbox.md describes the behaviour.
 """
 
 from importlib import import_module

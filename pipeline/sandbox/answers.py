@@ -12,12 +12,11 @@ from typing import Any
 
 from .bodies import LEGACY
 from .config import SandboxConfig
+from .contract import USD_PER_CREDIT, VALIDATION_ERROR
 from .queue import COMPLETED, ERROR, GENERATING, QUEUED, Generation
 
-USD_PER_CREDIT = 1 / 2_000_000
-
 MESSAGES = {
-    400: "Body validation error",
+    400: VALIDATION_ERROR,
     401: "This request requires a valid API key. Send it as 'Authorization: Bearer <key>'.",
     403: "You've run out of credits. Please top up your balance to continue.",
     404: "Generation not found",

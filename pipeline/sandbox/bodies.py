@@ -1,9 +1,9 @@
 """Submit bodies: field names per endpoint, validation, and the request's identity.
 
-The rules are the manifest schema's (`pipeline.schema.api_request_validator`), so the sandbox
-and vidpipe's own checks can never disagree; only the prompt limit, a setting, is added here.
-The universal path names two fields differently; a body is translated to the legacy names
-first, and problems are reported under the name the client sent.
+The rules are the sandbox's own copy of the contract (contract.py), not vidpipe's schema, so
+a client that sends what the service refuses is refused here too. The universal path names two
+fields differently; a body is translated to the legacy names first, and problems are reported
+under the name the client sent.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import schema
+from . import contract
 
 LEGACY = "legacy"
 UNIVERSAL = "universal"
 UNIVERSAL_NAMES = {"aspect_ratio": "ratio", "tail_image_url": "last_image_url"}
 LEGACY_TO_UNIVERSAL = {legacy: universal for universal, legacy in UNIVERSAL_NAMES.items()}
-FIELDS = schema.REQUEST_FIELDS
+FIELDS = contract.FIELDS
 
 
 @dataclass(frozen=True)
@@ -60,18 +60,9 @@ def read_body(body: Any, endpoint: str, prompt_limit: int) -> Submitted:
         else:
             unknown.append(str(key))
     problems = [
-        Problem(_client_name(schema.field_path(path), endpoint), schema.explain(error))
-        for path, error in schema.iter_problems(schema.api_request_validator(), request)
+        Problem(_client_name(field, endpoint), message)
+        for field, message in contract.problems(request, prompt_limit)
     ]
-    prompt = request.get("prompt")
-    flagged = any(p.field == "prompt" for p in problems)  # the schema's own cap is 1000
-    if isinstance(prompt, str) and len(prompt) > prompt_limit and not flagged:
-        problems.append(
-            Problem(
-                "prompt",
-                f"{schema.shorten(prompt)} has {len(prompt)} characters; expected at most {prompt_limit}",
-            )
-        )
     return Submitted(request, tuple(unknown), tuple(problems))
 
 

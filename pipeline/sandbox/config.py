@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .contract import CREDITS_PER_SECOND, PROMPT_LIMITS
 from .faults import FaultConfig, suggest
 
 GEN_TIME_DISTRIBUTIONS = ("fixed", "uniform", "exponential")
@@ -26,10 +27,6 @@ ERROR_STATUSES = ("error", "failed")
 USAGE_KEYS = ("credits_used", "tokens_used")
 UNKNOWN_ID_ANSWERS = ("404", "unknown")
 RENDER_MODES = ("full", "shared")
-PROMPT_LIMITS = (512, 1000)
-
-# The docs' price: 525,000 credits for a 5 s gen3a_turbo clip; Runway bills per second.
-CREDITS_PER_SECOND = 105_000
 
 
 @dataclass(frozen=True)

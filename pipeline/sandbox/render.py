@@ -25,6 +25,8 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
+from .contract import DEFAULT_DURATION, DEFAULT_RATIO
+
 # Small frames of the right ratio, even sides (yuv420p needs them).
 FRAME_SIZES: dict[str, tuple[int, int]] = {
     "16:9": (320, 180),
@@ -34,8 +36,6 @@ FRAME_SIZES: dict[str, tuple[int, int]] = {
     "1:1": (180, 180),
     "21:9": (420, 180),
 }
-DEFAULT_RATIO = "16:9"
-DEFAULT_DURATION = 5
 CRF = "23"  # close enough that a decoded first/last frame matches the given picture
 PRESET = "veryfast"  # several times smaller files than ultrafast, a little slower
 WATERMARK_TEXT = "vidpipe sandbox"

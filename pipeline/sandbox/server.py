@@ -29,10 +29,11 @@ from aiohttp import web
 from . import answers
 from .bodies import LEGACY, UNIVERSAL, body_hash, read_body
 from .config import SandboxConfig
+from .contract import DEFAULT_DURATION, DEFAULT_RATIO
 from .faults import Fault, FaultConfig, FaultPlan
 from .journal import GenerationJournal
 from .queue import COMPLETED, Generation, GenerationQueue
-from .render import DEFAULT_DURATION, DEFAULT_RATIO, ClipSpec
+from .render import ClipSpec
 from .stats import Stats, poll_summary
 from .store import Renderer, VideoStore
 from .tokens import Signer, TokenError

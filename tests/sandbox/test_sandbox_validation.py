@@ -1,9 +1,14 @@
-"""Auth and validation: 401 without a key, 400 with the manifest schema's own messages."""
+"""Auth and validation: 401 without a key, 400 by the sandbox's own copy of the contract."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from sandbox_helpers import GEN3
+
+from pipeline.schema import model_rules_validator
 
 
 def test_missing_key_is_401_on_submit_and_poll(sandbox):
@@ -41,8 +46,8 @@ def test_require_key_refuses_any_other_key(make_sandbox):
         ),
     ],
 )
-def test_invalid_bodies_get_400_with_the_schema_message(sandbox, body, endpoint, expected):
-    """A body the manifest schema rejects gets a NestJS 400 naming the field as sent."""
+def test_invalid_bodies_get_400_with_the_contract_message(sandbox, body, endpoint, expected):
+    """A body the contract refuses gets a NestJS 400 naming the field as sent."""
     answer = sandbox.submit(body, endpoint)
     assert answer.status_code == 400
     error = answer.json()
@@ -50,6 +55,36 @@ def test_invalid_bodies_get_400_with_the_schema_message(sandbox, body, endpoint,
     assert expected in error["message"]
     assert error["statusCode"] == 400 and error["errors"]
     assert sandbox.stats()["submits"]["rejected"] == {"400": 1}
+
+
+def test_a_request_the_client_would_never_send_is_refused_with_the_services_400(sandbox):
+    """A ratio the contract forbids for gen3a_turbo, posted over loopback directly (vidpipe's own
+    rules stop it before any submit): the sandbox refuses it by its own rules, in the shape the
+    real service answers (NestJS body, "Body validation error"), and creates no generation."""
+    body = {"model": "gen3a_turbo", "prompt": "a red kite", "ratio": "21:9", "duration": 5}
+    assert not model_rules_validator().is_valid(body)  # the client would never send it
+    answer = sandbox.submit(body)
+    assert answer.status_code == 400
+    error = answer.json()
+    assert error["message"] == (
+        "Body validation error: ratio: '21:9' is not allowed; expected '16:9' or '9:16' for gen3a_turbo"
+    )
+    assert (error["statusCode"], error["path"]) == (400, "/v2/generate/video/runway/generation")
+    assert error["requestId"] and error["timestamp"].endswith("Z")
+    assert sandbox.stats()["submits"]["accepted"] == 0
+
+
+def test_the_sandbox_does_not_load_the_clients_rules():
+    """Serving a submit needs none of vidpipe's schema, model facts or request formats: the
+    stand-in cannot agree with a client mistake by sharing its code."""
+    code = (
+        "import sys, pipeline.sandbox.server, pipeline.sandbox.thread;"
+        "print(' '.join(m for m in sys.modules if m.startswith('pipeline.') and not m.startswith('pipeline.sandbox')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == ["pipeline.errors"]
 
 
 def test_gen4_accepts_the_extra_ratios(sandbox):
