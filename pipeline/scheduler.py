@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import ledger as states
 from .errors import AbortError, BudgetError
 from .ledger import Ledger
-from .providers.base import FAILED, Generation
-from .steps import TIMED_OUT, Job, Lost, Steps
+from .providers.base import Generation
+from .states import JobState, PollState
+from .steps import Job, Lost, Steps, TimedOut
 from .tally import Tally
 
 
@@ -128,31 +128,28 @@ class Scheduler:
             if task is not current and task not in self._submitting:
                 task.cancel()
 
-    def _work_list(self) -> list[tuple[str, str]]:
+    def _work_list(self) -> list[tuple[str, JobState]]:
         """(job_id, status) to work on: generations to resume first (uncertain jobs whose
         generation id is known among them), then jobs to submit."""
         resume, submit = [], []
         rows = self.ledger.rows_by_id()
-        to_submit = (states.PENDING, states.FAILED) + (
-            (states.UNCERTAIN,) if self.options.retry_uncertain else ()
-        )
         for job_id in self.jobs:
             row = rows[job_id]
-            status = row["status"]
-            if status in states.WITH_GENERATION or (status == states.UNCERTAIN and row["generation_id"]):
+            status = JobState(row["status"])
+            if status.has_generation or (status is JobState.UNCERTAIN and row["generation_id"]):
                 # An uncertain job with a known id is polled again before anything is paid for.
                 resume.append((job_id, status))
-            elif status in to_submit and job_id not in self.options.hold_back:
+            elif status.to_submit(self.options.retry_uncertain) and job_id not in self.options.hold_back:
                 submit.append((job_id, status))
-            elif status == states.COMPLETED and self._video_missing(row):
-                resume.append((job_id, states.GENERATED))
+            elif status is JobState.COMPLETED and self._video_missing(row):
+                resume.append((job_id, JobState.GENERATED))
             else:
                 self.tally.skipped += 1
-                if status == states.COMPLETED:
+                if status is JobState.COMPLETED:
                     self.tally.completed += 1
-                elif status == states.UNCERTAIN:
+                elif status is JobState.UNCERTAIN:
                     self.tally.uncertain += 1
-                elif status == states.FAILED:
+                elif status is JobState.FAILED:
                     self.tally.failed += 1
         return resume + submit
 
@@ -165,24 +162,24 @@ class Scheduler:
             self._published = self.steps.store.sizes(self.steps.video_dir.name)
         return not row["path"] or self._published.get(Path(row["path"]).as_posix()) != row["bytes"]
 
-    async def _drive(self, job: Job, status: str) -> None:
+    async def _drive(self, job: Job, status: JobState) -> None:
         """Take one job from where the ledger says it is to a final state, holding a slot."""
         keep_slot = False
         slot_held = True
         try:
-            resuming = status in (*states.WITH_GENERATION, states.UNCERTAIN)
+            resuming = status.has_generation or status is JobState.UNCERTAIN
             generation_id = self.ledger.job(job.job_id)["generation_id"] if resuming else None
-            outcome = await self._generate(job, generation_id, retried=status == states.UNCERTAIN)
+            outcome = await self._generate(job, generation_id, retried=status is JobState.UNCERTAIN)
             if outcome is None:
                 return
-            if outcome == TIMED_OUT:
+            if isinstance(outcome, TimedOut):
                 keep_slot = True
                 self._hold_slot_until_the_end(job.job_id)
                 return
             generation_id, generation = outcome
             self._release_slot(job.job_id)
             slot_held = False
-            if generation.state == FAILED:
+            if generation.state is PollState.FAILED:
                 self.steps.fail(job, generation.error_name, generation.error_message, generation.credits)
             else:
                 await self.steps.download(job, generation_id, generation)
@@ -222,7 +219,7 @@ class Scheduler:
                 self.steps.lost(job, outcome)
                 return None
             resubmit_now = resubmits_left > 0 and self.stop_reason is None
-            if isinstance(outcome, Generation) and outcome.state == FAILED and resubmit_now:
+            if isinstance(outcome, Generation) and outcome.state is PollState.FAILED and resubmit_now:
                 resubmits_left -= 1
                 self.tally.resubmits += 1
                 generation_id, resubmit = None, True

@@ -5,15 +5,9 @@ before the network action that depends on it.
   rate-limit or backoff wait), and the generation id right after the answer. An attempt the
   service refused, or one never sent, leaves the job `pending`; one that may have arrived
   without an id reaching us makes it `uncertain`, never resent silently.
-- poll: until a generation has finished, waits grow from `poll_interval` to
-  `poll_max_interval`. After that the first wait is about 95% of the median duration (a 25 s
-  generation is not asked about at 1, 2.5 and 4.75 s; a duration is counted to the middle
-  between the last poll that saw it running and the first that saw it final), then at most six even steps of a
-  twentieth of the median (0.05 s at least), until 1.5x the median (so the end is seen within
-  one step), then the growing waits. The first generation to finish wakes the waits of those
-  started with it, which then poll when the median says (not at their next growing wait). Waits
-  have +-20% jitter, so thousands of jobs do not poll in lockstep; the first one is only ever
-  shortened. One bad answer (a 404, status `unknown`, a 4xx, a body that is not a poll answer)
+- poll: at the waits of cadence.py. The first generation to finish wakes the waits of those
+  started with it, which then poll when the typical duration says (not at their next growing
+  wait). One bad answer (a 404, status `unknown`, a 4xx, a body that is not a poll answer)
   proves nothing: the id is polled on, at the same growing waits, until `LOST_AFTER_POLLS`
   bad answers in a row have spanned `LOST_AFTER_CAPS` x `poll_max_interval` (a minute by
   default). Only then is the id given up (`Lost`): the generation may have run and been
@@ -30,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .aio import sleep_unless
+from .cadence import Cadence, Durations
 from .download import Downloader
 from .errors import (
     AbortError,
@@ -49,27 +44,23 @@ from .errors import (
     StoreError,
 )
 from .http import ApiClient
-from .ledger import COMPLETED as COMPLETED_STATUS
-from .ledger import GENERATED, SUBMITTED, SUBMITTING, UNCERTAIN, GenerationFacts, Ledger
-from .ledger import TIMED_OUT as TIMED_OUT_STATUS
-from .plan import poll_delays
+from .ledger import GenerationFacts, Ledger
 from .posters import POSTER_DIR, extract_poster, poster_path_for
-from .providers.base import COMPLETED, FAILED, LOST, Generation
+from .providers.base import Generation
+from .states import JobState, PollState
 from .storage import Store
 from .tally import Tally
 
 DOWNLOAD_ATTEMPTS = 4
-POLL_JITTER = 0.2
-FIRST_WAIT_SHARE = 0.95
-EARLY_END_SHARE = 0.8  # of the first poll's time, recorded when that poll already saw the end
-STEADY_UNTIL = 1.5  # short steps until 1.5x the typical duration, then back off
-STEADY_STEPS_PER_TYPICAL = 20
-MAX_STEADY_POLLS = 6
-MIN_STEADY_S = 0.05
-TYPICAL_SAMPLE = 50
-TIMED_OUT = "timed_out"
 LOST_AFTER_POLLS = 5  # bad answers in a row before a generation id is given up...
 LOST_AFTER_CAPS = 4  # ...spanning at least this many poll_max_intervals
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """The generation did not finish within run.timeout: it still runs, and will be billed."""
+
+    message: str
 
 
 @dataclass(frozen=True)
@@ -149,7 +140,8 @@ class Steps:
         self._rng = rng
         # Where finished videos are published; None: they stay in video_dir (a local run).
         self.store = store
-        self._durations: list[float] = []  # seconds from submit to final (see _learn_duration)
+        self._cadence = Cadence(options.poll_first_s, options.poll_cap_s)
+        self._durations = Durations()  # seconds from submit to final, of this run's generations
         self._first_duration = asyncio.Event()  # set once a generation's duration is known
         self._facts: dict[str, GenerationFacts] = {}  # final polls not yet written (see poll_until_final)
 
@@ -196,8 +188,8 @@ class Steps:
 
     async def poll_until_final(
         self, job: Job, generation_id: str, *, resumed: bool = False
-    ) -> Generation | Lost | str:
-        """The final Generation; TIMED_OUT; or Lost when the id kept being refused (the caller
+    ) -> Generation | Lost | TimedOut:
+        """The final Generation; TimedOut; or Lost when the id kept being refused (the caller
         decides what the job becomes: see the module doc).
 
         A completed generation's facts stay in memory (`facts`) until the job's last write, which
@@ -207,8 +199,9 @@ class Steps:
         facts = self._facts.setdefault(job.job_id, GenerationFacts())
         streak = BadAnswers(span_s=LOST_AFTER_CAPS * self.options.poll_cap_s)
         running_at = None  # seconds after `started` of the last poll that said "still running"
-        for wait in self._waits(started):
-            await self._pause(wait, started)
+        waits = self._cadence.waits(self._rng)
+        while True:
+            await self._pause(waits.next(_clock() - started, self._durations.typical()), started)
             problem = None
             try:
                 # A poll's whole exchange ends by the job's timeout, however slowly the server answers.
@@ -218,7 +211,7 @@ class Steps:
             except RequestError:
                 generation = None  # retries are spent for now; ask again at the next poll
             facts.polls += 1
-            if generation is not None and generation.state == LOST:
+            if generation is not None and generation.state is PollState.LOST:
                 generation, problem = None, f"generation {generation_id}: {generation.error_message}"
             if generation is not None:
                 streak.answered()
@@ -227,14 +220,15 @@ class Steps:
                 if lost is not None:
                     self._release(job)
                     return lost
-            if generation is not None and generation.state in (COMPLETED, FAILED):
+            if generation is not None and generation.state.final:
                 # A resumed job's clock started at resume: its duration would be wrong, so it is
                 # neither recorded nor used to pace other polls.
                 seconds = None if resumed else _clock() - started
                 if seconds is not None:
-                    self._learn_duration(seconds, running_at)
+                    self._durations.learn(seconds, running_at)
+                    self._first_duration.set()
                 self._release(job)
-                if generation.state == COMPLETED:
+                if generation.state is PollState.COMPLETED:
                     self.tally.credits_spent += (
                         generation.credits if generation.credits is not None else job.credits_estimate
                     )
@@ -251,44 +245,7 @@ class Steps:
                 message = f"not finished after {self.options.timeout_s:.0f} s; a rerun polls it again"
                 self.ledger.mark_timed_out(job.job_id, message, polls=self._take_facts(job).polls)
                 self.tally.failed += 1
-                return TIMED_OUT
-        raise AssertionError("poll_delays never ends")
-
-    def _waits(self, started: float) -> Iterator[float]:
-        """Seconds before each poll of one generation (see the module doc)."""
-        step = self.options.poll_first_s
-        unknown = poll_delays(step, self.options.poll_cap_s)
-        while (typical := self._typical_duration()) is None:
-            yield next(unknown) * self._jitter()
-        first = self._first_wait(typical) - (_clock() - started)
-        if first > 0:  # else the last poll was already past it (perhaps woken by _pause)
-            yield first
-        # Around the expected end: even steps, a twentieth of the typical time at least, so the
-        # number of polls does not grow with the generation's length.
-        steady = max(MIN_STEADY_S, typical / STEADY_STEPS_PER_TYPICAL)
-        for _ in range(MAX_STEADY_POLLS):
-            if _clock() - started > STEADY_UNTIL * typical:
-                break
-            yield steady * self._jitter()
-        yield from (delay * self._jitter() for delay in poll_delays(steady, self.options.poll_cap_s))
-
-    def _learn_duration(self, seen_final_s: float, running_at_s: float | None) -> None:
-        """Record how long a generation took, for pacing the others' polls.
-
-        The end lies between the last poll that said "running" and the one that said "final":
-        the middle is recorded (not the final poll's time, which would teach every next poll to
-        come as late). When the first poll already saw it final, the end is only known to be
-        earlier: a share of that time is recorded, so a typical time learned too long (a first
-        wave seen late) comes down within a few waves instead of holding.
-        """
-        estimate = (running_at_s + seen_final_s) / 2 if running_at_s else seen_final_s * EARLY_END_SHARE
-        self._durations.append(estimate)
-        self._first_duration.set()
-
-    def _first_wait(self, typical: float) -> float:
-        return max(self.options.poll_first_s, FIRST_WAIT_SHARE * typical) * self._rng.uniform(
-            1 - POLL_JITTER / 4, 1
-        )
+                return TimedOut(message)
 
     async def _pause(self, wait: float, started: float) -> None:
         """Sleep `wait` s before a poll; while no duration is known yet, wake when the first one
@@ -298,18 +255,8 @@ class Steps:
             return
         deadline = _clock() + wait  # never later than planned
         if await sleep_unless(self._first_duration, wait):
-            first = started + self._first_wait(self._typical_duration() or 0.0)
+            first = started + self._cadence.first_wait(self._durations.typical() or 0.0, self._rng)
             await asyncio.sleep(max(0.0, min(deadline, first) - _clock()))
-
-    def _jitter(self) -> float:
-        return self._rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
-
-    def _typical_duration(self) -> float | None:
-        """The median time to final of the latest generations, once there are some."""
-        if not self._durations:
-            return None
-        recent = sorted(self._durations[-TYPICAL_SAMPLE:])
-        return recent[len(recent) // 2]
 
     # --- download -----------------------------------------------------------------------
 
@@ -390,7 +337,7 @@ class Steps:
             generation = await self.client.poll(generation_id)
         except RequestError:
             return None
-        return generation if generation.state == COMPLETED and generation.video_url else None
+        return generation if generation.state is PollState.COMPLETED and generation.video_url else None
 
     # --- endings ------------------------------------------------------------------------
 
@@ -406,13 +353,13 @@ class Steps:
     def unexpected(self, job: Job, error: Exception) -> None:
         """Record an error nobody planned for on its job, keeping any paid generation resumable."""
         message = f"unexpected {type(error).__name__}: {error}"
-        status = self.ledger.job(job.job_id)["status"]
-        if status == COMPLETED_STATUS:  # done and paid: note it, never undo it
+        status = JobState(self.ledger.job(job.job_id)["status"])
+        if status is JobState.COMPLETED:  # done and paid: note it, never undo it
             self.ledger.note_error(job.job_id, "unexpected", message)
             return
-        if status in (SUBMITTED, GENERATED, TIMED_OUT_STATUS, UNCERTAIN):  # keep the generation id
+        if status.has_generation or status is JobState.UNCERTAIN:  # keep the generation id
             self.ledger.note_error(job.job_id, "unexpected", message)
-        elif status == SUBMITTING:
+        elif status is JobState.SUBMITTING:
             self._uncertain(job, message)
             return
         else:

@@ -7,8 +7,9 @@ import asyncio
 import random
 from pathlib import Path
 
-from pipeline.providers.base import COMPLETED, Generation
+from pipeline.providers.base import Generation
 from pipeline.scheduler import Scheduler, SchedulerOptions
+from pipeline.states import PollState
 from pipeline.steps import Job
 from pipeline.tally import Tally
 from tests.unit.fakeclock import now, run
@@ -53,7 +54,7 @@ class FakeSteps:
     async def poll_until_final(self, job: Job, generation_id: str, *, resumed: bool = False) -> Generation:
         await asyncio.sleep(self.durations[job.job_id])
         self.spy.finish()
-        return Generation(COMPLETED, "completed", video_url="https://cdn.example/v.mp4")
+        return Generation(PollState.COMPLETED, "completed", video_url="https://cdn.example/v.mp4")
 
     async def download(self, job: Job, generation_id: str, generation: Generation) -> None:
         await asyncio.sleep(self.download_s)  # a slow CDN: the generation's slot is already free
