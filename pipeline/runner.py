@@ -148,7 +148,7 @@ def run(request: RunRequest) -> RunSummary:
                 outcome, interrupted = asyncio.run(
                     _execute(jobs, ledger, out_dir, settings, service, request, batch, store)
                 )
-                http = asdict(outcome.steps.client.counters)
+                http = asdict(outcome.http_counters)
             try:
                 tables = write_results(ledger, out_dir, settings.output.formats)
             except EnvironmentRefusedError:

@@ -102,7 +102,7 @@ async def _run(spec: ShardSpec, ledger_service: Any, coordinator: Any) -> dict[s
             else (type(scheduler.abort).__name__, str(scheduler.abort)),
             "stop_reason": scheduler.stop_reason,
             "cancelled": cancelled,
-            "http": asdict(scheduler.steps.client.counters),
+            "http": asdict(scheduler.http_counters),
         }
 
 

@@ -1,4 +1,4 @@
-"""The wake-up of polls (pipeline/steps.py) when the first generation finishes, on a fake clock
+"""The wake-up of polls (pipeline/polling.py) when the first generation finishes, on a fake clock
 over a fake service: deterministic. The schedule itself is tested pure in test_cadence.py."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import random
 
+from pipeline.ledger import GenerationFacts
+from pipeline.polling import Poller, PollOptions
 from pipeline.providers.base import Generation
 from pipeline.states import PollState
-from pipeline.steps import Job, StepOptions, Steps
-from pipeline.tally import Tally
 from tests.unit.fakeclock import now, run
 
 
@@ -27,18 +27,14 @@ class FakeService:
         return Generation(PollState.RUNNING, "generating")
 
 
-def steps_over(service: FakeService, poll_first_s: float = 1.0) -> Steps:
-    options = StepOptions(poll_first_s=poll_first_s, poll_cap_s=15.0, timeout_s=3600)
-    return Steps(service, None, None, None, options, None, Tally(), random.Random(11))
+def poller_of(service: FakeService, poll_first_s: float = 1.0) -> Poller:
+    options = PollOptions(poll_first_s=poll_first_s, poll_cap_s=15.0, timeout_s=3600)
+    return Poller(service, options, random.Random(11))
 
 
-def job(name: str) -> Job:
-    return Job(name, {"prompt": name}, f"{name}.mp4", 525_000)
-
-
-async def seen_final_at(steps: Steps, name: str, start: float = 0.0) -> float:
+async def seen_final_at(poller: Poller, name: str, start: float = 0.0) -> float:
     await asyncio.sleep(start - now())
-    await steps.poll_until_final(job(name), name)
+    await poller.poll_until_final(name, GenerationFacts())
     return now()
 
 
@@ -47,10 +43,10 @@ def test_the_first_generation_to_finish_tells_the_others_started_with_it():
     finished; then the others are asked at once instead of at their next growing wait."""
     service = FakeService()
     service.done_at = {f"g{n}": 1.0 for n in range(10)}
-    steps = steps_over(service)
+    poller = poller_of(service)
 
     async def wave() -> list[float]:
-        return await asyncio.gather(*(seen_final_at(steps, name) for name in service.done_at))
+        return await asyncio.gather(*(seen_final_at(poller, name) for name in service.done_at))
 
     seen = run(wave())
     first_seen = min(seen)
@@ -64,10 +60,10 @@ def test_the_wake_does_not_poll_a_generation_started_later_at_once():
     at the wake: it keeps to its own schedule, or to the typical time if that comes first."""
     service = FakeService()
     service.done_at = {"early": 2.0, "late": 4.0}
-    steps = steps_over(service, poll_first_s=0.5)
+    poller = poller_of(service, poll_first_s=0.5)
 
     async def both() -> list[float]:
-        return await asyncio.gather(seen_final_at(steps, "early"), seen_final_at(steps, "late", start=1.5))
+        return await asyncio.gather(seen_final_at(poller, "early"), seen_final_at(poller, "late", start=1.5))
 
     early_seen, late_seen = run(both())
     late_polls = [t for t, name in service.polls if name == "late"]
