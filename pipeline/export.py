@@ -23,10 +23,11 @@ from pathlib import Path
 
 from .download import file_sha256
 from .errors import InputError
-from .ledger import COMPLETED, LEDGER_FILE, Ledger
+from .ledger import LEDGER_FILE, Ledger
 from .manifest import display_path
 from .results import output_table
 from .schema import REQUEST_FIELDS
+from .states import JobState
 from .storage import LocalStore, Store
 from .table import python_value
 
@@ -56,7 +57,7 @@ def export_dataset(out_dir: Path, target: Path | Store, store: Store | None = No
         )
     with Ledger(ledger_path, read_only=True) as ledger:
         frame = output_table(ledger)
-    done = frame[(frame["status"] == COMPLETED) & frame["in_manifest"]]
+    done = frame[(frame["status"] == JobState.COMPLETED) & frame["in_manifest"]]
     if store is not None or isinstance(target, Store):
         return _export_through_stores(done, out_dir, store or LocalStore(out_dir), target)
     target.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import AbortError, EnvironmentRefusedError, LedgerDamagedError, one_line, refused
+from .states import JobState
 
 LEDGER_FILE = "ledger.sqlite"
 LOCK_FILE = "ledger.lock"
@@ -45,15 +46,6 @@ REBUILD_HINT = (
     "from results.jsonl (generation ids are polled, not resent), --fresh starts over (and pays again)"
 )
 
-PENDING = "pending"
-SUBMITTING = "submitting"
-SUBMITTED = "submitted"
-GENERATED = "generated"
-COMPLETED = "completed"
-FAILED = "failed"
-UNCERTAIN = "uncertain"
-TIMED_OUT = "timed_out"
-WITH_GENERATION = (SUBMITTED, GENERATED, TIMED_OUT)
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -336,10 +328,10 @@ class Ledger:
             "WHERE status = ?"
         )
         params = (
-            UNCERTAIN,
+            JobState.UNCERTAIN,
             "the run stopped after sending the submit and before recording its answer",
             now_iso(),
-            SUBMITTING,
+            JobState.SUBMITTING,
         )
         with self._transaction() as db:
             if job_ids is None:
@@ -363,7 +355,7 @@ class Ledger:
             "UPDATE jobs SET status = ?, submits = submits + 1, resubmits = resubmits + ?, "
             "generation_id = NULL, error_name = NULL, error_message = NULL, video_url = NULL, updated_at = ? "
             "WHERE job_id = ?",
-            (SUBMITTING, int(resubmit), now_iso(), job_id),
+            (JobState.SUBMITTING, int(resubmit), now_iso(), job_id),
         )
 
     def mark_submitted(self, job_id: str, generation_id: str) -> None:
@@ -371,14 +363,14 @@ class Ledger:
         self._write(
             "UPDATE jobs SET status = ?, generation_id = ?, submitted_at = ?, updated_at = ? "
             "WHERE job_id = ?",
-            (SUBMITTED, generation_id, stamp, stamp, job_id),
+            (JobState.SUBMITTED, generation_id, stamp, stamp, job_id),
         )
 
     def mark_pending(self, job_id: str, polls: int = 0) -> None:
         self._write(
             "UPDATE jobs SET status = ?, error_name = NULL, error_message = NULL, polls = polls + ?, "
             "updated_at = ? WHERE job_id = ?",
-            (PENDING, polls, now_iso(), job_id),
+            (JobState.PENDING, polls, now_iso(), job_id),
         )
 
     def record_facts(self, job_id: str, generation: GenerationFacts) -> None:
@@ -386,15 +378,15 @@ class Ledger:
         self._write(f"UPDATE jobs SET {_FACTS_SET} WHERE job_id = ?", (*generation.values(), job_id))
 
     def mark_uncertain(self, job_id: str, message: str, polls: int = 0) -> None:
-        self._set_error(job_id, UNCERTAIN, "uncertain", message, polls=polls)
+        self._set_error(job_id, JobState.UNCERTAIN, "uncertain", message, polls=polls)
 
     def mark_failed(
         self, job_id: str, name: str, message: str, credits: float | None = None, polls: int = 0
     ) -> None:
-        self._set_error(job_id, FAILED, name, message, credits, polls)
+        self._set_error(job_id, JobState.FAILED, name, message, credits, polls)
 
     def mark_timed_out(self, job_id: str, message: str, polls: int = 0) -> None:
-        self._set_error(job_id, TIMED_OUT, "timeout", message, polls=polls)
+        self._set_error(job_id, JobState.TIMED_OUT, "timeout", message, polls=polls)
 
     def note_error(self, job_id: str, name: str, message: str) -> None:
         """Record an error on a job without changing its status."""
@@ -422,7 +414,7 @@ class Ledger:
         self._write(
             "UPDATE jobs SET status = ?, path = ?, bytes = ?, sha256 = ?, completed_at = ?, updated_at = ?, "
             f"{_FACTS_SET}, error_name = NULL, error_message = NULL WHERE job_id = ?",
-            (COMPLETED, path, size, sha256, stamp, stamp, *generation.values(), job_id),
+            (JobState.COMPLETED, path, size, sha256, stamp, stamp, *generation.values(), job_id),
         )
 
     def mark_download_failed(self, job_id: str, message: str, generation: GenerationFacts) -> None:
@@ -430,7 +422,7 @@ class Ledger:
         self._write(
             "UPDATE jobs SET status = ?, error_name = 'download', error_message = ?, updated_at = ?, "
             f"{_FACTS_SET} WHERE job_id = ?",
-            (GENERATED, message, now_iso(), *generation.values(), job_id),
+            (JobState.GENERATED, message, now_iso(), *generation.values(), job_id),
         )
 
     # --- reading ------------------------------------------------------------------------

@@ -2,41 +2,24 @@
 
 Credits: each model's price per second of video (models.py, where the figures are explained).
 Time: generations run in waves of `concurrency`, each about the model's typical generation
-time, unless the request rate is the tighter limit.
+time, unless the request rate is the tighter limit (its polls counted on the schedule of
+cadence.py).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from .cadence import polls_until
 from .models import CREDITS_PER_USD, MODELS, credits_for
 from .services import service
 from .settings import Settings
-
-POLL_BACKOFF = 1.5
-
-
-def poll_delays(first: float, cap: float, factor: float = POLL_BACKOFF) -> Iterator[float]:
-    """Waits before each poll of one generation: `first`, then growing by `factor` up to `cap`."""
-    delay = first
-    while True:
-        yield min(delay, cap)
-        delay *= factor
-
-
-def polls_until(seconds: float, first: float, cap: float) -> int:
-    """How many polls the schedule makes before a generation of `seconds` is seen finished."""
-    waited = 0.0
-    for polls, delay in enumerate(poll_delays(first, cap), start=1):
-        waited += delay
-        if waited >= seconds:
-            return polls
-    raise AssertionError("poll_delays never ends")
+from .states import JobState, states_where
 
 
 @dataclass
@@ -89,11 +72,6 @@ class Plan:
         }
 
 
-DONE, RUNNING = "completed", ("submitted", "generated", "timed_out")
-# A job caught mid-submit becomes uncertain when the next run starts: not paid for again.
-UNCERTAIN = ("uncertain", "submitting")
-
-
 def make_plan(
     table: pd.DataFrame,
     settings: Settings,
@@ -106,7 +84,9 @@ def make_plan(
     run = settings.run
     earlier = statuses or {}
     known = pd.Series([earlier.get(job_id, "new") for job_id in table["job_id"]], index=table.index)
-    done, running, uncertain = known == DONE, known.isin(RUNNING), known.isin(UNCERTAIN)
+    done = known == JobState.COMPLETED
+    running = known.isin(states_where("has_generation"))
+    uncertain = known.isin(states_where("maybe_sent"))
     to_submit = ~(done | running | uncertain)
     per_job_credits = pd.Series(
         [credits_for(m, d) for m, d in zip(table["model"], table["duration"], strict=True)],
@@ -120,9 +100,8 @@ def make_plan(
         per_model = table["model"].map(lambda m: MODELS[m].typical_seconds)
         gen_seconds = float(per_model.mean()) if len(table) else 0.0
     waves = math.ceil(work / run.concurrency) if work else 0
-    requests_per_job = 2 + polls_until(gen_seconds, run.poll_interval, run.poll_max_interval)
     cap = run.requests_per_minute  # None: no cap; the learned rate is not known in advance
-    rate_bound = work * requests_per_job / cap * 60 if cap else 0.0
+    rate_bound = _requests(work, gen_seconds, run) / cap * 60 if cap else 0.0
     return Plan(
         name=settings.name,
         provider=settings.provider,
@@ -142,6 +121,15 @@ def make_plan(
         credits_total=int(per_job_credits.sum()),
         output_dir=output_dir if statuses is not None else None,
     )
+
+
+def _requests(work: int, gen_seconds: float, run) -> int:
+    """Requests of `work` jobs: two each besides their polls, counted on cadence.py's curve (the
+    first wave's before any duration is known, the next waves' once it is)."""
+    first_wave = min(work, run.concurrency)
+    unknown = polls_until(gen_seconds, run.poll_interval, run.poll_max_interval)
+    known = polls_until(gen_seconds, run.poll_interval, run.poll_max_interval, typical=gen_seconds)
+    return 2 * work + first_wave * unknown + (work - first_wave) * known
 
 
 def _value_counts(column: pd.Series) -> dict[str, int]:

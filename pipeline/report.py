@@ -34,11 +34,12 @@ import pandas as pd
 
 from .atomic import replace_atomically
 from .errors import InputError, VidpipeError
-from .ledger import COMPLETED, LEDGER_FILE, Ledger
+from .ledger import LEDGER_FILE, Ledger
 from .plan import format_seconds
 from .posters import POSTER_DIR, PosterError, extract_poster, poster_path_for
 from .results import results_frame
 from .schema import REQUEST_FIELDS
+from .states import JobState, states_where
 from .storage import Store
 
 REPORT_FILE = "report.html"
@@ -143,10 +144,10 @@ def run_figures(
     return {
         "name": name,
         "jobs": len(frame),
-        "completed": int((status == COMPLETED).sum()),
-        "failed": int(status.isin(["failed", "timed_out"]).sum()),
-        "uncertain": int((status == "uncertain").sum()),
-        "not_finished": int((~status.isin([COMPLETED, "failed", "timed_out", "uncertain"])).sum()),
+        "completed": int((status == JobState.COMPLETED).sum()),
+        "failed": int(status.isin(states_where("counts_as_failed")).sum()),
+        "uncertain": int((status == JobState.UNCERTAIN).sum()),
+        "not_finished": int((~status.isin(states_where("final"))).sum()),
         "credits": credits,
         "wall_seconds": sum(durations) if durations else None,
         "runs": len(runs),
@@ -309,7 +310,9 @@ def _clip(job: Mapping[str, Any], filters: list[str]) -> str:
     shape = f"aspect-ratio:{width}/{height}"
     path = job.get("path")
     present = job.get("present", True)
-    playable = status == COMPLETED and isinstance(path, str) and path and (present is None or bool(present))
+    playable = (
+        status == JobState.COMPLETED and isinstance(path, str) and path and (present is None or bool(present))
+    )
     if playable:
         poster = job.get("poster")
         still = (
@@ -335,14 +338,14 @@ def _clip(job: Mapping[str, Any], filters: list[str]) -> str:
 
 
 def _problem(job: Mapping[str, Any], status: str) -> str:
-    if status == COMPLETED:
+    if status == JobState.COMPLETED:
         return f"<span>file missing: {escape(label(job.get('path')))}</span>"
     name, message = job.get("error_name"), job.get("error_message")
     # The error name often repeats the status ("uncertain: uncertain: ..."): show it once.
     parts = (name if name != status else None, message)
     text = ": ".join(part for part in parts if isinstance(part, str) and part)
     if not text:
-        text = "not run yet" if status == "pending" else "no error recorded"
+        text = "not run yet" if status == JobState.PENDING else "no error recorded"
     return f"<span>{escape(_cut(text, HOVER_CHARS))}</span>"
 
 

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from . import ledger as states
 from . import services
 from .cluster.sharding import assign_accounts
 from .download import is_loopback_host, target_path
@@ -44,6 +43,7 @@ from .scheduler import Scheduler, SchedulerOptions
 from .schema import REQUEST_FIELDS
 from .session import open_scheduler
 from .settings import output_folder, output_target
+from .states import JobState
 from .steps import Job
 from .summary import RunSummary, summarise
 from .table import parquet_available, python_value
@@ -157,7 +157,7 @@ def run(request: RunRequest) -> RunSummary:
                 outcome, interrupted = asyncio.run(
                     _execute(jobs, ledger, out_dir, settings, service, connection, request, batch, store)
                 )
-                http = asdict(outcome.steps.client.counters)
+                http = asdict(outcome.http_counters)
             try:
                 tables = write_results(ledger, out_dir, settings.output.formats)
             except EnvironmentRefusedError:
@@ -295,8 +295,11 @@ def _check_budget_before_start(
 ) -> int:
     """The estimated credits of the jobs this run would submit; over the budget, nothing is sent."""
     rows = ledger.rows_by_id()
-    to_submit = (states.PENDING, states.FAILED) + ((states.UNCERTAIN,) if retry_uncertain else ())
-    to_pay = sum(job.credits_estimate for job in jobs if rows[job.job_id]["status"] in to_submit)
+    to_pay = sum(
+        job.credits_estimate
+        for job in jobs
+        if JobState(rows[job.job_id]["status"]).to_submit(retry_uncertain)
+    )
     if budget is not None and to_pay > budget:
         raise BudgetError(
             f"the jobs still to run need about {to_pay:,} credits, over the budget of {budget:,} "

@@ -5,7 +5,14 @@ final, because the service's limit is on running generations, not on HTTP reques
 a slot frees, the next job is submitted, so the pipe stays full. Downloads happen after the
 slot is released, bounded separately, so a slow download never idles a generation slot. A
 generation that passes `run.timeout` keeps its slot (and its budget reservation) until the run
-ends: it is still running, and will be billed. What one job does is in steps.py.
+ends: it is still running, and will be billed. What one job does is in steps.py; what each step
+ends in (outcomes.py) is counted here, the only writer of the run's Tally.
+
+Credits: a job's estimate is reserved the moment the budget check lets its submit go (nothing
+is awaited in between, so jobs started together cannot all pass on the same figures), and
+released when its generation is final or given up, or when its submit ends without one. A
+generation past run.timeout keeps its reservation. A completed generation's credits, as the
+service reports them (else the estimate), are spent.
 
 On a cluster (pipeline/cluster/), each shard runs a Scheduler whose local window is the whole
 account limit, and a `SharedWindow` all shards draw from keeps the account's limit across them:
@@ -23,14 +30,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from . import ledger as states
 from .errors import AbortError, BudgetError
+from .http import Counters
 from .ledger import Ledger
-from .providers.base import FAILED, Generation
-from .steps import TIMED_OUT, Job, Lost, Steps
+from .outcomes import Completed, Ending, Interrupted, Lost, TimedOut
+from .providers.base import Generation
+from .states import JobState, PollState
+from .steps import Job, Steps
 from .tally import Tally
 
 
@@ -68,8 +76,7 @@ class Scheduler:
         self.steps = steps
         self.ledger = ledger
         self.options = options
-        self.tally: Tally = steps.tally
-        self.tally.total = len(self.jobs)
+        self.tally = Tally(total=len(self.jobs))
         self.abort: AbortError | None = None
         self.stop_reason: str | None = None
         self._slots = asyncio.Semaphore(options.concurrency)
@@ -77,7 +84,6 @@ class Scheduler:
         self._tasks: set[asyncio.Task] = set()
         self._submitting: set[asyncio.Task] = set()
         self._held = 0  # slots kept by generations past run.timeout
-        self._published: dict[str, int] | None = None  # relative path -> size, of videos in the store
 
     async def run(self) -> Tally:
         work = self._work_list()
@@ -112,7 +118,11 @@ class Scheduler:
         """No new submits from now on; generations already running are seen through."""
         if self.stop_reason is None:
             self.stop_reason = reason
-        self.steps.client.stop_submitting()
+        self.steps.stop_submitting()
+
+    @property
+    def http_counters(self) -> Counters:
+        return self.steps.http_counters
 
     def stop_now(self, error: AbortError) -> None:
         """Stop as a 401 would (another shard of the run met one)."""
@@ -128,108 +138,128 @@ class Scheduler:
             if task is not current and task not in self._submitting:
                 task.cancel()
 
-    def _work_list(self) -> list[tuple[str, str]]:
+    def _work_list(self) -> list[tuple[str, JobState]]:
         """(job_id, status) to work on: generations to resume first (uncertain jobs whose
         generation id is known among them), then jobs to submit."""
         resume, submit = [], []
         rows = self.ledger.rows_by_id()
-        to_submit = (states.PENDING, states.FAILED) + (
-            (states.UNCERTAIN,) if self.options.retry_uncertain else ()
-        )
         for job_id in self.jobs:
             row = rows[job_id]
-            status = row["status"]
-            if status in states.WITH_GENERATION or (status == states.UNCERTAIN and row["generation_id"]):
+            status = JobState(row["status"])
+            if status.has_generation or (status is JobState.UNCERTAIN and row["generation_id"]):
                 # An uncertain job with a known id is polled again before anything is paid for.
                 resume.append((job_id, status))
-            elif status in to_submit and job_id not in self.options.hold_back:
+            elif status.to_submit(self.options.retry_uncertain) and job_id not in self.options.hold_back:
                 submit.append((job_id, status))
-            elif status == states.COMPLETED and self._video_missing(row):
-                resume.append((job_id, states.GENERATED))
+            elif status is JobState.COMPLETED and self.steps.video_missing(row):
+                resume.append((job_id, JobState.GENERATED))
             else:
-                self.tally.skipped += 1
-                if status == states.COMPLETED:
-                    self.tally.completed += 1
-                elif status == states.UNCERTAIN:
-                    self.tally.uncertain += 1
-                elif status == states.FAILED:
-                    self.tally.failed += 1
+                self.tally.count_before(status)
         return resume + submit
 
-    def _video_missing(self, row: dict[str, Any]) -> bool:
-        """A completed job's video is not where it was put (or has another size): fetch it again."""
-        if self.steps.store is None:
-            path = self.steps.video_dir.parent / (row["path"] or "")
-            return not row["path"] or not path.is_file() or path.stat().st_size != row["bytes"]
-        if self._published is None:  # one listing of the store for the whole work list
-            self._published = self.steps.store.sizes(self.steps.video_dir.name)
-        return not row["path"] or self._published.get(Path(row["path"]).as_posix()) != row["bytes"]
-
-    async def _drive(self, job: Job, status: str) -> None:
+    async def _drive(self, job: Job, status: JobState) -> None:
         """Take one job from where the ledger says it is to a final state, holding a slot."""
-        keep_slot = False
-        slot_held = True
+        slot_held = True  # until the generation is final; one past run.timeout keeps it
         try:
-            resuming = status in (*states.WITH_GENERATION, states.UNCERTAIN)
+            resuming = status.has_generation or status is JobState.UNCERTAIN
             generation_id = self.ledger.job(job.job_id)["generation_id"] if resuming else None
-            outcome = await self._generate(job, generation_id, retried=status == states.UNCERTAIN)
-            if outcome is None:
-                return
-            if outcome == TIMED_OUT:
-                keep_slot = True
+            result = await self._generate(job, generation_id, retried=status is JobState.UNCERTAIN)
+            if isinstance(result, TimedOut):
+                slot_held = False
                 self._hold_slot_until_the_end(job.job_id)
+            if not isinstance(result, tuple):
+                if result is not None:
+                    self.tally.count(result)
                 return
-            generation_id, generation = outcome
+            generation_id, generation = result
             self._release_slot(job.job_id)
             slot_held = False
-            if generation.state == FAILED:
-                self.steps.fail(job, generation.error_name, generation.error_message, generation.credits)
+            if generation.state is PollState.FAILED:
+                error = generation.error_name, generation.error_message, generation.credits
+                self.tally.count(self.steps.fail(job, *error))
             else:
-                await self.steps.download(job, generation_id, generation)
+                await self._download(job, generation_id, generation)
         except AbortError as error:
             self._abort(error)
         except Exception as error:  # a bug or a full disk: record it on the job, keep the run going
-            self.steps.unexpected(job, error)
+            ending = self.steps.unexpected(job, error)
+            if ending is not None:
+                self.tally.count(ending)
         finally:
-            if slot_held and not keep_slot:
+            if slot_held:
                 self._release_slot(job.job_id)
 
-    async def _generate(self, job: Job, generation_id: str | None, *, retried: bool):
-        """Submit (unless resuming) and poll to the end; resubmit a failed one if allowed."""
+    async def _generate(
+        self, job: Job, generation_id: str | None, *, retried: bool
+    ) -> tuple[str, Generation] | Ending | None:
+        """Submit (unless resuming) and poll to the end; resubmit a failed one if allowed.
+
+        The final generation, with its id; or how the job ended before one; None when it was
+        not submitted (the run is stopping: a rerun submits it, or polls its recorded id).
+        """
         resubmits_left = self.options.resubmit_failed
         resubmit = retried
         submitted_here = generation_id is None
         while True:
             if generation_id is None:
                 submitted_here = True
-                if self.stop_reason is not None or self._over_budget(job):
+                if self.stop_reason is not None or not self._reserve(job):
                     return None
-                self._submitting.add(asyncio.current_task())
-                try:
-                    generation_id = await self.steps.submit(job, resubmit=resubmit)
-                finally:
-                    self._submitting.discard(asyncio.current_task())
-                if generation_id is None or (
-                    self.abort is not None and not isinstance(self.abort, BudgetError)
-                ):
-                    return None  # stopped; a rerun polls the generation if it has an id
+                submitted = await self._submit(job, resubmit)
+                if not isinstance(submitted, str):
+                    return submitted
+                generation_id = submitted
+                if self.abort is not None and not isinstance(self.abort, BudgetError):
+                    return None  # stopped; a rerun polls the generation by its id
             outcome = await self.steps.poll_until_final(job, generation_id, resumed=not submitted_here)
+            if isinstance(outcome, TimedOut):
+                return outcome  # still running, and it will be billed: its reservation stays
+            self.tally.credits_reserved -= job.credits_estimate
             if isinstance(outcome, Lost):
                 # Its known id is gone for good: only now may --retry-uncertain pay for it again.
                 if retried and not submitted_here and self._may_retry_uncertain(job):
                     generation_id, resubmit = None, True
                     continue
-                self.steps.lost(job, outcome)
-                return None
-            resubmit_now = resubmits_left > 0 and self.stop_reason is None
-            if isinstance(outcome, Generation) and outcome.state == FAILED and resubmit_now:
+                return self.steps.lost(job, outcome)
+            if outcome.state is PollState.COMPLETED:
+                self.tally.credits_spent += (
+                    outcome.credits if outcome.credits is not None else job.credits_estimate
+                )
+            if outcome.state is PollState.FAILED and resubmits_left > 0 and self.stop_reason is None:
                 resubmits_left -= 1
                 self.tally.resubmits += 1
                 generation_id, resubmit = None, True
                 continue
-            if isinstance(outcome, Generation):
-                return generation_id, outcome
-            return outcome
+            return generation_id, outcome
+
+    async def _submit(self, job: Job, resubmit: bool) -> str | Ending:
+        """The submit, with the job's estimate reserved (by _reserve) until it has an id."""
+        current = asyncio.current_task()
+        self._submitting.add(current)
+        try:
+            submitted = await self.steps.submit(job, resubmit=resubmit)
+        except BaseException:
+            self.tally.credits_reserved -= job.credits_estimate
+            raise
+        finally:
+            self._submitting.discard(current)
+        if isinstance(submitted, str):
+            return submitted
+        self.tally.credits_reserved -= job.credits_estimate
+        if isinstance(submitted, Interrupted):
+            self.tally.count(submitted.ending)
+            raise asyncio.CancelledError
+        return submitted
+
+    async def _download(self, job: Job, generation_id: str, generation: Generation) -> None:
+        self.tally.downloading += 1
+        try:
+            ending = await self.steps.download(job, generation_id, generation)
+        finally:
+            self.tally.downloading -= 1
+        self.tally.count(ending)
+        if isinstance(ending, Completed):
+            await self.steps.after_completed(ending)
 
     def _may_retry_uncertain(self, job: Job) -> bool:
         return self.options.retry_uncertain and job.job_id not in self.options.hold_back
@@ -257,18 +287,17 @@ class Scheduler:
             self._shared.release(job_id)
         self._in_flight(-1)
 
-    def _over_budget(self, job: Job) -> bool:
-        """True (and submitting stops) when this job's estimate would pass the budget."""
+    def _reserve(self, job: Job) -> bool:
+        """Reserve this job's estimate; False (and submitting stops) when it would pass the budget."""
         budget = self.options.budget
-        if budget is None:
-            return False
         committed = self.tally.credits_spent + self.tally.credits_reserved + job.credits_estimate
-        if committed <= budget:
-            return False
+        if budget is None or committed <= budget:
+            self.tally.credits_reserved += job.credits_estimate
+            return True
         if self.abort is None:
             self.abort = BudgetError(
                 f"stopped submitting: the next job would bring this run to {committed:,.0f} credits, "
                 f"over the budget of {budget:,}"
             )
         self.stop_submitting(str(self.abort))
-        return True
+        return False

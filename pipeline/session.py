@@ -1,4 +1,5 @@
-"""One scheduler and what it talks through: the API client, the downloader and the steps.
+"""One scheduler and what it talks through: the API client, the poller, the publisher (downloads
+and the store) and the steps.
 
 Built the same way by the local engine (runner.py) and by each shard of the Ray engine
 (cluster/shard.py); only the limiter and the shared window differ between them.
@@ -15,12 +16,13 @@ from typing import Any
 from .download import Downloader
 from .http import ApiClient, Limiter, RetryPolicy
 from .images import data_uri, kind_of, local_image_path
+from .polling import Poller, PollOptions
 from .providers import Provider
+from .publishing import Publisher
 from .scheduler import Scheduler, SchedulerOptions, SharedWindow
 from .settings import RunSettings
-from .steps import Job, StepOptions, Steps
+from .steps import Job, Steps
 from .storage import Store
-from .tally import Tally
 
 
 @asynccontextmanager
@@ -57,18 +59,16 @@ async def open_scheduler(
         ) as client,
         Downloader(untrusted=client.untrusted) as downloader,
     ):
+        poll_options = PollOptions(
+            poll_first_s=run.poll_interval, poll_cap_s=run.poll_max_interval, timeout_s=run.timeout
+        )
         steps = Steps(
             client,
-            downloader,
             ledger,
-            video_dir,
-            StepOptions(
-                poll_first_s=run.poll_interval, poll_cap_s=run.poll_max_interval, timeout_s=run.timeout
-            ),
+            Poller(client, poll_options, rng),
+            Publisher(downloader, video_dir, store),
             prepare_request(manifest_folder),
-            Tally(),
             rng,
-            store=store,
         )
         yield Scheduler(jobs, steps, ledger, options, shared)
 

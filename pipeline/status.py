@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import ledger as states
 from .errors import InputError
 from .ledger import LEDGER_FILE, Ledger
 from .manifest import display_path
 from .resume import ResumeCommand, legacy_command
+from .states import JobState
 
 SHOWN_FAILURES = 20
 
@@ -77,8 +77,8 @@ def read_status(out_dir: Path) -> Status:
         runs = ledger.runs()
     current = frame[frame["in_manifest"] == 1]
     counts = {status: int(n) for status, n in current["status"].value_counts().items()}
-    problem = current[current["error_message"].notna() & (current["status"] != states.UNCERTAIN)]
-    uncertain = current[current["status"] == states.UNCERTAIN]
+    problem = current[current["error_message"].notna() & (current["status"] != JobState.UNCERTAIN)]
+    uncertain = current[current["status"] == JobState.UNCERTAIN]
     columns = ["job_id", "status", "generation_id", "error_name", "error_message"]
     return Status(
         out_dir=out_dir,
@@ -121,7 +121,7 @@ def describe(status: Status) -> list[str]:
         lines.append(f"  uncertain: {job['job_id']}: {job['error_message']}")
     resume = status.resume
     if resume:
-        unfinished = sum(n for s, n in status.counts.items() if s != states.COMPLETED)
+        unfinished = sum(n for s, n in status.counts.items() if s != JobState.COMPLETED)
         if status.uncertain:
             lines.append(
                 "Uncertain jobs may have been billed. After checking the account: "

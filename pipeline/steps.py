@@ -1,23 +1,16 @@
 """The steps of one job: submit, poll until final, download. Each step is recorded in the ledger
-before the network action that depends on it.
+before the network action that depends on it, and ends in a value of outcomes.py that the
+scheduler counts (the steps never touch the tally).
 
 - submit: the intent (`submitting`) is recorded the moment each POST attempt leaves (after any
   rate-limit or backoff wait), and the generation id right after the answer. An attempt the
   service refused, or one never sent, leaves the job `pending`; one that may have arrived
   without an id reaching us makes it `uncertain`, never resent silently.
-- poll: until a generation has finished, waits grow from `poll_interval` to
-  `poll_max_interval`. After that the first wait is about 95% of the median duration (a 25 s
-  generation is not asked about at 1, 2.5 and 4.75 s; a duration is counted to the middle
-  between the last poll that saw it running and the first that saw it final), then at most six even steps of a
-  twentieth of the median (0.05 s at least), until 1.5x the median (so the end is seen within
-  one step), then the growing waits. The first generation to finish wakes the waits of those
-  started with it, which then poll when the median says (not at their next growing wait). Waits
-  have +-20% jitter, so thousands of jobs do not poll in lockstep; the first one is only ever
-  shortened. One bad answer (a 404, status `unknown`, a 4xx, a body that is not a poll answer)
-  proves nothing: the id is polled on, at the same growing waits, until `LOST_AFTER_POLLS`
-  bad answers in a row have spanned `LOST_AFTER_CAPS` x `poll_max_interval` (a minute by
-  default). Only then is the id given up (`Lost`): the generation may have run and been
-  billed, so the scheduler makes the job `uncertain`, and a rerun polls the id again.
+- poll: by polling.py, at the waits of cadence.py, until the generation is final, given up
+  (`Lost`: the scheduler makes the job `uncertain` with `lost`) or past run.timeout
+  (`timed_out`: a rerun polls it again). A completed generation's facts stay in memory until
+  the job's last write, which saves a ledger write per job; the generation id is already
+  recorded, so nothing is lost.
 - download: streamed and checked by `Downloader`; an expired or bad link is replaced by
   polling again. A generation that is paid for but could not be fetched stays `generated`, so
   a rerun fetches it. With a store (output.dir as a URL) the checked video is uploaded, and
@@ -28,79 +21,29 @@ before the network action that depends on it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from .aio import sleep_unless
-from .download import Downloader
 from .errors import (
     AbortError,
     DownloadError,
     ExpiredUrlError,
-    GenerationLostError,
     MaybeSentError,
-    RejectedError,
     RequestError,
     StoppedError,
     StoreError,
 )
-from .http import ApiClient
-from .ledger import COMPLETED as COMPLETED_STATUS
-from .ledger import GENERATED, SUBMITTED, SUBMITTING, UNCERTAIN, GenerationFacts, Ledger
-from .ledger import TIMED_OUT as TIMED_OUT_STATUS
-from .plan import poll_delays
-from .posters import POSTER_DIR, extract_poster, poster_path_for
-from .providers.base import COMPLETED, FAILED, LOST, Generation
-from .storage import Store
-from .tally import Tally
+from .http import ApiClient, Counters
+from .ledger import GenerationFacts, Ledger
+from .outcomes import Completed, Ending, Failed, Interrupted, Lost, NotTaken, TimedOut, Uncertain
+from .polling import Poller
+from .providers.base import Generation
+from .publishing import Publisher
+from .states import JobState, PollState
 
 DOWNLOAD_ATTEMPTS = 4
-POLL_JITTER = 0.2
-FIRST_WAIT_SHARE = 0.95
-EARLY_END_SHARE = 0.8  # of the first poll's time, recorded when that poll already saw the end
-STEADY_UNTIL = 1.5  # short steps until 1.5x the typical duration, then back off
-STEADY_STEPS_PER_TYPICAL = 20
-MAX_STEADY_POLLS = 6
-MIN_STEADY_S = 0.05
-TYPICAL_SAMPLE = 50
-TIMED_OUT = "timed_out"
-LOST_AFTER_POLLS = 5  # bad answers in a row before a generation id is given up...
-LOST_AFTER_CAPS = 4  # ...spanning at least this many poll_max_intervals
-
-
-@dataclass(frozen=True)
-class Lost:
-    """The service kept answering that it does not know the generation (or nonsense)."""
-
-    message: str
-
-
-@dataclass
-class BadAnswers:
-    """One generation's streak of bad poll answers: the id is given up (`Lost`) only after
-    `polls` of them in a row, spanning at least `span_s` seconds. A real answer ends the streak;
-    a transient failure (no answer at all) neither ends nor lengthens it."""
-
-    span_s: float
-    polls: int = LOST_AFTER_POLLS
-    count: int = 0
-    since: float = 0.0
-
-    def answered(self) -> None:
-        self.count = 0
-
-    def bad(self, problem: str, now: float) -> Lost | None:
-        if self.count == 0:
-            self.since = now
-        self.count += 1
-        lasted = now - self.since
-        if self.count >= self.polls and lasted >= self.span_s:
-            return Lost(f"{problem} ({self.count} bad answers in a row over {lasted:.0f} s)")
-        return None
 
 
 @dataclass(frozen=True)
@@ -113,213 +56,82 @@ class Job:
     credits_estimate: int
 
 
-@dataclass(frozen=True)
-class StepOptions:
-    poll_first_s: float
-    poll_cap_s: float
-    timeout_s: float
-
-
-def _clock() -> float:
-    """The running loop's clock: monotonic, and the one a test can fake."""
-    return asyncio.get_running_loop().time()
-
-
 class Steps:
     def __init__(
         self,
         client: ApiClient,
-        downloader: Downloader,
         ledger: Ledger,
-        video_dir: Path,
-        options: StepOptions,
+        poller: Poller,
+        publisher: Publisher,
         prepare_request: Callable[[dict[str, Any]], dict[str, Any]],
-        tally: Tally,
         rng: random.Random,
-        *,
-        store: Store | None = None,
     ):
-        self.client = client
-        self.downloader = downloader
-        self.ledger = ledger
-        self.video_dir = video_dir
-        self.options = options
-        self.prepare_request = prepare_request
-        self.tally = tally
+        self._client = client
+        self._ledger = ledger
+        self._poller = poller
+        self._publisher = publisher
+        self._prepare_request = prepare_request
         self._rng = rng
-        # Where finished videos are published; None: they stay in video_dir (a local run).
-        self.store = store
-        self._durations: list[float] = []  # seconds from submit to final (see _learn_duration)
-        self._first_duration = asyncio.Event()  # set once a generation's duration is known
         self._facts: dict[str, GenerationFacts] = {}  # final polls not yet written (see poll_until_final)
+
+    def stop_submitting(self) -> None:
+        """No POST leaves from now on (one waiting in backoff gives up)."""
+        self._client.stop_submitting()
+
+    @property
+    def http_counters(self) -> Counters:
+        return self._client.counters
 
     # --- submit -------------------------------------------------------------------------
 
-    async def submit(self, job: Job, *, resubmit: bool = False) -> str | None:
-        """POST the job. Returns its generation id, or None when the job stops here."""
+    async def submit(self, job: Job, *, resubmit: bool = False) -> str | Ending | Interrupted:
+        """POST the job. Returns its generation id, or how the job ended here; Interrupted when
+        the run was cancelled meanwhile (the caller counts its ending and stops)."""
         try:
-            body = await asyncio.to_thread(self.prepare_request, job.request)
+            body = await asyncio.to_thread(self._prepare_request, job.request)
         except (OSError, ValueError) as error:
-            self.fail(job, "input", f"cannot read the job's image: {error}")
-            return None
-        attempt = _Attempt(self.ledger, job.job_id, resubmit)
-        self.tally.credits_reserved += job.credits_estimate
+            return self.fail(job, "input", f"cannot read the job's image: {error}")
+        attempt = _Attempt(self._ledger, job.job_id, resubmit)
         try:
-            submitted = await self.client.submit(body, client_request_id=job.job_id, hooks=attempt)
+            submitted = await self._client.submit(body, client_request_id=job.job_id, hooks=attempt)
         except StoppedError:
-            self._release(job)
-            self._not_taken(job, attempt)
-            return None
+            return self._not_taken(job, attempt)
         except MaybeSentError as error:
-            self._release(job)
-            self._uncertain(job, f"the submit may have been received: {error}")
-            return None
+            return self._uncertain(job, f"the submit may have been received: {error}")
         except AbortError:
-            self._release(job)
             self._not_taken(job, attempt)  # 401/403/404: the service did not take it
             raise
         except RequestError as error:  # refused (4xx) or never taken (retries spent): not billed
-            self._release(job)
-            self.fail(job, f"http_{error.status}" if error.status else "request", str(error))
-            return None
+            return self.fail(job, f"http_{error.status}" if error.status else "request", str(error))
         except asyncio.CancelledError:
-            self._release(job)
             if attempt.in_transit:
-                self._uncertain(job, "the run was stopped while the submit was on its way")
-            else:
-                self._not_taken(job, attempt)
-            raise
-        self.ledger.mark_submitted(job.job_id, submitted.generation_id)
+                return Interrupted(
+                    self._uncertain(job, "the run was stopped while the submit was on its way")
+                )
+            return Interrupted(self._not_taken(job, attempt))
+        self._ledger.mark_submitted(job.job_id, submitted.generation_id)
         return submitted.generation_id
 
     # --- poll ---------------------------------------------------------------------------
 
     async def poll_until_final(
         self, job: Job, generation_id: str, *, resumed: bool = False
-    ) -> Generation | Lost | str:
-        """The final Generation; TIMED_OUT; or Lost when the id kept being refused (the caller
-        decides what the job becomes: see the module doc).
-
-        A completed generation's facts stay in memory (`facts`) until the job's last write, which
-        saves a ledger write per job; the generation id is already recorded, so nothing is lost.
-        """
-        started = _clock()
+    ) -> Generation | Lost | TimedOut:
+        """The final Generation, TimedOut (recorded) or Lost (see polling.py)."""
         facts = self._facts.setdefault(job.job_id, GenerationFacts())
-        streak = BadAnswers(span_s=LOST_AFTER_CAPS * self.options.poll_cap_s)
-        running_at = None  # seconds after `started` of the last poll that said "still running"
-        for wait in self._waits(started):
-            await self._pause(wait, started)
-            problem = None
-            try:
-                # A poll's whole exchange ends by the job's timeout, however slowly the server answers.
-                generation = await self.client.poll(generation_id, deadline=started + self.options.timeout_s)
-            except (GenerationLostError, RejectedError) as error:
-                generation, problem = None, f"polling generation {generation_id} failed: {error}"
-            except RequestError:
-                generation = None  # retries are spent for now; ask again at the next poll
-            facts.polls += 1
-            if generation is not None and generation.state == LOST:
-                generation, problem = None, f"generation {generation_id}: {generation.error_message}"
-            if generation is not None:
-                streak.answered()
-            elif problem is not None:
-                lost = streak.bad(problem, _clock())
-                if lost is not None:
-                    self._release(job)
-                    return lost
-            if generation is not None and generation.state in (COMPLETED, FAILED):
-                # A resumed job's clock started at resume: its duration would be wrong, so it is
-                # neither recorded nor used to pace other polls.
-                seconds = None if resumed else _clock() - started
-                if seconds is not None:
-                    self._learn_duration(seconds, running_at)
-                self._release(job)
-                if generation.state == COMPLETED:
-                    self.tally.credits_spent += (
-                        generation.credits if generation.credits is not None else job.credits_estimate
-                    )
-                    facts.video_url, facts.credits, facts.seconds = (
-                        generation.video_url,
-                        generation.credits,
-                        seconds,
-                    )
-                return generation
-            if generation is not None:
-                running_at = _clock() - started
-            if _clock() - started > self.options.timeout_s:
-                # Still running, and it will be billed: its reservation stays until the run ends.
-                message = f"not finished after {self.options.timeout_s:.0f} s; a rerun polls it again"
-                self.ledger.mark_timed_out(job.job_id, message, polls=self._take_facts(job).polls)
-                self.tally.failed += 1
-                return TIMED_OUT
-        raise AssertionError("poll_delays never ends")
-
-    def _waits(self, started: float) -> Iterator[float]:
-        """Seconds before each poll of one generation (see the module doc)."""
-        step = self.options.poll_first_s
-        unknown = poll_delays(step, self.options.poll_cap_s)
-        while (typical := self._typical_duration()) is None:
-            yield next(unknown) * self._jitter()
-        first = self._first_wait(typical) - (_clock() - started)
-        if first > 0:  # else the last poll was already past it (perhaps woken by _pause)
-            yield first
-        # Around the expected end: even steps, a twentieth of the typical time at least, so the
-        # number of polls does not grow with the generation's length.
-        steady = max(MIN_STEADY_S, typical / STEADY_STEPS_PER_TYPICAL)
-        for _ in range(MAX_STEADY_POLLS):
-            if _clock() - started > STEADY_UNTIL * typical:
-                break
-            yield steady * self._jitter()
-        yield from (delay * self._jitter() for delay in poll_delays(steady, self.options.poll_cap_s))
-
-    def _learn_duration(self, seen_final_s: float, running_at_s: float | None) -> None:
-        """Record how long a generation took, for pacing the others' polls.
-
-        The end lies between the last poll that said "running" and the one that said "final":
-        the middle is recorded (not the final poll's time, which would teach every next poll to
-        come as late). When the first poll already saw it final, the end is only known to be
-        earlier: a share of that time is recorded, so a typical time learned too long (a first
-        wave seen late) comes down within a few waves instead of holding.
-        """
-        estimate = (running_at_s + seen_final_s) / 2 if running_at_s else seen_final_s * EARLY_END_SHARE
-        self._durations.append(estimate)
-        self._first_duration.set()
-
-    def _first_wait(self, typical: float) -> float:
-        return max(self.options.poll_first_s, FIRST_WAIT_SHARE * typical) * self._rng.uniform(
-            1 - POLL_JITTER / 4, 1
-        )
-
-    async def _pause(self, wait: float, started: float) -> None:
-        """Sleep `wait` s before a poll; while no duration is known yet, wake when the first one
-        is, and poll when a known duration says to (the first generations tell the others)."""
-        if self._first_duration.is_set():
-            await asyncio.sleep(wait)
-            return
-        deadline = _clock() + wait  # never later than planned
-        if await sleep_unless(self._first_duration, wait):
-            first = started + self._first_wait(self._typical_duration() or 0.0)
-            await asyncio.sleep(max(0.0, min(deadline, first) - _clock()))
-
-    def _jitter(self) -> float:
-        return self._rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
-
-    def _typical_duration(self) -> float | None:
-        """The median time to final of the latest generations, once there are some."""
-        if not self._durations:
-            return None
-        recent = sorted(self._durations[-TYPICAL_SAMPLE:])
-        return recent[len(recent) // 2]
+        outcome = await self._poller.poll_until_final(generation_id, facts, resumed=resumed)
+        if isinstance(outcome, TimedOut):
+            self._ledger.mark_timed_out(job.job_id, outcome.message, polls=self._take_facts(job).polls)
+        return outcome
 
     # --- download -----------------------------------------------------------------------
 
-    async def download(self, job: Job, generation_id: str, generation: Generation) -> None:
-        path = self.video_dir / job.filename
+    async def download(self, job: Job, generation_id: str, generation: Generation) -> Completed | Failed:
+        """Fetch (and publish) the video of a completed generation. Completed, or Failed when it
+        could not be fetched: paid for, it stays `generated` for a rerun to fetch."""
         url, size = generation.video_url, generation.video_bytes
         facts = self._facts.setdefault(job.job_id, GenerationFacts())
         problem = "the service gave no video URL"
-        self.tally.downloading += 1
-        downloading = True  # in the tally's `downloading` count, until it moves to another
         try:
             for attempt in range(DOWNLOAD_ATTEMPTS):
                 if url is None:
@@ -329,7 +141,7 @@ class Steps:
                         break
                     url, size = fresh.video_url, fresh.video_bytes
                 try:
-                    downloaded = await self.downloader.fetch(url, path, size)
+                    downloaded = await self._publisher.fetch(url, job.filename, size)
                 except ExpiredUrlError as error:
                     problem, url = str(error), None  # poll again for a freshly signed URL
                     continue
@@ -339,102 +151,80 @@ class Steps:
                         url = None  # the same link failed twice: ask for a fresh one
                     await asyncio.sleep(self._rng.uniform(0.2, 1.0) * 2**attempt)
                     continue
-                relative = downloaded.path.relative_to(self.video_dir.parent)
+                relative = self._publisher.relative(downloaded.path)
                 facts.video_url = url
-                if self.store is not None:
+                if self._publisher.store is not None:
                     try:
-                        await self._publish(downloaded.path, relative)
+                        await self._publisher.publish(downloaded.path, relative)
                     except StoreError as error:
                         problem = str(error)  # like a failed download: a rerun fetches it again
                         break
-                self.ledger.mark_completed(
+                self._ledger.mark_completed(
                     job.job_id, str(relative), downloaded.size, downloaded.sha256, self._take_facts(job)
                 )
-                self.tally.downloading -= 1
-                downloading = False
-                self.tally.completed += 1  # the poster below is not part of the job's work
-                if self.store is None:
-                    await self._poster(downloaded.path, relative)
-                return
-            # Paid for but not fetched: it stays `generated`, and a rerun fetches it.
+                return Completed(downloaded.path, relative)
             facts.video_url = url or facts.video_url
-            self.ledger.mark_download_failed(job.job_id, problem, self._take_facts(job))
-            self.tally.failed += 1
+            self._ledger.mark_download_failed(job.job_id, problem, self._take_facts(job))
+            return Failed(problem)
         except asyncio.CancelledError:
             # The run is stopping mid-download: keep what the service said (credits above all).
-            self.ledger.record_facts(job.job_id, self._take_facts(job))
+            self._ledger.record_facts(job.job_id, self._take_facts(job))
             raise
-        finally:
-            if downloading:
-                self.tally.downloading -= 1
 
-    async def _poster(self, video: Path, relative: Path) -> None:
-        """The report's still of the first frame. A poster never fails a paid job, whatever goes
-        wrong (the report extracts missing posters again)."""
-        poster = poster_path_for(self.video_dir.parent, relative)
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(extract_poster, video, poster)
+    async def after_completed(self, completed: Completed) -> None:
+        await self._publisher.after_completed(completed)
 
-    async def _publish(self, video: Path, relative: Path) -> None:
-        """Poster first (it needs the video), then the video to the store (its local copy goes),
-        then the poster (its copy stays for the report). Only then is the job completed."""
-        await self._poster(video, relative)
-        store, poster = self.store, poster_path_for(self.video_dir.parent, relative)
-        await asyncio.to_thread(store.publish, video, relative.as_posix(), keep=False)
-        if poster.is_file():
-            with contextlib.suppress(StoreError, OSError):  # the report publishes it later
-                await asyncio.to_thread(store.publish, poster, f"{POSTER_DIR}/{poster.name}")
+    def video_missing(self, row: dict[str, Any]) -> bool:
+        return self._publisher.video_missing(row)
 
     async def _fresh_url(self, generation_id: str) -> Generation | None:
         try:
-            generation = await self.client.poll(generation_id)
+            generation = await self._client.poll(generation_id)
         except RequestError:
             return None
-        return generation if generation.state == COMPLETED and generation.video_url else None
+        return generation if generation.state is PollState.COMPLETED and generation.video_url else None
 
     # --- endings ------------------------------------------------------------------------
 
-    def fail(self, job: Job, name: str | None, message: str | None, credits: float | None = None) -> None:
+    def fail(self, job: Job, name: str | None, message: str | None, credits: float | None = None) -> Failed:
         """The job failed and nothing of it is billed: a rerun submits it again."""
         polls = self._take_facts(job).polls
-        self.ledger.mark_failed(job.job_id, name or "error", message or "failed", credits, polls=polls)
-        self.tally.failed += 1
+        self._ledger.mark_failed(job.job_id, name or "error", message or "failed", credits, polls=polls)
+        return Failed(message or "failed")
 
     def _take_facts(self, job: Job) -> GenerationFacts:
         return self._facts.pop(job.job_id, None) or GenerationFacts()
 
-    def unexpected(self, job: Job, error: Exception) -> None:
-        """Record an error nobody planned for on its job, keeping any paid generation resumable."""
+    def unexpected(self, job: Job, error: Exception) -> Ending | None:
+        """Record an error nobody planned for on its job, keeping any paid generation resumable.
+        None: the job was completed already, and stays so."""
         message = f"unexpected {type(error).__name__}: {error}"
-        status = self.ledger.job(job.job_id)["status"]
-        if status == COMPLETED_STATUS:  # done and paid: note it, never undo it
-            self.ledger.note_error(job.job_id, "unexpected", message)
-            return
-        if status in (SUBMITTED, GENERATED, TIMED_OUT_STATUS, UNCERTAIN):  # keep the generation id
-            self.ledger.note_error(job.job_id, "unexpected", message)
-        elif status == SUBMITTING:
-            self._uncertain(job, message)
-            return
+        status = JobState(self._ledger.job(job.job_id)["status"])
+        if status is JobState.COMPLETED:  # done and paid: note it, never undo it
+            self._ledger.note_error(job.job_id, "unexpected", message)
+            return None
+        if status.has_generation or status is JobState.UNCERTAIN:  # keep the generation id
+            self._ledger.note_error(job.job_id, "unexpected", message)
+        elif status is JobState.SUBMITTING:
+            return self._uncertain(job, message)
         else:
-            self.ledger.mark_failed(job.job_id, "unexpected", message)
-        self.tally.failed += 1
+            self._ledger.mark_failed(job.job_id, "unexpected", message)
+        return Failed(message)
 
-    def _not_taken(self, job: Job, attempt: _Attempt) -> None:
+    def _not_taken(self, job: Job, attempt: _Attempt) -> NotTaken:
         """Nothing of this submit was taken: back to `pending` (if anything was recorded)."""
         polls = self._take_facts(job).polls  # of an earlier generation of this job, if any
         if attempt.sent or polls:
-            self.ledger.mark_pending(job.job_id, polls=polls)
+            self._ledger.mark_pending(job.job_id, polls=polls)
+        return NotTaken()
 
-    def lost(self, job: Job, lost: Lost) -> None:
+    def lost(self, job: Job, lost: Lost) -> Uncertain:
         """The generation id was given up: the job is `uncertain` (its id stays, for a rerun)."""
-        self._uncertain(job, lost.message)
+        return self._uncertain(job, lost.message)
 
-    def _uncertain(self, job: Job, message: str) -> None:
-        self.ledger.mark_uncertain(job.job_id, message, polls=self._take_facts(job).polls)
-        self.tally.uncertain += 1
-
-    def _release(self, job: Job) -> None:
-        self.tally.credits_reserved -= job.credits_estimate
+    def _uncertain(self, job: Job, message: str) -> Uncertain:
+        self._ledger.mark_uncertain(job.job_id, message, polls=self._take_facts(job).polls)
+        return Uncertain(message)
 
 
 class _Attempt:

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import ledger as states
 from .errors import EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, AbortError, one_line
 from .manifest import display_path
 from .models import CREDITS_PER_USD
 from .plan import format_seconds
 from .resume import ResumeCommand
 from .services import service
+from .states import JobState
 from .tally import Tally
 
 
@@ -89,14 +89,14 @@ def summarise(settings, provider, out_dir, jobs, outcome: Outcome, interrupted, 
             "source": json.loads(rows[job.job_id]["labels"]).get("source"),
         }
         for job in jobs
-        if rows[job.job_id]["status"] not in (states.COMPLETED, states.PENDING)
+        if rows[job.job_id]["status"] not in (JobState.COMPLETED, JobState.PENDING)
     ]
     max_failures = settings.run.max_failures or 0
     if interrupted:
         code = EXIT_INTERRUPTED
     elif outcome.abort is not None:
         code = outcome.abort.exit_code  # 3, or 4 when the machine refused (a full disk)
-    elif len(failures) > max_failures or any(rows[j.job_id]["status"] == states.PENDING for j in jobs):
+    elif len(failures) > max_failures or any(rows[j.job_id]["status"] == JobState.PENDING for j in jobs):
         code = EXIT_FAILED_JOBS
     else:
         code = EXIT_OK
@@ -131,7 +131,7 @@ def describe(summary: RunSummary) -> list[str]:
         lines.append(f"Dataset: {_shown(summary.dataset)}/ (videos + metadata.jsonl)")
     if summary.report:
         lines.append(f"Report: {_shown(summary.report)} (open it in a browser)")
-    problems = [f for f in summary.failures if f["status"] != states.SUBMITTED]
+    problems = [f for f in summary.failures if f["status"] != JobState.SUBMITTED]
     for failure in problems[:10]:
         # Cleaned when received; a ledger written by an older version may hold raw server text.
         error = failure["error"] or "no message"

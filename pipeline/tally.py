@@ -1,9 +1,16 @@
-"""Live counts of a run, for progress lines and the summary."""
+"""Live counts of a run, for progress lines and the summary.
+
+The scheduler is the only writer: it feeds the jobs' endings to `count`, and keeps the window
+and credit counts itself.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+
+from .outcomes import Completed, Ending, Failed, NotTaken, TimedOut, Uncertain
+from .states import JobState
 
 
 @dataclass
@@ -25,3 +32,25 @@ class Tally:
     @property
     def finished(self) -> int:
         return self.completed + self.failed + self.uncertain
+
+    def count(self, ending: Ending) -> None:
+        """One job ended this run."""
+        match ending:
+            case Completed():
+                self.completed += 1
+            case Failed() | TimedOut():
+                self.failed += 1
+            case Uncertain():
+                self.uncertain += 1
+            case NotTaken():
+                pass
+
+    def count_before(self, state: JobState) -> None:
+        """One job this run leaves alone, as an earlier run left it."""
+        self.skipped += 1
+        if state is JobState.COMPLETED:
+            self.completed += 1
+        elif state is JobState.UNCERTAIN:
+            self.uncertain += 1
+        elif state is JobState.FAILED:
+            self.failed += 1

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import ledger as states
 from .errors import EnvironmentRefusedError, InputError, LedgerDamagedError, refused
-from .ledger import LEDGER_FILE, Ledger, now_iso
+from .ledger import LEDGER_FILE, RESTORED, Ledger, now_iso
 from .manifest import display_path
 from .schema import REQUEST_FIELDS
+from .states import JobState
 
 if TYPE_CHECKING:
     from .steps import Job
@@ -155,14 +155,14 @@ def rebuild_ledger(
                 "idx": index,
                 "request": json.dumps(request, sort_keys=True),
                 "labels": json.dumps(labels, sort_keys=True),
-                "status": states.PENDING,
+                "status": JobState.PENDING,
             }
     for row in rows.values():
         for column, default in (("submits", 0), ("resubmits", 0), ("polls", 0), ("in_manifest", 1)):
             row.setdefault(column, default)
         row.setdefault("updated_at", stamp)
-        if row["status"] in (states.PENDING, states.FAILED) and not final:
-            row["status"], row["error_name"] = states.UNCERTAIN, "uncertain"
+        if row["status"] in (JobState.PENDING, JobState.FAILED) and not final:
+            row["status"], row["error_name"] = JobState.UNCERTAIN, "uncertain"
             row["error_message"] = (
                 "rebuilt from a results table written mid-run: it may have been submitted after "
                 "the table's last write"
@@ -244,16 +244,7 @@ def _cannot_rebuild(where: str, problem: str) -> EnvironmentRefusedError:
     )
 
 
-KNOWN_STATUSES = {
-    states.PENDING,
-    states.SUBMITTING,
-    states.SUBMITTED,
-    states.GENERATED,
-    states.COMPLETED,
-    states.FAILED,
-    states.UNCERTAIN,
-    states.TIMED_OUT,
-}
+KNOWN_STATUSES = set(JobState)
 
 
 def _ledger_row(row: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -261,7 +252,7 @@ def _ledger_row(row: Mapping[str, Any], where: str) -> dict[str, Any]:
     known = isinstance(row, Mapping) and row.get("status") in KNOWN_STATUSES
     if not (known and row.get("job_id") and isinstance(row.get("index"), int)):
         raise _cannot_rebuild(where, "not a results row (it needs a job_id, a status and an index)")
-    restored = {column: row.get(column) for column in states.RESTORED}
+    restored = {column: row.get(column) for column in RESTORED}
     restored["idx"] = row.get("index")
     restored["request"] = json.dumps({field: row.get(field) for field in REQUEST_FIELDS}, sort_keys=True)
     restored["labels"] = json.dumps({label: row.get(label) for label in LABELS}, sort_keys=True)
@@ -274,14 +265,14 @@ def _ledger_row(row: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 def _completed_if_on_disk(row: dict[str, Any], video: Path, out_dir: Path) -> None:
     """A video in place is a completed job, even one the table had not caught up with."""
-    if row["status"] == states.COMPLETED or not video.is_file():
+    if row["status"] == JobState.COMPLETED or not video.is_file():
         return
     digest = hashlib.sha256()
     with video.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     row.update(
-        status=states.COMPLETED,
+        status=JobState.COMPLETED,
         path=str(video.relative_to(out_dir)),
         bytes=video.stat().st_size,
         sha256=digest.hexdigest(),

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.errors import RejectedError
 from pipeline.providers import AimlApi
-from pipeline.providers.base import COMPLETED, FAILED, LOST, RUNNING
+from pipeline.states import PollState
 
 URL = "https://cdn.aimlapi.com/wolf/9b4c.mp4?_jwt=abc"
 api = AimlApi()
@@ -52,7 +52,7 @@ def test_the_poll_url_encodes_ids_with_colons_and_slashes():
 )
 def test_every_video_shape_gives_the_url(video):
     generation = api.read_poll({"id": "g", "status": "completed", "video": video}, {})
-    assert (generation.state, generation.video_url) == (COMPLETED, URL)
+    assert (generation.state, generation.video_url) == (PollState.COMPLETED, URL)
 
 
 def test_file_size_is_kept_when_announced():
@@ -68,7 +68,7 @@ def test_running_statuses_and_pending_videos(status, video):
     body = {"id": "g", "status": status}
     if video != "absent":
         body["video"] = video
-    assert api.read_poll(body, {}).state == RUNNING
+    assert api.read_poll(body, {}).state == PollState.RUNNING
 
 
 @pytest.mark.parametrize(
@@ -95,21 +95,25 @@ def test_running_statuses_and_pending_videos(status, video):
 )
 def test_final_failures_carry_a_name_and_a_message(body, name, message):
     generation = api.read_poll(body, {})
-    assert (generation.state, generation.error_name, generation.error_message) == (FAILED, name, message)
+    assert (generation.state, generation.error_name, generation.error_message) == (
+        PollState.FAILED,
+        name,
+        message,
+    )
 
 
 def test_status_unknown_means_the_id_is_lost_not_that_the_generation_failed():
     """A lost id may belong to a billed generation: it must not look safe to resubmit."""
     generation = api.read_poll({"status": "unknown"}, {})
-    assert (generation.state, generation.error_name) == (LOST, "lost")
-    assert api.read_poll({"status": "unknown", "error": "Bad input"}, {}).state == FAILED
+    assert (generation.state, generation.error_name) == (PollState.LOST, "lost")
+    assert api.read_poll({"status": "unknown", "error": "Bad input"}, {}).state == PollState.FAILED
 
 
 @pytest.mark.parametrize("video", [None, [], {}, {"url": ""}, [{"href": "x"}]])
 def test_completed_without_a_usable_url_is_still_completed(video):
     """It is done and billed; the scheduler polls again for a URL instead of resubmitting."""
     generation = api.read_poll({"status": "completed", "video": video}, {})
-    assert (generation.state, generation.video_url) == (COMPLETED, None)
+    assert (generation.state, generation.video_url) == (PollState.COMPLETED, None)
 
 
 @pytest.mark.parametrize(

@@ -58,29 +58,9 @@ def test_every_aiohttp_client_error_is_caught_by_the_translation():
             assert issubclass(kind, (aiohttp.ClientError, TimeoutError)), kind
 
 
-def test_polls_around_the_expected_end_do_not_grow_with_the_generation_length():
-    """A 10-minute generation gets its first poll near 9.5 minutes, a few steps of 30 s, then
-    the usual back-off: not hundreds of polls at poll_interval."""
-    from pipeline.steps import MAX_STEADY_POLLS, StepOptions, Steps
-    from pipeline.tally import Tally
-    from tests.unit.fakeclock import now, run
-
-    steps = Steps(None, None, None, None, StepOptions(1.0, 15.0, 3600), None, Tally(), random.Random(3))
-    steps._durations = [600.0] * 20
-
-    async def schedule() -> tuple[float, list[float], float]:
-        waits = steps._waits(now())
-        return next(waits), [next(waits) for _ in range(MAX_STEADY_POLLS)], next(waits)
-
-    first, steady, then = run(schedule())
-    assert 0.95 * 600 * 0.95 <= first <= 0.95 * 600
-    assert all(24 <= wait <= 36 for wait in steady)  # a twentieth of 600 s, +-20%
-    assert 12 <= then <= 18  # then poll_max_interval (15 s), not back to 1 s
-
-
 def test_a_generation_id_is_given_up_only_after_a_long_streak_of_bad_answers():
     """Five bad answers in a row spanning a minute (four poll_max_intervals of 15 s): not one 404."""
-    from pipeline.steps import BadAnswers
+    from pipeline.polling import BadAnswers
 
     streak = BadAnswers(span_s=60)
     assert [streak.bad("404", now) for now in (0, 1, 3, 7)] == [None] * 4

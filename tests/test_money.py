@@ -196,7 +196,7 @@ def test_a_poster_that_cannot_be_made_never_undoes_a_paid_job(write, run_api, sa
     def broken(video, poster, width=240):
         raise RuntimeError("codec exploded")
 
-    monkeypatch.setattr("pipeline.steps.extract_poster", broken)
+    monkeypatch.setattr("pipeline.publishing.extract_poster", broken)
     manifest = write("m.yaml", manifest_text(jobs=2, run=FAST))
     assert run_api(sandbox, manifest).code == 0
     assert set(ledger_statuses(workdir / "outputs" / "t").values()) == {"completed"}

@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.plan import credits_for, poll_delays, polls_until
+from pipeline.cadence import poll_delays, polls_until
+from pipeline.plan import credits_for
 
 SWEEP = """
 version: 1

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from pipeline.http import ApiClient, RetryPolicy
 from pipeline.providers import AimlApi
-from pipeline.providers.base import RUNNING
 from pipeline.sandbox import FaultConfig, SandboxConfig, running_sandbox
+from pipeline.states import PollState
 from tests.conftest import KEY
 from tests.hostile import HostileServer, serve
 from tests.runner_helpers import accepted_twice, manifest_text, results
@@ -73,7 +73,7 @@ def waits_of_a_poll_throttled_three_times(retry_after: str | None) -> list[float
     server = HostileServer(answer)
     with serve(server) as base_url:
         generation = asyncio.run(poll(base_url))
-    assert generation.state == RUNNING and len(server.seen) == 4
+    assert generation.state == PollState.RUNNING and len(server.seen) == 4
     assert limiter.holds == [wait for wait in paused if wait] and limiter.successes == 1
     return paused
 

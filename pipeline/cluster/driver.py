@@ -26,11 +26,12 @@ from typing import Any
 from ..errors import AbortError, InputError
 from ..http import Counters
 from ..interrupts import install_stop_signals, remove_stop_signals
-from ..ledger import COMPLETED, FAILED, PENDING, SUBMITTED, SUBMITTING, TIMED_OUT, UNCERTAIN, Ledger, now_iso
+from ..ledger import Ledger, now_iso
 from ..progress import Progress, choose_mode
 from ..results import keep_results_fresh
 from ..scheduler import SchedulerOptions
 from ..settings import Settings
+from ..states import JobState
 from ..steps import Job
 from ..storage import Store
 from ..tally import Tally
@@ -162,8 +163,7 @@ def _connect(address: str | None, shards: int | None):
 
 def _to_pay(rows: dict[str, dict[str, Any]], retry_uncertain: bool) -> set[str]:
     """Jobs this run may submit (so budget shares follow the work left, not the whole table)."""
-    statuses = (PENDING, FAILED) + ((UNCERTAIN,) if retry_uncertain else ())
-    return {job_id for job_id, row in rows.items() if row["status"] in statuses}
+    return {job_id for job_id, row in rows.items() if JobState(row["status"]).to_submit(retry_uncertain)}
 
 
 def _specs(
@@ -251,9 +251,9 @@ async def _watch(ray, specs, ledgers, coordinator, total, request, refresh) -> t
 def _done_before(rows: dict[str, dict[str, Any]], retry_uncertain: bool) -> int:
     """Jobs no shard works on: completed, and uncertain ones left alone (an uncertain job with a
     known generation id is polled again)."""
-    final = (COMPLETED,) + (() if retry_uncertain else (UNCERTAIN,))
     return sum(
-        row["status"] in final and not (row["status"] == UNCERTAIN and row["generation_id"])
+        row["status"] == JobState.COMPLETED
+        or (row["status"] == JobState.UNCERTAIN and not retry_uncertain and not row["generation_id"])
         for row in rows.values()
     )
 
@@ -280,7 +280,8 @@ async def _after_loss(
         )
         # Nobody polls its generations in this run: their slots stay taken until it ends.
         rows = ledger.rows_by_id([job.job_id for job in spec.jobs])
-        unwatched = [job for job, row in rows.items() if row["status"] in (SUBMITTING, SUBMITTED, TIMED_OUT)]
+        states = {job: JobState(row["status"]) for job, row in rows.items()}
+        unwatched = [job for job, state in states.items() if state is JobState.SUBMITTING or state.generating]
         await coordinator.settle.remote(spec.account, list(rows), [], unwatched)
         return None
     print(f"warning: shard {spec.shard} was lost ({reason}); starting it again", file=sys.stderr, flush=True)

@@ -14,11 +14,11 @@ from typing import Any
 
 from .. import errors
 from ..errors import AbortError, BudgetError
-from ..ledger import FAILED, SUBMITTED, SUBMITTING, TIMED_OUT, UNCERTAIN
 from ..scheduler import Scheduler, SchedulerOptions
 from ..services import SERVICES
 from ..session import open_scheduler
 from ..settings import RunSettings
+from ..states import JobState
 from ..steps import Job
 from ..storage import Store
 from .coordinator import Control
@@ -105,7 +105,7 @@ async def _run(spec: ShardSpec, ledger_service: Any, coordinator: Any) -> dict[s
             else (type(scheduler.abort).__name__, str(scheduler.abort)),
             "stop_reason": scheduler.stop_reason,
             "cancelled": cancelled,
-            "http": asdict(scheduler.steps.client.counters),
+            "http": asdict(scheduler.http_counters),
         }
 
 
@@ -118,15 +118,15 @@ async def _take_over(
     generations may run); jobs it left uncertain or failed are not submitted again in this run,
     even with --retry-uncertain or failed jobs to retry (the next run decides, as after any crash).
     """
-    in_the_air = [job for job, row in ledger.rows_by_id().items() if row["status"] == SUBMITTING]
+    in_the_air = [job for job, row in ledger.rows_by_id().items() if row["status"] == JobState.SUBMITTING]
     ledger.recover_interrupted_submits(in_the_air)
     rows = ledger.rows_by_id()
-    running = [job_id for job_id, row in rows.items() if row["status"] in (SUBMITTED, TIMED_OUT)]
+    running = [job_id for job_id, row in rows.items() if JobState(row["status"]).generating]
     await coordinator.settle.remote(spec.account, job_ids, running, in_the_air)
     ended_here = {
         job_id
         for job_id, row in rows.items()
-        if row["status"] in (UNCERTAIN, FAILED) and row["updated_at"] >= spec.run_started_at
+        if row["status"] in (JobState.UNCERTAIN, JobState.FAILED) and row["updated_at"] >= spec.run_started_at
     }
     return frozenset(ended_here)
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from ..errors import InputError
-from ..ledger import WITH_GENERATION
 from ..settings import Account
+from ..states import JobState
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ def assign_accounts(
         recorded = row.get("account")
         if recorded in names:
             assigned[job_id] = recorded
-        elif row["status"] in WITH_GENERATION and recorded is not None:
+        elif JobState(row["status"]).has_generation and recorded is not None:
             orphans[recorded] = orphans.get(recorded, 0) + 1
         else:
             free.append(job_id)

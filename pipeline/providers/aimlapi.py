@@ -13,7 +13,8 @@ from typing import Any
 
 from ..errors import RejectedError
 from ..models import CREDITS_PER_USD, MODELS, UNIVERSAL_NAMES
-from .base import COMPLETED, FAILED, LOST, RUNNING, Generation, HttpRequest, Submitted
+from ..states import PollState
+from .base import Generation, HttpRequest, Submitted
 
 LEGACY_PATH = "/v2/generate/video/runway/generation"
 UNIVERSAL_PATH = "/v2/video/generations"
@@ -58,7 +59,7 @@ class AimlApi:
         credits = _credits(body, headers)
         if lowered in LOST_STATUSES and not _has_error(error):
             return Generation(
-                LOST,
+                PollState.LOST,
                 status,
                 error_name="lost",
                 error_message=f"the service answered status '{status}': it no longer knows this generation",
@@ -67,17 +68,17 @@ class AimlApi:
         if _has_error(error) or lowered in FINAL_FAILED or lowered in LOST_STATUSES:
             name, message = _error_parts(error)
             return Generation(
-                FAILED,
+                PollState.FAILED,
                 status,
                 error_name=name or lowered or "error",
                 error_message=message or f"the generation ended with status '{status}'",
                 credits=credits,
             )
-        if lowered == COMPLETED:
+        if lowered == PollState.COMPLETED:
             # Without a URL the generation is still done and billed: a later poll may give one.
             url, size = _video(body.get("video"))
-            return Generation(COMPLETED, status, video_url=url, credits=credits, video_bytes=size)
-        return Generation(RUNNING, status, credits=credits)
+            return Generation(PollState.COMPLETED, status, video_url=url, credits=credits, video_bytes=size)
+        return Generation(PollState.RUNNING, status, credits=credits)
 
     def error_message(self, body: Any, text: str) -> str:
         """The message of an error answer, from whichever of the documented shapes it has."""

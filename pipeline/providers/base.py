@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-RUNNING, COMPLETED, FAILED, LOST = "running", "completed", "failed", "lost"
+from ..states import PollState
 
 
 @dataclass(frozen=True)
@@ -25,14 +25,9 @@ class Submitted:
 
 @dataclass(frozen=True)
 class Generation:
-    """One poll's answer, normalised.
+    """One poll's answer, normalised (`state`: see PollState)."""
 
-    `state`: running; completed (billed; `video_url` may still be missing); failed (the service
-    says it ended in error: not billed, safe to submit again); lost (the service no longer
-    knows the id: it may have run and been billed, so the job must not be resent silently).
-    """
-
-    state: str
+    state: PollState
     status: str  # as the service said it
     video_url: str | None = None
     error_name: str | None = None

@@ -7,10 +7,11 @@ import asyncio
 import random
 from pathlib import Path
 
-from pipeline.providers.base import COMPLETED, Generation
+from pipeline.outcomes import Completed
+from pipeline.providers.base import Generation
 from pipeline.scheduler import Scheduler, SchedulerOptions
+from pipeline.states import PollState
 from pipeline.steps import Job
-from pipeline.tally import Tally
 from tests.unit.fakeclock import now, run
 
 
@@ -32,18 +33,15 @@ class Spy:
         self.finishes.append(now())
 
 
-class FakeClient:
-    def stop_submitting(self) -> None:
-        pass
-
-
 class FakeSteps:
     """What the scheduler drives, with generation and download times on the fake clock."""
 
     def __init__(self, spy: Spy, durations: dict[str, float], download_s: float):
         self.spy, self.durations, self.download_s = spy, durations, download_s
-        self.tally, self.client, self.store, self.video_dir = Tally(), FakeClient(), None, Path("videos")
         self.downloaded: list[str] = []
+
+    def stop_submitting(self) -> None:
+        pass
 
     async def submit(self, job: Job, *, resubmit: bool = False) -> str:
         self.spy.start()
@@ -53,12 +51,15 @@ class FakeSteps:
     async def poll_until_final(self, job: Job, generation_id: str, *, resumed: bool = False) -> Generation:
         await asyncio.sleep(self.durations[job.job_id])
         self.spy.finish()
-        return Generation(COMPLETED, "completed", video_url="https://cdn.example/v.mp4")
+        return Generation(PollState.COMPLETED, "completed", video_url="https://cdn.example/v.mp4")
 
-    async def download(self, job: Job, generation_id: str, generation: Generation) -> None:
+    async def download(self, job: Job, generation_id: str, generation: Generation) -> Completed:
         await asyncio.sleep(self.download_s)  # a slow CDN: the generation's slot is already free
         self.downloaded.append(job.job_id)
-        self.tally.completed += 1
+        return Completed(Path("videos") / job.filename, Path(job.filename))
+
+    async def after_completed(self, completed: Completed) -> None:
+        pass
 
     def fail(self, *args) -> None:
         raise AssertionError(f"no job fails here: {args}")
