@@ -12,7 +12,9 @@ Credits: a job's estimate is reserved the moment the budget check lets its submi
 is awaited in between, so jobs started together cannot all pass on the same figures), and
 released when its generation is final or given up, or when its submit ends without one. A
 generation past run.timeout keeps its reservation. A completed generation's credits, as the
-service reports them (else the estimate), are spent.
+service reports them (else the estimate), are spent. The budget limits what this run submits,
+as the check before the start does: a generation resumed from an earlier run was reserved by
+that run, so its credits are shown as spent but leave this run's budget alone.
 
 On a cluster (pipeline/cluster/), each shard runs a Scheduler whose local window is the whole
 account limit, and a `SharedWindow` all shards draw from keeps the account's limit across them:
@@ -214,7 +216,8 @@ class Scheduler:
             outcome = await self.steps.poll_until_final(job, generation_id, resumed=not submitted_here)
             if isinstance(outcome, TimedOut):
                 return outcome  # still running, and it will be billed: its reservation stays
-            self.tally.credits_reserved -= job.credits_estimate
+            if submitted_here:  # a resumed generation was reserved (and paid for) by an earlier run
+                self.tally.credits_reserved -= job.credits_estimate
             if isinstance(outcome, Lost):
                 # Its known id is gone for good: only now may --retry-uncertain pay for it again.
                 if retried and not submitted_here and self._may_retry_uncertain(job):
@@ -222,9 +225,10 @@ class Scheduler:
                     continue
                 return self.steps.lost(job, outcome)
             if outcome.state is PollState.COMPLETED:
-                self.tally.credits_spent += (
-                    outcome.credits if outcome.credits is not None else job.credits_estimate
-                )
+                credits = outcome.credits if outcome.credits is not None else job.credits_estimate
+                self.tally.credits_spent += credits
+                if submitted_here:
+                    self.tally.budget_spent += credits
             if outcome.state is PollState.FAILED and resubmits_left > 0 and self.stop_reason is None:
                 resubmits_left -= 1
                 self.tally.resubmits += 1
@@ -290,7 +294,7 @@ class Scheduler:
     def _reserve(self, job: Job) -> bool:
         """Reserve this job's estimate; False (and submitting stops) when it would pass the budget."""
         budget = self.options.budget
-        committed = self.tally.credits_spent + self.tally.credits_reserved + job.credits_estimate
+        committed = self.tally.budget_spent + self.tally.credits_reserved + job.credits_estimate
         if budget is None or committed <= budget:
             self.tally.credits_reserved += job.credits_estimate
             return True

@@ -24,7 +24,8 @@ class Tally:
     uncertain: int = 0
     skipped: int = 0  # final before this run started
     credits_spent: float = 0.0
-    credits_reserved: float = 0.0  # estimates of generations running now
+    credits_reserved: float = 0.0  # estimates of generations this run submitted, running now
+    budget_spent: float = 0.0  # the part of credits_spent this run submitted: what run.budget limits
     resubmits: int = 0
     peak_in_flight: int = 0
     started: float = field(default_factory=time.monotonic)

@@ -312,3 +312,22 @@ def test_without_retry_uncertain_a_lost_id_leaves_the_job_uncertain():
     scheduler, steps = run_scheduler(rows, scripts, SchedulerOptions(concurrency=1))
     assert not steps.posts and steps.uncertain == ["gone"]
     assert scheduler.tally.uncertain == 1
+
+
+def test_generations_resumed_from_an_earlier_run_leave_this_runs_budget_alone():
+    """Budget 200 at 100 a job, as the check before the start counts it: two pending jobs to
+    pay for, two generations resumed from an earlier run. The resumed ones end first and their
+    credits show as spent, but both pending jobs are still sent, and no reservation is left
+    over (or below zero) at the end."""
+    rows = {
+        "s1": {"status": "submitted", "generation_id": "g-s1"},
+        "s2": {"status": "submitted", "generation_id": "g-s2"},
+        "p1": {"status": "pending", "generation_id": None},
+        "p2": {"status": "pending", "generation_id": None},
+    }
+    scripts = {job: Script() for job in rows}
+    scheduler, steps = run_scheduler(rows, scripts, SchedulerOptions(concurrency=2, budget=200))
+    assert [job for _, job, _ in steps.posts] == ["p1", "p2"]
+    assert scheduler.abort is None
+    tally = scheduler.tally
+    assert (tally.completed, tally.credits_spent, tally.credits_reserved) == (4, 400, 0)
