@@ -3,9 +3,13 @@
 A manifest may name an https:// URL (sent as is; it cannot be checked offline), a data: URI,
 or a local file. A local file must sit inside the manifest's folder (so a manifest from
 elsewhere cannot send ~/.ssh/id_rsa as a "picture"), be a JPEG, PNG or WebP, have a width/height
-ratio between 0.5 and 2, and fit in a 5 MB data URI; it is read again and encoded when the job
-is submitted. Local and inline images are known by the sha256 of their bytes, so moving or
-renaming a file does not change a job's identity.
+ratio between 0.5 and 2, and fit in a 5 MB data URI. Local and inline images are known by the
+sha256 of their bytes, so moving or renaming a file does not change a job's identity.
+
+A local file is read again and encoded when its job is submitted (`encode_for_submit`), from
+the path resolved when the manifest was read, and only if it is still that file (not a link
+swapped in since) with the same bytes: the job id was made from them, so a changed picture is
+a different job, which a rerun makes.
 """
 
 from __future__ import annotations
@@ -113,8 +117,23 @@ def _check_picture(payload: bytes) -> tuple[str, int, int]:
     return MIME_BY_FORMAT[fmt], width, height
 
 
-def data_uri(path: Path) -> str:
-    """The file as a data URI, checked again: it may have changed since the manifest was read."""
+def encode_for_submit(image: ImageInfo) -> str:
+    """A local image as the data URI its job was made from (see the module doc); ImageProblem
+    (or OSError) when the file is no longer what the manifest named."""
+    path = image.path
+    if path is None:
+        raise ValueError("only a local image is encoded at submit time")
+    shown = display_path(path)
+    if path.resolve() != path:
+        raise ImageProblem(f"'{shown}' was replaced by a link since the manifest was read; not sent")
+    size = path.stat().st_size
+    if size > MAX_LOCAL_IMAGE_BYTES:
+        raise ImageProblem(f"'{shown}' has grown to {size:,} bytes since the manifest was read; not sent")
     payload = path.read_bytes()
+    if "sha256:" + hashlib.sha256(payload).hexdigest() != image.key:
+        raise ImageProblem(
+            f"'{shown}' changed since the manifest was read (its job id was made from the old "
+            "picture); not sent: run vidpipe again to make the job for the new one"
+        )
     mime, _, _ = _check_picture(payload)
     return f"data:{mime};base64," + base64.b64encode(payload).decode("ascii")

@@ -87,7 +87,8 @@ def make_plan(
     done = known == JobState.COMPLETED
     running = known.isin(states_where("has_generation"))
     uncertain = known.isin(states_where("maybe_sent"))
-    to_submit = ~(done | running | uncertain)
+    # A plan is made without --retry-uncertain: uncertain jobs wait for that decision.
+    to_submit = (known == "new") | known.isin({s for s in JobState if s.to_submit(retry_uncertain=False)})
     per_job_credits = pd.Series(
         [credits_for(m, d) for m, d in zip(table["model"], table["duration"], strict=True)],
         index=table.index,

@@ -11,42 +11,36 @@ import asyncio
 import contextlib
 import ctypes
 import os
-import re
 import sys
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
-
-import pandas as pd
 
 from . import services
 from .cluster.sharding import assign_accounts
-from .download import is_loopback_host, target_path
+from .download import is_loopback_host
 from .errors import (
     BudgetError,
     EnvironmentRefusedError,
     InputError,
 )
 from .interrupts import install_stop_signals, remove_stop_signals
-from .jobs import Batch, load_batch
+from .jobs import load_batch
 from .ledger import LEDGER_FILE, Ledger, RunLock
 from .manifest import display_path
-from .models import credits_for
 from .outputs import prepare_store, publish_outputs, remote_store
 from .progress import Progress, choose_mode
 from .results import keep_results_fresh, write_results
 from .resume import resume_command
+from .runplan import jobs_of, ledger_rows, to_pay
 from .scheduler import Scheduler, SchedulerOptions
-from .schema import REQUEST_FIELDS
 from .session import open_scheduler
 from .settings import output_folder, output_target
-from .states import JobState
 from .steps import Job
 from .summary import RunSummary, summarise
-from .table import parquet_available, python_value
+from .table import parquet_available
 from .workfolder import (
     check_writable,
     clear_final_mark,
@@ -112,7 +106,7 @@ def run(request: RunRequest) -> RunSummary:
             f"run.accounts lists {len(accounts)} keys; the local engine uses one: "
             "add --engine ray (it starts a local Ray instance by itself)"
         )
-    jobs = [_job(row, settings.output.filename, video_dir) for row in table.to_dict("records")]
+    jobs = jobs_of(table, batch.images, settings.output.filename, video_dir)
     if request.fresh and request.rebuild_ledger:
         raise InputError("--fresh and --rebuild-ledger exclude each other: start over, or rebuild")
     check_writable(out_dir)
@@ -121,13 +115,13 @@ def run(request: RunRequest) -> RunSummary:
         if request.fresh:
             set_aside_ledger(out_dir)
         elif request.rebuild_ledger:
-            print(rebuild_ledger(out_dir, _ledger_rows(table), jobs, local=store is None), file=sys.stderr)
+            print(rebuild_ledger(out_dir, ledger_rows(table), jobs, local=store is None), file=sys.stderr)
         else:
             refuse_lost_ledger(out_dir)
         with Ledger(out_dir / LEDGER_FILE) as ledger, ExitStack() as stack:
             _refuse_another_service(ledger, service.name, out_dir)
             clear_final_mark(out_dir)  # before any submit: from now on the table may lag the ledger
-            ledger.sync_jobs(_ledger_rows(table))
+            ledger.sync_jobs(ledger_rows(table))
             recovered = ledger.recover_interrupted_submits()
             assignment = assign_accounts([job.job_id for job in jobs], ledger.rows_by_id(), accounts)
             ledger.assign_accounts(assignment)
@@ -147,7 +141,6 @@ def run(request: RunRequest) -> RunSummary:
                     service,
                     (base_url, keys),
                     request,
-                    batch,
                     assignment,
                     store,
                 )
@@ -155,7 +148,7 @@ def run(request: RunRequest) -> RunSummary:
             else:
                 connection = (base_url, keys[accounts[0].name])
                 outcome, interrupted = asyncio.run(
-                    _execute(jobs, ledger, out_dir, settings, service, connection, request, batch, store)
+                    _execute(jobs, ledger, out_dir, settings, service, connection, request, store)
                 )
                 http = asdict(outcome.http_counters)
             try:
@@ -252,65 +245,20 @@ def _start_sandbox(stack: ExitStack, sandbox_settings, out_dir: Path) -> str:
     return stack.enter_context(running_sandbox(config)).base_url
 
 
-def _job(row: dict[str, Any], template: str, video_dir: Path) -> Job:
-    request = {
-        field: python_value(row[field]) for field in REQUEST_FIELDS if python_value(row[field]) is not None
-    }
-    filename = render_filename(template, row)
-    target_path(video_dir, filename)  # refuses a name that would land outside the folder
-    return Job(
-        job_id=row["job_id"],
-        request=request,
-        filename=filename,
-        credits_estimate=credits_for(row["model"], row["duration"]),
-    )
-
-
-def _ledger_rows(table: pd.DataFrame):
-    for row in table.to_dict("records"):
-        request = {field: python_value(row[field]) for field in REQUEST_FIELDS}
-        labels = {key: python_value(row[key]) for key in ("id", "tags", "source", "seed_chosen", "sample")}
-        yield row["job_id"], int(row["index"]), request, labels
-
-
-def render_filename(template: str, row: dict[str, Any]) -> str:
-    """The video's file name: template fields made safe for any file system."""
-    values = {
-        "job_id": row["job_id"],
-        "id": row.get("id") or "job",
-        "seed": row["seed"],
-        "ratio": str(row["ratio"]).replace(":", "x"),
-        "duration": row["duration"],
-        "model": row["model"],
-        "index": row["index"],
-    }
-    safe = {
-        key: re.sub(r"[^A-Za-z0-9._-]+", "-", str(value)).strip(".-") or "x" for key, value in values.items()
-    }
-    return template.format(**safe)
-
-
 def _check_budget_before_start(
     ledger: Ledger, jobs: list[Job], budget: int | None, retry_uncertain: bool
 ) -> int:
     """The estimated credits of the jobs this run would submit; over the budget, nothing is sent."""
-    rows = ledger.rows_by_id()
-    to_pay = sum(
-        job.credits_estimate
-        for job in jobs
-        if JobState(rows[job.job_id]["status"]).to_submit(retry_uncertain)
-    )
-    if budget is not None and to_pay > budget:
+    credits = sum(job.credits_estimate for job in to_pay(jobs, ledger.rows_by_id(), retry_uncertain))
+    if budget is not None and credits > budget:
         raise BudgetError(
-            f"the jobs still to run need about {to_pay:,} credits, over the budget of {budget:,} "
+            f"the jobs still to run need about {credits:,} credits, over the budget of {budget:,} "
             "(run.budget or --budget); nothing was sent"
         )
-    return to_pay
+    return credits
 
 
-def _execute_on_ray(
-    jobs, ledger, out_dir, settings, service, connection, request, batch: Batch, assignment, store
-):
+def _execute_on_ray(jobs, ledger, out_dir, settings, service, connection, request, assignment, store):
     from .cluster import ClusterRequest, run_on_ray
 
     cluster = ClusterRequest(
@@ -320,12 +268,10 @@ def _execute_on_ray(
         retry_uncertain=request.retry_uncertain,
         quiet=request.quiet,
     )
-    return run_on_ray(
-        jobs, ledger, out_dir, settings, connection, batch.document.folder, cluster, assignment, store
-    )
+    return run_on_ray(jobs, ledger, out_dir, settings, connection, cluster, assignment, store)
 
 
-async def _execute(jobs, ledger, out_dir, settings, service, connection, request, batch: Batch, store):
+async def _execute(jobs, ledger, out_dir, settings, service, connection, request, store):
     run = settings.run
     options = SchedulerOptions(
         concurrency=run.concurrency,
@@ -340,7 +286,6 @@ async def _execute(jobs, ledger, out_dir, settings, service, connection, request
         video_dir,
         run,
         connection,
-        batch.document.folder,
         options,
         store=store,
         provider=service.provider(run.endpoint),

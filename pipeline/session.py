@@ -15,7 +15,6 @@ from typing import Any
 
 from .download import Downloader
 from .http import ApiClient, Limiter, RetryPolicy
-from .images import data_uri, kind_of, local_image_path
 from .polling import Poller, PollOptions
 from .providers import Provider
 from .publishing import Publisher
@@ -32,7 +31,6 @@ async def open_scheduler(
     video_dir: Path,
     run: RunSettings,
     service: tuple[str, str],
-    manifest_folder: Path,
     options: SchedulerOptions,
     *,
     limiter: Limiter | None = None,
@@ -67,21 +65,6 @@ async def open_scheduler(
             ledger,
             Poller(client, poll_options, rng),
             Publisher(downloader, video_dir, store),
-            prepare_request(manifest_folder),
             rng,
         )
         yield Scheduler(jobs, steps, ledger, options, shared)
-
-
-def prepare_request(folder: Path):
-    """Turn local image paths into data URIs at submit time (re-checked: files may have changed)."""
-
-    def prepare(request: dict[str, Any]) -> dict[str, Any]:
-        body = dict(request)
-        for key in ("image_url", "last_image_url"):
-            ref = body.get(key)
-            if ref and kind_of(ref) == "file":
-                body[key] = data_uri(local_image_path(ref, folder))
-        return body
-
-    return prepare

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import (
@@ -36,6 +36,7 @@ from .errors import (
     StoreError,
 )
 from .http import ApiClient, Counters
+from .images import ImageInfo, encode_for_submit
 from .ledger import GenerationFacts, Ledger
 from .outcomes import Completed, Ending, Failed, Interrupted, Lost, NotTaken, TimedOut, Uncertain
 from .polling import Poller
@@ -48,12 +49,22 @@ DOWNLOAD_ATTEMPTS = 4
 
 @dataclass(frozen=True)
 class Job:
-    """What the steps need to know about one job."""
+    """What the steps need to know about one job (made by runplan.py)."""
 
     job_id: str
-    request: dict[str, Any]  # API fields; local image paths are read at submit time
+    request: dict[str, Any]  # API fields as the manifest wrote them (a local image by its name)
     filename: str
     credits_estimate: int
+    # Request field -> the local image it names, resolved and digested when the manifest was read.
+    local_images: Mapping[str, ImageInfo] = field(default_factory=dict)
+
+    def submit_body(self) -> dict[str, Any]:
+        """The request as it is sent: local images read again and encoded (images.py says when
+        one is refused). Reads files: call it off the event loop."""
+        body = dict(self.request)
+        for name, image in self.local_images.items():
+            body[name] = encode_for_submit(image)
+        return body
 
 
 class Steps:
@@ -63,14 +74,12 @@ class Steps:
         ledger: Ledger,
         poller: Poller,
         publisher: Publisher,
-        prepare_request: Callable[[dict[str, Any]], dict[str, Any]],
         rng: random.Random,
     ):
         self._client = client
         self._ledger = ledger
         self._poller = poller
         self._publisher = publisher
-        self._prepare_request = prepare_request
         self._rng = rng
         self._facts: dict[str, GenerationFacts] = {}  # final polls not yet written (see poll_until_final)
 
@@ -88,7 +97,7 @@ class Steps:
         """POST the job. Returns its generation id, or how the job ended here; Interrupted when
         the run was cancelled meanwhile (the caller counts its ending and stops)."""
         try:
-            body = await asyncio.to_thread(self._prepare_request, job.request)
+            body = await asyncio.to_thread(job.submit_body)
         except (OSError, ValueError) as error:
             return self.fail(job, "input", f"cannot read the job's image: {error}")
         attempt = _Attempt(self._ledger, job.job_id, resubmit)

@@ -37,7 +37,6 @@ def test_held_back_jobs_stay_as_they_are_while_the_others_run(sandbox, tmp_path)
                 tmp_path / "videos",
                 run,
                 service,
-                tmp_path,
                 options,
                 provider=services.service("sandbox").provider(run.endpoint),
             ) as scheduler:

@@ -20,8 +20,9 @@ from pipeline.download import Downloader, target_path
 from pipeline.errors import DownloadError, InputError, ManifestError
 from pipeline.images import ImageProblem
 from pipeline.jobs import load_batch
+from pipeline.runplan import jobs_of
 from pipeline.sandbox import SandboxConfig, running_sandbox
-from pipeline.session import prepare_request
+from pipeline.steps import Job
 from tests.conftest import KEY
 from tests.hostile import LEGACY, HostileServer, serve
 from tests.runner_helpers import manifest_text, results
@@ -103,25 +104,37 @@ def test_an_oversized_local_image_is_refused_with_its_size(write, workdir):
     assert "expected at most 3,932,136 (a 5 MB data URI)" in str(problem)
 
 
+def _job_of(manifest: Path) -> Job:
+    batch = load_batch(manifest)
+    (job,) = jobs_of(batch.table, batch.images, "{job_id}.mp4", manifest.parent / "videos")
+    return job
+
+
 def test_an_image_swapped_for_an_outside_file_after_validation_is_not_sent(write, workdir):
+    """The same bytes behind a link to a file outside the folder: refused at submit time."""
     buffer = io.BytesIO()
     Image.new("RGB", (32, 18)).save(buffer, "PNG")
     write("inside/a.png", buffer.getvalue())
     write("secret.png", buffer.getvalue())
-    manifest = write("inside/m.yaml", "version: 1\njobs: [{prompt: a, image_url: a.png}]\n")
-    batch = load_batch(manifest)
+    job = _job_of(write("inside/m.yaml", "version: 1\njobs: [{prompt: a, image_url: a.png}]\n"))
     os.remove(workdir / "inside" / "a.png")
     (workdir / "inside" / "a.png").symlink_to(workdir / "secret.png")
-    prepare = prepare_request(batch.document.folder)
-    with pytest.raises(ImageProblem, match="outside the manifest's folder"):
-        prepare({"model": "gen3a_turbo", "prompt": "a", "image_url": "a.png"})
+    with pytest.raises(ImageProblem, match="replaced by a link since the manifest was read; not sent"):
+        job.submit_body()
 
 
-def test_a_text_file_renamed_to_png_is_not_sent_as_a_picture(write, workdir):
+def test_an_image_changed_after_validation_is_not_sent_under_the_old_job_id(write, workdir):
+    """The job id was made from the picture's bytes: other bytes (here, not even a picture)
+    are refused at submit time, and the same bytes are sent as a data URI."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 18)).save(buffer, "PNG")
+    write("a.png", buffer.getvalue())
+    job = _job_of(write("m.yaml", "version: 1\njobs: [{prompt: a, image_url: a.png}]\n"))
+    assert job.submit_body()["image_url"].startswith("data:image/png;base64,")
+    assert job.request["image_url"] == "a.png"  # the ledger keeps the name the manifest wrote
     write("a.png", b"not a picture at all")
-    prepare = prepare_request(workdir)
-    with pytest.raises(ImageProblem, match="not a picture"):
-        prepare({"model": "gen3a_turbo", "image_url": "a.png"})
+    with pytest.raises(ImageProblem, match="changed since the manifest was read"):
+        job.submit_body()
 
 
 @pytest.mark.parametrize("name", ["../x.mp4", "a/b.mp4", "..", "", "x\x00.mp4", "/etc/passwd"])

@@ -29,6 +29,7 @@ from ..interrupts import install_stop_signals, remove_stop_signals
 from ..ledger import Ledger, now_iso
 from ..progress import Progress, choose_mode
 from ..results import keep_results_fresh
+from ..runplan import to_pay
 from ..scheduler import SchedulerOptions
 from ..settings import Settings
 from ..states import JobState
@@ -75,7 +76,6 @@ def run_on_ray(
     out_dir: Path,
     settings: Settings,
     service: tuple[str, dict[str, str]],
-    manifest_folder: Path,
     request: ClusterRequest,
     assignment: dict[str, str],
     store: Store | None = None,
@@ -89,7 +89,7 @@ def run_on_ray(
     ray, started_here = _connect(request.address, request.shards)
     try:
         shard_count = request.shards or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        to_pay = _to_pay(ledger.rows_by_id(), request.retry_uncertain)
+        paying = {job.job_id for job in to_pay(jobs, ledger.rows_by_id(), request.retry_uncertain)}
         specs = _specs(
             jobs,
             assignment,
@@ -98,9 +98,8 @@ def run_on_ray(
             out_dir,
             settings,
             service,
-            manifest_folder,
             request,
-            to_pay,
+            paying,
         )
         here = ray.get_runtime_context().get_node_id()
         on_this_node = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=False)
@@ -161,14 +160,7 @@ def _connect(address: str | None, shards: int | None):
     return ray, True
 
 
-def _to_pay(rows: dict[str, dict[str, Any]], retry_uncertain: bool) -> set[str]:
-    """Jobs this run may submit (so budget shares follow the work left, not the whole table)."""
-    return {job_id for job_id, row in rows.items() if JobState(row["status"]).to_submit(retry_uncertain)}
-
-
-def _specs(
-    jobs, assignment, accounts, shard_count, out_dir, settings, service, manifest_folder, request, to_pay
-):
+def _specs(jobs, assignment, accounts, shard_count, out_dir, settings, service, request, paying):
     base_url, keys = service
     run = settings.run
     started_at = now_iso()
@@ -176,7 +168,7 @@ def _specs(
         account.name: [job for job in jobs if assignment[job.job_id] == account.name] for account in accounts
     }
     shards = split_shards(by_account, {a.name: a.concurrency for a in accounts}, shard_count)
-    estimates = [[job.credits_estimate for job in shard if job.job_id in to_pay] for _, shard in shards]
+    estimates = [[job.credits_estimate for job in shard if job.job_id in paying] for _, shard in shards]
     budgets = budget_shares(run.budget, estimates)
     concurrency = {account.name: account.concurrency for account in accounts}
     return [
@@ -188,7 +180,6 @@ def _specs(
             base_url=base_url,
             jobs=tuple(shard_jobs),
             out_dir=str(out_dir.resolve()),
-            manifest_folder=str(manifest_folder.resolve()),
             run=run,
             options=SchedulerOptions(
                 concurrency=concurrency[name],

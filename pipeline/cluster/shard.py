@@ -43,7 +43,6 @@ class ShardSpec:
     base_url: str
     jobs: tuple[Job, ...]
     out_dir: str
-    manifest_folder: str
     run: RunSettings
     options: SchedulerOptions
     run_started_at: str  # ledger time (ISO, UTC) when the run began
@@ -71,7 +70,6 @@ async def _run(spec: ShardSpec, ledger_service: Any, coordinator: Any) -> dict[s
         video_dir,
         spec.run,
         service,
-        Path(spec.manifest_folder),
         options,
         limiter=SharedLimiter(coordinator, spec.account),
         shared=SharedWindow(coordinator, spec.account),
