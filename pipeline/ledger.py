@@ -55,55 +55,68 @@ UNCERTAIN = "uncertain"
 TIMED_OUT = "timed_out"
 WITH_GENERATION = (SUBMITTED, GENERATED, TIMED_OUT)
 
-MIGRATIONS: list[tuple[str, str]] = [
-    (
+
+@dataclass(frozen=True)
+class Migration:
+    """One named change to the ledger's schema: its statements run in order, in one transaction
+    with the record that it was applied (a row in `migrations`), so it happens once and wholly."""
+
+    name: str
+    statements: tuple[str, ...]
+
+
+# In the order they are applied. A migration is never edited or removed once released (ledgers
+# out there have recorded it by name): a change is a new one at the end.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
         "create jobs and runs",
-        """
-        CREATE TABLE jobs (
-            job_id TEXT PRIMARY KEY,
-            idx INTEGER NOT NULL,
-            request TEXT NOT NULL,
-            labels TEXT NOT NULL,
-            status TEXT NOT NULL,
-            generation_id TEXT,
-            submits INTEGER NOT NULL DEFAULT 0,
-            resubmits INTEGER NOT NULL DEFAULT 0,
-            polls INTEGER NOT NULL DEFAULT 0,
-            error_name TEXT,
-            error_message TEXT,
-            video_url TEXT,
-            path TEXT,
-            bytes INTEGER,
-            sha256 TEXT,
-            credits REAL,
-            submitted_at TEXT,
-            completed_at TEXT,
-            generation_seconds REAL,
-            updated_at TEXT NOT NULL,
-            in_manifest INTEGER NOT NULL DEFAULT 1
-        );
-        CREATE INDEX jobs_status ON jobs(status);
-        CREATE TABLE runs (
-            run_id INTEGER PRIMARY KEY,
-            started_at TEXT NOT NULL,
-            finished_at TEXT,
-            manifest TEXT,
-            provider TEXT,
-            exit_code INTEGER
-        );
-        """,
+        (
+            """
+            CREATE TABLE jobs (
+                job_id TEXT PRIMARY KEY,
+                idx INTEGER NOT NULL,
+                request TEXT NOT NULL,
+                labels TEXT NOT NULL,
+                status TEXT NOT NULL,
+                generation_id TEXT,
+                submits INTEGER NOT NULL DEFAULT 0,
+                resubmits INTEGER NOT NULL DEFAULT 0,
+                polls INTEGER NOT NULL DEFAULT 0,
+                error_name TEXT,
+                error_message TEXT,
+                video_url TEXT,
+                path TEXT,
+                bytes INTEGER,
+                sha256 TEXT,
+                credits REAL,
+                submitted_at TEXT,
+                completed_at TEXT,
+                generation_seconds REAL,
+                updated_at TEXT NOT NULL,
+                in_manifest INTEGER NOT NULL DEFAULT 1
+            )
+            """,
+            "CREATE INDEX jobs_status ON jobs(status)",
+            """
+            CREATE TABLE runs (
+                run_id INTEGER PRIMARY KEY,
+                started_at TEXT NOT NULL,
+                finished_at TEXT,
+                manifest TEXT,
+                provider TEXT,
+                exit_code INTEGER
+            )
+            """,
+        ),
     ),
-    (
-        # With several API keys (run.accounts), a generation is polled with the key that made it.
-        "jobs remember their account",
-        "ALTER TABLE jobs ADD COLUMN account TEXT",
-    ),
-    (
-        # The exact command that resumes this folder (pipeline/resume.py), for `vidpipe status`.
-        "runs remember their command",
-        "ALTER TABLE runs ADD COLUMN command TEXT",
-    ),
-]
+    # With several API keys (run.accounts), a generation is polled with the key that made it.
+    Migration("jobs remember their account", ("ALTER TABLE jobs ADD COLUMN account TEXT",)),
+    # The exact command that resumes this folder (pipeline/resume.py), for `vidpipe status`.
+    Migration("runs remember their command", ("ALTER TABLE runs ADD COLUMN command TEXT",)),
+)
+
+# Where a ledger records the migrations applied to it, by name.
+_MIGRATIONS_TABLE = "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
 
 
 # The columns of a job row that the results table keeps, so a lost ledger can be rebuilt from it.
@@ -186,6 +199,7 @@ class Ledger:
     def __init__(self, path: Path, *, read_only: bool = False):
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._synced = True  # the connection's synchronous level: FULL (True) or NORMAL
         try:
             self._open(read_only)
         except BaseException:
@@ -207,9 +221,7 @@ class Ledger:
                 self._db = sqlite3.connect(path, isolation_level=None, timeout=OPEN_WAIT_S)
                 self._db.row_factory = sqlite3.Row
                 self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=FULL")
-                with self._transaction():  # the write lock is free now, or the run stops here
-                    pass
+                self._db.execute("PRAGMA synchronous = FULL")
                 self._migrate()
             self._check_is_a_ledger()
             self._db.execute(f"PRAGMA busy_timeout = {int(WRITE_WAIT_S * 1000)}")
@@ -237,9 +249,16 @@ class Ledger:
         self.close()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once (BEGIN IMMEDIATE); rolled back on any error."""
+    def _transaction(self, *, synced: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE); rolled back on any error.
+
+        `synced`: the commit returns only once it, and every commit before it, is on the disk
+        (see the module doc for which ones are).
+        """
         with _refusals(self.path):
+            if synced != self._synced:  # outside the transaction, so its COMMIT goes by it
+                self._db.execute(f"PRAGMA synchronous = {'FULL' if synced else 'NORMAL'}")
+                self._synced = synced
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -250,16 +269,44 @@ class Ledger:
                 raise
 
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        for number, (_name, sql) in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self._transaction() as db:
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
+        """Apply the migrations this ledger has not recorded, each in its own transaction.
 
-    def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
-        with self._transaction() as db:
+        A ledger made before migrations had names counted them in `PRAGMA user_version`: its
+        first that many are recorded as applied. user_version still counts them, so an older
+        vidpipe opening a newer ledger finds its own migrations done.
+        """
+        with self._transaction() as db:  # the write lock is free now, or the run stops here
+            db.execute(_MIGRATIONS_TABLE)
+            applied = [row[0] for row in db.execute("SELECT name FROM migrations")]
+            if not applied:
+                by_position = db.execute("PRAGMA user_version").fetchone()[0]
+                applied = [migration.name for migration in MIGRATIONS[:by_position]]
+                db.executemany(
+                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                    [(name, now_iso()) for name in applied],
+                )
+        for migration in MIGRATIONS:
+            if migration.name not in applied:
+                self._apply(migration, len(applied) + 1)
+                applied.append(migration.name)
+
+    def _apply(self, migration: Migration, count: int) -> None:
+        try:
+            with self._transaction(synced=True) as db:
+                for statement in migration.statements:
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (migration.name, now_iso())
+                )
+                db.execute(f"PRAGMA user_version = {count}")
+        except sqlite3.Error as error:  # what _refusals did not translate: the schema is not ours
+            raise LedgerDamagedError(
+                f"{self.path}: cannot apply the ledger change {migration.name!r} "
+                f"({one_line(str(error))}); the ledger is left as it was; {REBUILD_HINT}"
+            ) from None
+
+    def _write(self, sql: str, params: Iterable[Any] = (), *, synced: bool = True) -> None:
+        with self._transaction(synced=synced) as db:
             db.execute(sql, tuple(params))
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
