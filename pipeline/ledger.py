@@ -1,16 +1,32 @@
 """The ledger: one SQLite row per job in the output folder, so a run can stop anywhere and resume.
 
-Every state change is committed (WAL, synchronous=FULL: it survives a killed process and a
-power cut) before the next network action for that job. The intent to submit is recorded
-before the POST and the generation id right after its answer, so after a crash a job is either
-known not sent (`pending`), known sent with its id (`submitted`), or honestly `uncertain`.
+Every state change is committed before the next network action for that job. The intent to
+submit is recorded before the POST and the generation id right after its answer, so after a
+crash a job is either known not sent (`pending`), known sent with its id (`submitted`), or
+honestly `uncertain`.
 
     pending --> submitting --> submitted --> generated --> completed
                     |              |  \\--> timed_out (polled again on the next run)
                     |              \\--> failed (the API said so; not billed, retried on a rerun)
                     \\--> uncertain (sent, answer lost: resubmitted only with --retry-uncertain)
 
-Schema changes are named migrations, each applied with its record in one transaction.
+Durability. Every commit survives a killed process (WAL: it is in the operating system's hands
+when the call returns). Only the commits that guard money also wait for the disk (an fsync,
+`synchronous=FULL`), so they survive a power cut or an OS crash too: the intent to submit
+(`mark_submitting`, before the POST leaves), the generation id (`mark_submitted`, right after the
+answer), a ledger rebuilt from its table (`restore_jobs`) and the schema's migrations. Every other
+commit (`synchronous=NORMAL`) reaches the disk with the next synced one or checkpoint. A power
+cut may roll back the latest of those, never one from before a synced commit (syncing the WAL
+syncs all written before it), and what it undoes costs no money: each job falls back to where
+its last synced commit left it, `submitting` (the rerun holds it as `uncertain`: nothing is
+resent without --retry-uncertain) or `submitted` (its id is polled again and its video fetched
+again), with the poll counts and credits asked for again; jobs, accounts and runs not yet
+carried by a synced commit were not submitted, and the rerun records them again. The disk's
+wait is milliseconds a commit on the event loop's thread: with all three of a job's commits
+synced, a 120-job run waited about a second; the job's end (completed, failed) no longer waits.
+
+Schema changes are named migrations (`MIGRATIONS`), each applied once with its record in the
+`migrations` table, in one transaction, whenever the ledger is opened for writing.
 
 What SQLite says when the machine refuses (a full disk, a read-only folder, a lock held by another
 program, a damaged file) is translated here, in `_refusals`, into one-line
@@ -199,7 +215,7 @@ class Ledger:
     def __init__(self, path: Path, *, read_only: bool = False):
         self.path = path
         self._db: sqlite3.Connection | None = None
-        self._synced = True  # the connection's synchronous level: FULL (True) or NORMAL
+        self._synced = False  # the connection's synchronous level: FULL (True) or NORMAL
         try:
             self._open(read_only)
         except BaseException:
@@ -221,7 +237,7 @@ class Ledger:
                 self._db = sqlite3.connect(path, isolation_level=None, timeout=OPEN_WAIT_S)
                 self._db.row_factory = sqlite3.Row
                 self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous = FULL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
                 self._migrate()
             self._check_is_a_ledger()
             self._db.execute(f"PRAGMA busy_timeout = {int(WRITE_WAIT_S * 1000)}")
@@ -249,7 +265,7 @@ class Ledger:
         self.close()
 
     @contextlib.contextmanager
-    def _transaction(self, *, synced: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, synced: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken at once (BEGIN IMMEDIATE); rolled back on any error.
 
         `synced`: the commit returns only once it, and every commit before it, is on the disk
@@ -305,7 +321,7 @@ class Ledger:
                 f"({one_line(str(error))}); the ledger is left as it was; {REBUILD_HINT}"
             ) from None
 
-    def _write(self, sql: str, params: Iterable[Any] = (), *, synced: bool = True) -> None:
+    def _write(self, sql: str, params: Iterable[Any] = (), *, synced: bool = False) -> None:
         with self._transaction(synced=synced) as db:
             db.execute(sql, tuple(params))
 
@@ -367,7 +383,7 @@ class Ledger:
     def restore_jobs(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Insert whole job rows (`RESTORED` columns): a lost ledger rebuilt from the results table."""
         values = [tuple(row.get(column) for column in RESTORED) for row in rows]
-        with self._transaction() as db:
+        with self._transaction(synced=True) as db:  # generation ids, once
             db.executemany(
                 f"INSERT INTO jobs ({', '.join(RESTORED)}) VALUES ({', '.join('?' * len(RESTORED))})", values
             )
@@ -411,6 +427,7 @@ class Ledger:
             "generation_id = NULL, error_name = NULL, error_message = NULL, video_url = NULL, updated_at = ? "
             "WHERE job_id = ?",
             (SUBMITTING, int(resubmit), now_iso(), job_id),
+            synced=True,
         )
 
     def mark_submitted(self, job_id: str, generation_id: str) -> None:
@@ -419,6 +436,7 @@ class Ledger:
             "UPDATE jobs SET status = ?, generation_id = ?, submitted_at = ?, updated_at = ? "
             "WHERE job_id = ?",
             (SUBMITTED, generation_id, stamp, stamp, job_id),
+            synced=True,
         )
 
     def mark_pending(self, job_id: str, polls: int = 0) -> None:

@@ -141,10 +141,10 @@ def test_accounts_are_recorded_per_job(ledger: Ledger):
 
 def test_a_write_that_fails_changes_nothing_and_the_ledger_goes_on(ledger: Ledger):
     """restore_jobs inserts every row in one transaction: a duplicate id rolls all back."""
-    rows = [{"job_id": "r1", "idx": 5, "request": "{}", "labels": "{}", "status": "completed",
-             "updated_at": "then", "in_manifest": 1}, {"job_id": "j0"}]  # fmt: skip
-    with pytest.raises(sqlite3.IntegrityError):
-        ledger.restore_jobs(rows)
+    row = {"idx": 5, "request": "{}", "labels": "{}", "status": "completed", "submits": 1, "resubmits": 0,
+           "polls": 0, "updated_at": "then", "in_manifest": 1}  # fmt: skip
+    with pytest.raises(sqlite3.IntegrityError, match=r"UNIQUE constraint failed: jobs\.job_id"):
+        ledger.restore_jobs([{**row, "job_id": "r1"}, {**row, "job_id": "j0"}])
     assert ledger.job("r1") is None and ledger.job_count() == 3
     ledger.mark_submitting("j1")  # no transaction left open
     assert status(ledger, "j1") == "submitting"
