@@ -23,7 +23,7 @@ resent without --retry-uncertain) or `submitted` (its id is polled again and its
 again), with the poll counts and credits asked for again; jobs, accounts and runs not yet
 carried by a synced commit were not submitted, and the rerun records them again. The disk's
 wait is milliseconds a commit on the event loop's thread: with all three of a job's commits
-synced, a 120-job run waited about a second; the job's end (completed, failed) no longer waits.
+synced, a 120-job run waited 0.7 to 2 s; the job's end (completed, failed) no longer waits.
 
 Schema changes are named migrations (`MIGRATIONS`), each applied once with its record in the
 `migrations` table, in one transaction, whenever the ledger is opened for writing.
