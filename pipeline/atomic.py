@@ -35,15 +35,21 @@ def _umask_read_by_setting() -> int:
     return mask
 
 
-def replace_atomically(path: Path, write: Callable[[Path], None], mode: int = 0o666) -> None:
-    """Call write(temporary) and rename the result onto `path`; `mode` less the umask."""
+def replace_atomically(path: Path, write: Callable[[Path], None], mode: int | None = 0o666) -> None:
+    """Call write(temporary) and rename the result onto `path`, with `mode` less the umask.
+
+    `temporary` is an empty file, a unique name beside `path`; an error in write() removes it
+    and leaves `path` as it was. `mode=None` keeps the mode of the file write() left there (a
+    hard link, which shares its mode with the file it links).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     temporary = Path(name)
     try:
         write(temporary)
-        os.chmod(temporary, mode & ~current_umask())
+        if mode is not None:
+            os.chmod(temporary, mode & ~current_umask())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -146,6 +146,9 @@ class Downloader:
         raise DownloadError(f"the video download was redirected more than {MAX_REDIRECTS} times")
 
     async def _fetch(self, url: str, path: Path, announced_size: int | None) -> Downloaded:
+        # Not atomic.replace_atomically: its write() is a blocking call, and this one streams
+        # chunk by chunk on the event loop (and fsyncs off it). The fixed name also means a
+        # download cut off by a kill is overwritten by the next attempt rather than left behind.
         temporary = path.with_name(f".{path.name}.part")
         digest = hashlib.sha256()
         size = 0

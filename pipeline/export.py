@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .atomic import replace_atomically
 from .download import file_sha256
 from .errors import InputError
 from .ledger import LEDGER_FILE, Ledger
@@ -101,14 +102,12 @@ def _copy(source: Store, row: dict, target: Store, size_there: int | None, scrat
         local = target.path(name)
         if size_there == size and file_sha256(local) == sha256:
             return
-        temporary = local.with_name(f".{name}.tmp")
-        source.fetch(relative, temporary)
-        try:
+
+        def fetch_checked(temporary: Path) -> None:
+            source.fetch(relative, temporary)
             _check(temporary, sha256, source.join(relative))
-        except InputError:
-            temporary.unlink()
-            raise
-        os.replace(temporary, local)
+
+        replace_atomically(local, fetch_checked)
         return
     if size_there == size or source.copy_to(relative, target, name):
         return
@@ -136,23 +135,26 @@ def _place(source: Path, destination: Path, sha256: str) -> None:
     same_size = destination.is_file() and destination.stat().st_size == source.stat().st_size
     if same_size and file_sha256(destination) == sha256:
         return
-    temporary = destination.with_name(f".{destination.name}.tmp")
-    temporary.unlink(missing_ok=True)
-    try:
-        os.link(source, temporary)
-    except OSError:
-        shutil.copyfile(source, temporary)
-    if file_sha256(temporary) != sha256:
-        temporary.unlink()
-        raise InputError(
-            f"{display_path(source)} does not match the sha256 the ledger recorded; not exported"
-        )
-    os.replace(temporary, destination)
+
+    def link_or_copy(temporary: Path) -> None:
+        temporary.unlink()  # os.link makes its name itself
+        try:
+            os.link(source, temporary)
+        except OSError:  # another filesystem, or links refused
+            shutil.copyfile(source, temporary)
+        if file_sha256(temporary) != sha256:
+            raise InputError(
+                f"{display_path(source)} does not match the sha256 the ledger recorded; not exported"
+            )
+
+    # A link shares the run's video's mode (and owner): it is not changed; a copy has the umask's.
+    replace_atomically(destination, link_or_copy, mode=None)
 
 
 def _write_jsonl(records: list[dict], path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(temporary, path)
+    def write(temporary: Path) -> None:
+        with temporary.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    replace_atomically(path, write)

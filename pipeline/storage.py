@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .atomic import replace_atomically
 from .errors import InputError, StoreError, one_line
 from .ledger import LEDGER_FILE
 from .manifest import display_path
@@ -226,16 +226,11 @@ class FsspecStore(Store):
         }
 
     def fetch(self, relative: str, local: Path) -> None:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{local.name}.", suffix=".part", dir=local.parent)
-        os.close(handle)
-        try:
+        def download(temporary: Path) -> None:
             with self._failures(f"cannot download {self.join(relative)}"):
-                self.fs.get_file(self.key(relative), temporary)
-            os.replace(temporary, local)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+                self.fs.get_file(self.key(relative), str(temporary))
+
+        replace_atomically(local, download)
 
     def read_bytes(self, relative: str) -> bytes | None:
         try:
@@ -333,15 +328,7 @@ def _reason(error: BaseException) -> str:
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(handle)
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_atomically(target, lambda temporary: shutil.copyfile(source, temporary))
 
 
 # --- choosing a store ------------------------------------------------------------------------
@@ -376,9 +363,8 @@ def record_store(work_folder: Path, store: Store) -> str | None:
         path.unlink(missing_ok=True)
         return None
     record = {"url": store.url, "storage_options": getattr(store, "storage_options", {})}
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    text = json.dumps(record, indent=2) + "\n"
+    replace_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
     return FsspecStore(before).describe() if before and before != store.url else None
 
 
