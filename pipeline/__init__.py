@@ -15,7 +15,8 @@ if _typing.TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# Imported when first used (PEP 562): they need pandas, which `vidpipe --help` should not pay for.
+# Imported when first used (PEP 562): they need jsonschema, YAML or pandas, which `vidpipe --help`
+# should not pay for.
 _LAZY = {"Batch": "jobs", "load_batch": "jobs", "Plan": "plan", "make_plan": "plan"}
 
 

@@ -1,4 +1,4 @@
-"""Rule checks on job frames and job tables, vectorised by checking each distinct value once.
+"""Rule checks on job frames and expanded job tables, made fast by checking each distinct value once.
 
 jsonschema on every row of a 100,000-row table is far too slow, and sweeps repeat the same few
 values many times. So each column's distinct values are checked against that field's schema,
@@ -12,9 +12,9 @@ from __future__ import annotations
 import string
 from typing import Any
 
-import pandas as pd
-
 from .errors import Problem
+from .expand import JobColumns, rows_at
+from .jobframe import Row
 from .models import PROMPT_LIMIT, SEED_MAX
 from .origins import Origins
 from .salvage import INVALID, is_invalid
@@ -38,39 +38,42 @@ def _validator(column: str):
     return validator_for(_JOB_KEY_POINTERS[column])
 
 
-def cell_problems(frame: pd.DataFrame, columns: tuple[str, ...]) -> tuple[list[Problem], pd.DataFrame]:
+def cell_problems(frame: list[Row], columns: tuple[str, ...]) -> tuple[list[Problem], list[Row]]:
     """Every cell value (each item of a list cell) checked against its field's schema; each
     bad one reported at every row holding it. Also returns the frame with those values INVALID."""
     problems: list[Problem] = []
-    frame = frame.copy()
     for column in columns:
-        cells = frame[column].dropna()
-        values = cells if column == "tags" else cells.explode().dropna()
         bad: set[tuple[type, Any]] = set()
-        for value, rows in _rows_by_value(values).items():
+        for value, rows in _rows_by_value(frame, column).items():
             message = first_problem(_validator(column), _value_of(value))
             if message:
                 bad.add(value)
-                problems += [
-                    Problem(frame.at[row, "source"], _field(frame, row, column), message) for row in rows
-                ]
-        if bad:
-            frame[column] = frame[column].map(lambda cell, bad=bad: _without(cell, bad), na_action="ignore")
+                problems += [Problem(row["source"], _field(row, column), message) for row in rows]
+        if bad:  # a row is copied only when it changes
+            frame = [
+                row if row[column] is None else {**row, column: _without(row[column], bad)} for row in frame
+            ]
     return problems, frame
 
 
-def _field(frame: pd.DataFrame, row: Any, column: str) -> str:
-    path = frame.at[row, "path"]
-    return f"{path}.{column}" if path else column
+def _field(row: Row, column: str) -> str:
+    return f"{row['path']}.{column}" if row["path"] else column
 
 
-def _rows_by_value(values: pd.Series) -> dict[tuple[type, Any], list[Any]]:
-    """Distinct values (1 and True kept apart, unlike pandas) -> the rows holding each, once."""
-    rows: dict[tuple[type, Any], list[Any]] = {}
-    for row, value in values.items():
-        holders = rows.setdefault(_key_of(value), [])
-        if not holders or holders[-1] != row:
-            holders.append(row)
+def _rows_by_value(frame: list[Row], column: str) -> dict[tuple[type, Any], list[Row]]:
+    """Distinct values of a column (1 and True kept apart; each item of a list cell but tags)
+    -> the rows holding each, once."""
+    rows: dict[tuple[type, Any], list[Row]] = {}
+    for row in frame:
+        cell = row[column]
+        if cell is None:
+            continue
+        for value in cell if isinstance(cell, list) and column != "tags" else [cell]:
+            if value is None:
+                continue
+            holders = rows.setdefault(_key_of(value), [])
+            if not holders or holders[-1] is not row:
+                holders.append(row)
     return rows
 
 
@@ -92,18 +95,21 @@ def _without(cell: Any, bad: set[tuple[type, Any]]) -> Any:
     return cell
 
 
-def seed_range_problems(frame: pd.DataFrame, origins: Origins) -> list[Problem]:
+def seed_range_problems(frame: list[Row], origins: Origins) -> list[Problem]:
     """Seed ranges that run past the largest seed, reported where each range is written."""
+    by_end: dict[int, list[Row]] = {}
+    for row in frame:
+        seeds = row["seed"]
+        if isinstance(seeds, list) and seeds and isinstance(seeds[-1], int) and seeds[-1] >= SEED_LIMIT:
+            by_end.setdefault(seeds[-1], []).append({**row, "seed": None})
     problems = []
-    ends = frame["seed"].map(lambda v: v[-1] if isinstance(v, list) and v and isinstance(v[-1], int) else -1)
-    for end in ends[ends >= SEED_LIMIT].unique():
-        rows = frame[ends == end].assign(seed=None)
+    for end, rows in by_end.items():
         message = f"the seed range ends at {end}; expected at most {SEED_LIMIT - 1}"
         problems += origins.problems(rows, "seed", message)
     return problems
 
 
-def table_problems(table: pd.DataFrame, prompt_limit: int, origins: Origins) -> list[Problem]:
+def table_problems(table: JobColumns, prompt_limit: int, origins: Origins) -> list[Problem]:
     """Rules that need a whole expanded row: prompt limit, per-model rules, prompt or image.
 
     Each is reported where the offending value is written (see Origins), once per place;
@@ -116,55 +122,49 @@ def table_problems(table: pd.DataFrame, prompt_limit: int, origins: Origins) -> 
     ]
 
 
-def _prompt_limit_problems(table: pd.DataFrame, limit: int, origins: Origins) -> list[Problem]:
+def _prompt_limit_problems(table: JobColumns, limit: int, origins: Origins) -> list[Problem]:
     problems = []
     hint = f" (run.prompt_limit: {PROMPT_LIMIT} allows up to {PROMPT_LIMIT})" if limit < PROMPT_LIMIT else ""
-    for prompt in table["prompt"].dropna().unique():
+    too_long: dict[str, list[int]] = {}
+    for index, prompt in enumerate(table["prompt"]):
         if isinstance(prompt, str) and len(prompt) > limit:
-            message = f"prompt has {len(prompt)} characters; expected at most {limit}{hint}"
-            problems += origins.problems(table[table["prompt"] == prompt], "prompt", message)
+            too_long.setdefault(prompt, []).append(index)
+    for prompt, indices in too_long.items():
+        message = f"prompt has {len(prompt)} characters; expected at most {limit}{hint}"
+        problems += origins.problems(rows_at(table, indices), "prompt", message)
     return problems
 
 
-def _model_rule_problems(table: pd.DataFrame, origins: Origins) -> list[Problem]:
-    last = table["last_image_url"]
-    combos = pd.DataFrame(
-        {
-            "model": table["model"],
-            "ratio": table["ratio"],
-            "last": last.notna().map({True: "set", False: "none"}).where(~_invalid(last), "invalid"),
-        }
-    )
+def _model_rule_problems(table: JobColumns, origins: Origins) -> list[Problem]:
+    combos: dict[tuple[Any, Any, str], list[int]] = {}
+    for index, (model, ratio, last) in enumerate(
+        zip(table["model"], table["ratio"], table["last_image_url"], strict=True)
+    ):
+        state = "invalid" if is_invalid(last) else "none" if last is None else "set"
+        combos.setdefault((model, ratio, state), []).append(index)
     problems = []
-    for combo in combos.drop_duplicates().itertuples(index=False):
-        if is_invalid(combo.model) or is_invalid(combo.ratio) or combo.last == "invalid":
+    for (model, ratio, last), indices in combos.items():
+        if is_invalid(model) or is_invalid(ratio) or last == "invalid":
             continue
-        body: dict[str, Any] = {"model": combo.model, "ratio": combo.ratio}
-        if combo.last == "set":
+        body: dict[str, Any] = {"model": model, "ratio": ratio}
+        if last == "set":
             body["last_image_url"] = "https://example.invalid/last.png"
-        errors = list(iter_problems(model_rules_validator(), body))
-        if not errors:
-            continue
-        same = (combos["model"] == combo.model) & (combos["ratio"] == combo.ratio)
-        rows = table[same & (combos["last"] == combo.last)]
-        for path, error in errors:
+        for path, error in iter_problems(model_rules_validator(), body):
             column = path[0] if path else "model"
-            error.instance = rows[column].iloc[0]
-            problems += origins.problems(rows, column, explain(error))
+            error.instance = table[column][indices[0]]
+            problems += origins.problems(rows_at(table, indices), column, explain(error))
     return problems
 
 
-def _invalid(column: pd.Series) -> pd.Series:
-    return pd.Series([value is INVALID for value in column.to_numpy(dtype=object)], index=column.index)
-
-
-def _content_problems(table: pd.DataFrame) -> list[Problem]:
-    empty = table["prompt"].isna() & table["image_url"].isna()
-    if not empty.any():
-        return []
-    jobs = table.loc[empty, ["key", "source", "path"]].drop_duplicates()
+def _content_problems(table: JobColumns) -> list[Problem]:
     message = "a job needs a prompt, an image_url, or both"
-    return [Problem(source, path, message) for _, source, path in jobs.itertuples(index=False)]
+    columns = ("prompt", "image_url", "key", "source", "path")
+    jobs = {
+        (key, source, path): None
+        for prompt, image, key, source, path in zip(*(table[name] for name in columns), strict=True)
+        if prompt is None and image is None
+    }
+    return [Problem(source, path, message) for _, source, path in jobs]
 
 
 FILENAME_FIELDS = ("job_id", "id", "seed", "ratio", "duration", "model", "index")

@@ -52,7 +52,9 @@ beside results), 130 interrupted.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, sandbox_arguments: bool = True) -> argparse.ArgumentParser:
+    """The whole command line. Without `sandbox_arguments` the `sandbox` command is listed but
+    takes no arguments: reading them imports the sandbox and asyncio, which only it needs."""
     parser = argparse.ArgumentParser(
         prog="vidpipe", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -199,17 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=cmd_report)
 
-    from .sandbox.cli import add_arguments as add_sandbox_arguments
-    from .sandbox.cli import run as run_sandbox
-
     sandbox = commands.add_parser(
         "sandbox",
         help="serve the local stand-in for the API (for curl, scripts, other tools)",
         description="Serve the local stand-in for the AI/ML API video endpoints.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_sandbox_arguments(sandbox)
-    sandbox.set_defaults(handler=run_sandbox)
+    if sandbox_arguments:
+        from .sandbox.cli import add_arguments as add_sandbox_arguments
+        from .sandbox.cli import run as run_sandbox
+
+        add_sandbox_arguments(sandbox)
+        sandbox.set_defaults(handler=run_sandbox)
     return parser
 
 
@@ -261,7 +264,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         for note in batch.notes:
             print(f"warning: {note}", file=sys.stderr)
-        count = len(batch.table)
+        count = batch.job_count
         print(f"ok: {display_path(path)} ({count:,} {'job' if count == 1 else 'jobs'})")
     return EXIT_INPUT if failed else EXIT_OK
 
@@ -393,7 +396,9 @@ def report_error(error: VidpipeError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # A pre-commit hook runs `validate` on every commit: it should not wait for the sandbox.
+    parser = build_parser(sandbox_arguments=argv[:1] == ["sandbox"])
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

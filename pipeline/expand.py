@@ -1,9 +1,13 @@
-"""Job frame -> job table: one row per generation, with its seed and a stable job id. Pure.
+"""Job frame -> job rows: one row per generation, with its seed and a stable job id. Pure.
 
 Precedence for each request field, most specific first: the job's own value (or its matrix),
 the top-level matrix, `defaults`, the top-level `model`, the schema's default. A list at any
-level is a sweep; sweeps multiply (pandas `explode` column after column gives the cartesian
-product per job). Seeds are innermost so a seed sweep of one prompt stays together.
+level is a sweep; sweeps multiply (the cartesian product per job, in EXPLODE_ORDER). Seeds are
+innermost so a seed sweep of one prompt stays together.
+
+The expansion is plain Python, so `validate` pays for no pandas import: the job frame is a
+list of rows (dicts), the expanded table a dict of columns (lists, one value per generation).
+`plan` and `run` get their pandas job table from those same columns (job_table).
 
 The job id is a hash of the canonical request (images by content digest, not by path), so the
 same request is the same job in every run and every manifest; identical rows are reported and
@@ -13,13 +17,17 @@ run once. A job without a seed gets one derived from the same hash and keeps it 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from typing import Any
+import math
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
+from .jobframe import FRAME_COLUMNS, Row
 from .schema import REQUEST_FIELDS, definition
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_JOBS = 2_000_000
 # Outer loop first; seed and sample innermost.
@@ -46,6 +54,10 @@ TABLE_COLUMNS = (
     "tags",
     "source",
 )
+INTEGER_COLUMNS = ("index", "seed", "duration", "sample")
+# The job table as plain Python: column name -> one value per job, in TABLE_COLUMNS order.
+JobColumns = dict[str, list[Any]]
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def schema_default(field: str) -> Any:
@@ -67,26 +79,26 @@ def fallback_for(
 
 
 def resolve_fields(
-    jobs: pd.DataFrame, defaults: dict[str, Any], matrix: dict[str, Any], model: str | None
-) -> pd.DataFrame:
+    jobs: list[Row], defaults: dict[str, Any], matrix: dict[str, Any], model: str | None
+) -> list[Row]:
     """Fill each job's missing fields by precedence; seed ranges become lists; add `sample`,
-    and `own`: a bitmask of the request fields the job sets itself (bit i: REQUEST_FIELDS[i])."""
-    frame = jobs.copy()
-    own = np.zeros(len(frame), dtype=np.int64)
-    for bit, field in enumerate(REQUEST_FIELDS):
-        _, fallback = fallback_for(field, defaults, matrix, model)
-        column = frame[field]
-        own |= column.notna().to_numpy(dtype=np.int64) << bit
-        if field == "seed":
-            column = column.map(_seed_list, na_action="ignore")
-        if fallback is not None:
-            filler = pd.Series([fallback] * len(frame), index=frame.index, dtype=object)
-            column = column.where(column.notna(), filler)
-        frame[field] = column.astype(object)
-    frame["own"] = own
-    repeats = frame["repeat"].where(frame["repeat"].notna(), 1)
-    frame["sample"] = [list(range(r)) if isinstance(r, int) and r > 1 else 0 for r in repeats]
-    return frame
+    and `own`: a bitmask of the request fields the job sets itself (bit i: REQUEST_FIELDS[i]).
+    The rows are updated in place (a frame of 100,000 CSV rows is not copied) and returned."""
+    fallbacks = {field: fallback_for(field, defaults, matrix, model)[1] for field in REQUEST_FIELDS}
+    for row in jobs:
+        own = 0
+        for bit, field in enumerate(REQUEST_FIELDS):
+            value = row[field]
+            if value is None:
+                row[field] = fallbacks[field]
+            else:
+                own |= 1 << bit
+                if field == "seed":
+                    row[field] = _seed_list(value)
+        row["own"] = own
+        repeat = 1 if row["repeat"] is None else row["repeat"]
+        row["sample"] = list(range(repeat)) if isinstance(repeat, int) and repeat > 1 else 0
+    return jobs
 
 
 def _seed_list(value: Any) -> Any:
@@ -97,107 +109,133 @@ def _seed_list(value: Any) -> Any:
     return value
 
 
-def expansion_size(frame: pd.DataFrame) -> int:
+def expansion_size(frame: list[Row]) -> int:
     """How many rows `explode` would make, without making them."""
-    sizes = np.ones(len(frame), dtype=np.int64)
-    for field in EXPLODE_ORDER:
-        column = frame[field]
-        is_list = column.map(lambda v: isinstance(v, list))
-        if is_list.any():
-            lengths = column[is_list].map(len).to_numpy(dtype=np.int64)
-            sizes[is_list.to_numpy()] *= lengths
-    return int(sizes.sum())
+    return sum(math.prod(len(row[f]) for f in EXPLODE_ORDER if isinstance(row[f], list)) for row in frame)
 
 
-def explode(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per generation: the cartesian product of each job's list cells."""
-    out = frame
-    for field in EXPLODE_ORDER:
-        if out[field].map(lambda v: isinstance(v, list)).any():
-            out = out.explode(field)
-    out = out.reset_index(drop=True)
-    out["index"] = np.arange(len(out))
-    return out
+def explode(frame: list[Row]) -> JobColumns:
+    """One row per generation, as columns: the cartesian product of each job's list cells,
+    numbered. Columns, not a dict per row: 2,000,000 rows of dicts would take gigabytes."""
+    names = list(frame[0]) if frame else [*FRAME_COLUMNS, "own", "sample"]
+    table: JobColumns = {name: [] for name in names}
+    for row in frame:
+        swept = [field for field in EXPLODE_ORDER if isinstance(row[field], list)]
+        # An empty sweep still leaves its job one row, without a value (as pandas' explode did).
+        products = list(itertools.product(*(row[field] or [None] for field in swept)))
+        values = dict(zip(swept, zip(*products, strict=True), strict=True)) if swept else {}
+        for name, column in table.items():
+            column.extend(values[name] if name in values else itertools.repeat(row[name], len(products)))
+    table["index"] = list(range(len(table["source"])))
+    return table
 
 
-def canonical_requests(table: pd.DataFrame, image_keys: dict[str, str], *, with_seed: bool) -> list[str]:
-    """The canonical text of each row's request; images stand as their content key."""
-    images = table["image_url"].map(image_keys, na_action="ignore")
-    last_images = table["last_image_url"].map(image_keys, na_action="ignore")
-    seeds = table["seed"] if with_seed else pd.Series(None, index=table.index, dtype=object)
-    columns = [
-        table["model"],
-        table["prompt"],
-        table["ratio"],
-        table["duration"],
-        seeds,
-        table["watermark"],
-        images,
-        last_images,
-    ]
-    plain = [_python_values(column) for column in columns]
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    return [
-        f"{encode(list(values))}#{sample}" if sample else encode(list(values))
-        for *values, sample in zip(*plain, table["sample"], strict=True)
-    ]
+def row_at(table: JobColumns, index: int) -> Row:
+    """One row of a column table, as a dict (for the few rows a problem is reported on)."""
+    return {name: column[index] for name, column in table.items()}
 
 
-def _python_values(column: pd.Series) -> list[Any]:
-    """Column values as plain Python objects, None for every kind of missing."""
-    values = column.astype(object).where(column.notna(), None)
-    return [_plain(v) for v in values]
+def rows_at(table: JobColumns, indices: Iterable[int]) -> Iterator[Row]:
+    return (row_at(table, index) for index in indices)
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+def canonical_requests(
+    table: JobColumns, image_keys: dict[str, str], *, with_seed: bool, indices: list[int] | None = None
+) -> list[str]:
+    """The canonical text of each row's request (of the rows at `indices`, or all); images
+    stand as their content key."""
+    fields = ("model", "prompt", "ratio", "duration", "seed", "watermark", "image_url", "last_image_url")
+    columns = [table[field] for field in fields] + [table["sample"]]
+    if indices is not None:
+        columns = [[column[i] for i in indices] for column in columns]
+    encode, image = _ENCODE, image_keys.get
+    texts = []
+    for model, prompt, ratio, duration, seed, watermark, first, last, sample in zip(*columns, strict=True):
+        text = encode(
+            [
+                model,
+                prompt,
+                ratio,
+                duration,
+                seed if with_seed else None,
+                watermark,
+                None if first is None else image(first),
+                None if last is None else image(last),
+            ]
+        )
+        texts.append(f"{text}#{sample}" if sample else text)
+    return texts
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def assign_seeds_and_ids(table: pd.DataFrame, image_keys: dict[str, str]) -> pd.DataFrame:
-    """Choose a seed for rows without one (from the request), then hash each request into job_id."""
-    out = table.copy()
-    missing = out["seed"].isna()
-    out["seed_chosen"] = missing.astype(bool)
-    if missing.any():
-        unseeded = canonical_requests(out[missing], image_keys, with_seed=False)
-        out.loc[missing, "seed"] = [int(_digest("seed:" + text)[:8], 16) for text in unseeded]
-    out["seed"] = out["seed"].astype(np.int64)
-    out["duration"] = out["duration"].astype(np.int64)
-    out["sample"] = out["sample"].astype(np.int64)
-    out["job_id"] = [_digest(text)[:16] for text in canonical_requests(out, image_keys, with_seed=True)]
-    out["image_sha256"] = out["image_url"].map(_content_digest(image_keys), na_action="ignore")
-    out["last_image_sha256"] = out["last_image_url"].map(_content_digest(image_keys), na_action="ignore")
-    return out
+def assign_seeds_and_ids(table: JobColumns, image_keys: dict[str, str]) -> JobColumns:
+    """Choose a seed for rows without one (from the request), then hash each request into
+    job_id. The columns are updated in place (explode made them) and returned."""
+    seeds = table["seed"]
+    unseeded = [index for index, seed in enumerate(seeds) if seed is None]
+    chosen = [False] * len(seeds)
+    texts = canonical_requests(table, image_keys, with_seed=False, indices=unseeded)
+    for index, text in zip(unseeded, texts, strict=True):
+        chosen[index] = True
+        seeds[index] = int(_digest("seed:" + text)[:8], 16)
+    table["seed_chosen"] = chosen
+    # Whole numbers, as the job table holds them: a YAML 7.0 is the seed 7 in the job id.
+    for name in ("seed", "duration", "sample"):
+        table[name] = [int(value) for value in table[name]]
+    digest = _content_digest(image_keys).get
+    for name in ("image_url", "last_image_url"):
+        sha = name.removesuffix("url") + "sha256"
+        table[sha] = [None if ref is None else digest(ref) for ref in table[name]]
+    table["job_id"] = [_digest(text)[:16] for text in canonical_requests(table, image_keys, with_seed=True)]
+    return table
 
 
 def _content_digest(image_keys: dict[str, str]) -> dict[str, str]:
     return {ref: key[len("sha256:") :] for ref, key in image_keys.items() if key.startswith("sha256:")}
 
 
-def drop_duplicates(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def drop_duplicates(table: JobColumns) -> tuple[JobColumns, list[str]]:
     """Keep the first row of each job_id; say where each dropped row repeats an earlier one."""
-    repeated = table["job_id"].duplicated(keep="first")
-    if not repeated.any():
+    first_source: dict[str, str] = {}
+    kept, notes = [], []
+    for index, (job_id, source) in enumerate(zip(table["job_id"], table["source"], strict=True)):
+        if job_id in first_source:
+            notes.append(f"{source}: same request as {first_source[job_id]} (job {job_id}); it runs once")
+        else:
+            first_source[job_id] = source
+            kept.append(index)
+    if not notes:
         return table, []
-    first_source = table.groupby("job_id", sort=False)["source"].transform("first")
-    notes = [
-        f"{source}: same request as {first} (job {job_id}); it runs once"
-        for source, first, job_id in zip(
-            table.loc[repeated, "source"], first_source[repeated], table.loc[repeated, "job_id"], strict=True
-        )
-    ]
-    kept = table[~repeated].reset_index(drop=True)
-    kept["index"] = np.arange(len(kept))
-    return kept, notes
+    out = {name: [column[index] for index in kept] for name, column in table.items()}
+    out["index"] = list(range(len(kept)))
+    return out, notes
 
 
-def finish(table: pd.DataFrame) -> pd.DataFrame:
-    """The public job table: documented columns in a fixed order, readable dtypes."""
-    out = table.copy()
-    out["tags"] = out["tags"].map(lambda t: "|".join(t) if isinstance(t, list) else (t or ""))
-    out["id"] = out["id"].where(out["id"].notna(), "")
-    return out[list(TABLE_COLUMNS)]
+def finish(table: JobColumns) -> JobColumns:
+    """The public job table as plain columns: TABLE_COLUMNS in order, tags joined, id never missing."""
+    columns = {name: table[name] for name in TABLE_COLUMNS}
+    columns["tags"] = ["|".join(tags) if isinstance(tags, list) else (tags or "") for tags in columns["tags"]]
+    columns["id"] = ["" if label is None else label for label in columns["id"]]
+    return columns
+
+
+def job_table(columns: JobColumns) -> pd.DataFrame:
+    """The job table `plan` and `run` work on, as a pandas frame of the finished columns, typed
+    as it has always been (ids and tags inferred, a missing image digest NaN)."""
+    import pandas as pd  # only here: `validate` never builds the table
+
+    frame = pd.DataFrame(
+        {
+            name: values if name in ("job_id", "tags") else pd.Series(values, dtype=object)
+            for name, values in columns.items()
+        }
+    )
+    for name in ("image_sha256", "last_image_sha256"):
+        frame[name] = [math.nan if digest is None else digest for digest in columns[name]]
+    for name in INTEGER_COLUMNS:
+        frame[name] = frame[name].astype("int64")
+    frame["seed_chosen"] = frame["seed_chosen"].astype(bool)
+    return frame

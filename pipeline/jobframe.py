@@ -1,6 +1,7 @@
 """One row per manifest job, from YAML `jobs` entries or CSV rows, before any sweep is expanded.
 
-A cell holds one value, or a list when the job sweeps that field. CSV cells arrive as text and
+A job frame is a list of rows, each a dict of FRAME_COLUMNS (plain Python: `validate` needs
+no pandas). A cell holds one value, or a list when the job sweeps that field. CSV cells arrive as text and
 are typed here (`5` -> 5, `1|2|3` -> [1, 2, 3], `true` -> True); a cell that cannot be typed
 is left as text, so the schema check that follows reports it in the same words as for YAML.
 """
@@ -10,10 +11,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-import pandas as pd
-
 from .errors import Problem
-from .manifest import CSV_LIST_SEPARATOR, Document
+from .manifest import CSV_LIST_SEPARATOR, CsvRows, Document
 from .salvage import INVALID, is_invalid
 from .schema import REQUEST_FIELDS, field_path
 
@@ -25,6 +24,8 @@ UNSPLIT_FIELDS = ("prompt", "id")
 # source: "file:line" of the job; path: its field path ("jobs[2]", "" for a CSV row);
 # key: its path in the document (("jobs", 2); None for a CSV row), for origins.py.
 FRAME_COLUMNS = (*REQUEST_FIELDS, "id", "tags", "repeat", "source", "path", "key")
+
+Row = dict[str, Any]
 
 
 def likely_meant(word: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -38,9 +39,9 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
     return f"; did you mean '{meant}'?" if meant else ""
 
 
-def yaml_jobs(document: Document) -> tuple[pd.DataFrame, list[Problem]]:
+def yaml_jobs(document: Document) -> tuple[list[Row], list[Problem]]:
     """The `jobs` list of a validated YAML document as a job frame."""
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     problems: list[Problem] = []
     jobs = document.data.get("jobs")
     for index, job in enumerate(jobs if isinstance(jobs, list) else []):
@@ -68,9 +69,9 @@ def yaml_jobs(document: Document) -> tuple[pd.DataFrame, list[Problem]]:
     return _frame(rows), problems
 
 
-def csv_jobs(frame: pd.DataFrame, csv_where: str) -> tuple[pd.DataFrame, list[Problem]]:
+def csv_jobs(table: CsvRows, csv_where: str) -> tuple[list[Row], list[Problem]]:
     """Type the text cells of a jobs CSV. `csv_where` is the CSV's display path."""
-    unknown = [column for column in frame.columns if column != "_line" and column not in CSV_COLUMNS]
+    unknown = [column for column in table.columns if column not in CSV_COLUMNS]
     problems = [
         Problem(
             f"{csv_where}:1",
@@ -79,25 +80,35 @@ def csv_jobs(frame: pd.DataFrame, csv_where: str) -> tuple[pd.DataFrame, list[Pr
         )
         for column in unknown
     ]
-    typed = pd.DataFrame(index=frame.index)
-    for column in CSV_COLUMNS:
-        if column in frame.columns:
-            typed[column] = _typed_column(frame[column], column)
-    for column in unknown:  # a misspelt column holds the field it likely means, unknown
+    position = {column: index for index, column in enumerate(table.columns)}
+    # Each column's distinct texts -> their typed values, typed once.
+    typed = {column: {} for column in CSV_COLUMNS if column in position}
+    # A misspelt column holds the field it likely means, unknown.
+    misspelt = {}
+    for column in unknown:
         meant = likely_meant(column, CSV_COLUMNS)
-        if meant and meant not in frame.columns:
-            typed[meant] = frame[column].map(lambda _: INVALID, na_action="ignore").astype(object)
-    typed["source"] = csv_where + ":" + frame["_line"].astype(str)
-    typed["path"] = ""
-    typed["key"] = None
-    return _frame(typed), problems
+        if meant and meant not in position:
+            misspelt[meant] = column
+    rows = []
+    for cells, line in zip(table.rows, table.lines, strict=True):
+        row = dict.fromkeys(FRAME_COLUMNS)
+        for column, known in typed.items():
+            row[column] = _typed(cells[position[column]], column, known)
+        for meant, column in misspelt.items():
+            row[meant] = None if cells[position[column]] is None else INVALID
+        row["source"] = f"{csv_where}:{line}"
+        row["path"] = ""
+        rows.append(row)
+    return rows, problems
 
 
-def _typed_column(cells: pd.Series, column: str) -> pd.Series:
-    """Typed values for the distinct texts of a column, mapped back onto its cells."""
-    distinct = cells.dropna().unique()
-    typed = {text: _typed_cell(text, column) for text in distinct}
-    return cells.map(typed, na_action="ignore").astype(object)
+def _typed(text: str | None, column: str, known: dict[str, Any]) -> Any:
+    """The typed value of a cell, from `known` when its text was typed already."""
+    if text is None:
+        return None
+    if text not in known:
+        known[text] = _typed_cell(text, column)
+    return known[text]
 
 
 def _typed_cell(text: str, column: str) -> Any:
@@ -121,15 +132,11 @@ def _typed_scalar(text: str, column: str) -> Any:
     return text
 
 
-def _frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
-    # dtype=object keeps 7 an int: a float 7.0 would change the request and its job id.
-    frame = pd.DataFrame(rows, dtype=object) if not isinstance(rows, pd.DataFrame) else rows
-    for column in FRAME_COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
-    return frame[list(FRAME_COLUMNS)].astype(object).reset_index(drop=True)
+def _frame(rows: list[Row]) -> list[Row]:
+    """Rows with every frame column, in FRAME_COLUMNS order."""
+    return [{column: row.get(column) for column in FRAME_COLUMNS} for row in rows]
 
 
-def implicit_job(document: Document) -> pd.DataFrame:
+def implicit_job(document: Document) -> list[Row]:
     """A manifest with neither `jobs` nor `jobs_csv` is one job made of defaults and matrix."""
     return _frame([{"source": document.where(()), "path": "", "key": ()}])

@@ -10,17 +10,17 @@ Rules on expanded rows point at the line where the value is written (origins.py)
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from . import expand
 from .checks import cell_problems, filename_template_problem, seed_range_problems, table_problems
 from .errors import InputError, ManifestError, Problem
 from .images import ImageInfo, ImageProblem, inspect_image
-from .jobframe import CSV_COLUMNS, csv_jobs, implicit_job, likely_meant, yaml_jobs
+from .jobframe import CSV_COLUMNS, Row, csv_jobs, implicit_job, likely_meant, yaml_jobs
 from .manifest import Document, display_path, read_manifest
 from .origins import Origins
 from .salvage import INVALID, is_invalid, salvage
@@ -37,16 +37,29 @@ from .schema import (
 )
 from .settings import OutputSettings, RunSettings, SandboxSettings, Settings
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 @dataclass
 class Batch:
-    """Everything a run needs from a manifest."""
+    """Everything a run needs from a manifest: the job table as plain `columns` (see
+    expand.TABLE_COLUMNS), and as a pandas `table` built the first time it is asked for
+    (`validate` never asks)."""
 
     document: Document
     settings: Settings
-    table: pd.DataFrame
+    columns: expand.JobColumns
     notes: list[str] = field(default_factory=list)
     images: dict[str, ImageInfo] = field(default_factory=dict)
+
+    @property
+    def job_count(self) -> int:
+        return len(self.columns["job_id"])
+
+    @functools.cached_property
+    def table(self) -> pd.DataFrame:
+        return expand.job_table(self.columns)
 
     @property
     def swept_fields(self) -> list[str]:
@@ -70,7 +83,7 @@ def load_batch(path: Path) -> Batch:
     settings = settings_of(document)
     frame, frame_problems = _job_frame(document)
     problems += frame_problems
-    if frame.empty:  # every job was refused: nothing more to check
+    if not frame:  # every job was refused: nothing more to check
         _raise_if(problems)
     defaults, matrix, model = _fallback_sources(document.data)
     frame = expand.resolve_fields(frame, defaults, matrix, model)
@@ -209,7 +222,7 @@ def _name_from_file(path: Path) -> str:
     return name[:80] or "manifest"
 
 
-def _job_frame(document: Document) -> tuple[pd.DataFrame, list[Problem]]:
+def _job_frame(document: Document) -> tuple[list[Row], list[Problem]]:
     """The job frame of YAML jobs and CSV rows (CSV cells checked and typed), with problems."""
     frames, problems = [], []
     if "jobs" in document.data:
@@ -217,7 +230,7 @@ def _job_frame(document: Document) -> tuple[pd.DataFrame, list[Problem]]:
         frames.append(frame)
         problems += found
     if document.csv_jobs is not None:
-        if document.csv_jobs.empty and not document.problems:
+        if not document.csv_jobs.rows and not document.problems:
             shown = display_path(document.csv_path)
             raise InputError(f"{shown}:1: the CSV has no jobs; expected a row under the header")
         frame, found = csv_jobs(document.csv_jobs, display_path(document.csv_path))
@@ -227,24 +240,25 @@ def _job_frame(document: Document) -> tuple[pd.DataFrame, list[Problem]]:
         problems += found + cell_found
     if not frames and "jobs_csv" not in document.data:
         frames.append(implicit_job(document))
-    frames = [frame for frame in frames if not frame.empty]
-    if not frames:
-        return implicit_job(document).iloc[0:0], problems
-    return pd.concat(frames, ignore_index=True), problems
+    return [row for frame in frames for row in frame], problems
 
 
 def inspect_images(
-    table: pd.DataFrame, folder: Path, origins: Origins
+    table: expand.JobColumns, folder: Path, origins: Origins
 ) -> tuple[dict[str, ImageInfo], list[Problem]]:
     """Check every distinct image reference once; report a bad one where it is written."""
     images: dict[str, ImageInfo] = {}
     problems: list[Problem] = []
     for column in ("image_url", "last_image_url"):
-        for ref in table[column].dropna().unique():
-            if not isinstance(ref, str) or ref in images:
+        holders: dict[str, list[int]] = {}
+        for index, ref in enumerate(table[column]):
+            if isinstance(ref, str):
+                holders.setdefault(ref, []).append(index)
+        for ref, indices in holders.items():
+            if ref in images:
                 continue
             try:
                 images[ref] = inspect_image(ref, folder)
             except ImageProblem as problem:
-                problems += origins.problems(table[table[column] == ref], column, str(problem))
+                problems += origins.problems(expand.rows_at(table, indices), column, str(problem))
     return images, problems

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
 from .errors import InputError, ManifestError, Problem
@@ -31,13 +30,24 @@ JsonPath = tuple[Any, ...]
 
 
 @dataclass
+class CsvRows:
+    """The rows of a jobs CSV as text cells: each row holds a cell (None when empty) for each of
+    the header's kept `columns`, and `lines` each row's first line in the file. Tuples, not
+    dicts: a 100,000-row CSV would take twice the memory."""
+
+    columns: list[str]
+    rows: list[tuple[str | None, ...]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+
+
+@dataclass
 class Document:
     """A parsed manifest: the data, and the line of every key and list item in it."""
 
     path: Path
     data: dict[str, Any]
     lines: dict[JsonPath, int] = field(default_factory=dict)
-    csv_jobs: pd.DataFrame | None = None  # a CSV manifest's rows, or a YAML manifest's jobs_csv
+    csv_jobs: CsvRows | None = None  # a CSV manifest's rows, or a YAML manifest's jobs_csv
     csv_path: Path | None = None
     problems: list[Problem] = field(default_factory=list)  # found reading, not stopping it: bad CSV rows
 
@@ -262,9 +272,9 @@ def _record_lines(node: yaml.Node, path: JsonPath, lines: dict, problems: list[P
 # --- CSV -----------------------------------------------------------------------------------
 
 
-def parse_csv(text: str, path: Path) -> tuple[pd.DataFrame, list[Problem]]:
-    """Rows of a jobs CSV as text cells, plus a `_line` column (the row's first line in the file),
-    and the problems of the header and rows that could not be read.
+def parse_csv(text: str, path: Path) -> tuple[CsvRows, list[Problem]]:
+    """Rows of a jobs CSV as text cells, each with its first line in the file, and the problems
+    of the header and rows that could not be read.
 
     Empty cells are None (meaning "use the default"); a short row's missing cells too. A row
     with too many cells is reported and left out, so the other rows are still checked; so is a
@@ -281,8 +291,7 @@ def parse_csv(text: str, path: Path) -> tuple[pd.DataFrame, list[Problem]]:
         _refuse_other_delimiters(header, shown)
         problems = _header_problems(header, shown)
         kept = [i for i, name in enumerate(header) if name and name not in header[:i]]
-        rows: list[list[str | None]] = []
-        line_numbers: list[int] = []
+        table = CsvRows([header[i] for i in kept])
         line = reader.line_num + 1
         for cells in reader:
             if any(cell.strip() for cell in cells):
@@ -298,14 +307,12 @@ def parse_csv(text: str, path: Path) -> tuple[pd.DataFrame, list[Problem]]:
                 else:
                     # A short row leaves its last cells empty, as hand-written CSV often does.
                     cells = cells + [""] * (len(header) - len(cells))
-                    rows.append([cells[i] if cells[i].strip() else None for i in kept])
-                    line_numbers.append(line)
+                    table.rows.append(tuple(cells[i] if cells[i].strip() else None for i in kept))
+                    table.lines.append(line)
             line = reader.line_num + 1
     except csv.Error as error:
         raise InputError(f"{shown}:{line}: CSV syntax error: {error}") from None
-    frame = pd.DataFrame(rows, columns=[header[i] for i in kept], dtype=object)
-    frame["_line"] = line_numbers
-    return frame, problems
+    return table, problems
 
 
 _OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs"}

@@ -9,14 +9,13 @@ for a CSV cell (its row's line and its column), once per place however many rows
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from .errors import Problem
 from .expand import fallback_for
+from .jobframe import Row
 from .manifest import Document
 from .salvage import value_at
 from .schema import REQUEST_FIELDS, field_path
@@ -55,14 +54,17 @@ class Origins:
             base = base if index is None else (*base, index)
         return self.document.where(base), field_path(base)
 
-    def problems(self, rows: pd.DataFrame, column: str, message: str) -> list[Problem]:
+    def problems(self, rows: Iterable[Row], column: str, message: str) -> list[Problem]:
         """`message` at the origin of `column` in each of `rows`, once per distinct origin."""
-        distinct = rows.drop_duplicates(subset=["key", "source", "own", column])
-        found = []
-        for _, row in distinct.iterrows():
-            where, field = self.locate(row, column, row[column])
-            found.append(Problem(where, field, message))
+        distinct: dict[tuple[Any, ...], Row] = {}
+        for row in rows:
+            distinct.setdefault((row["key"], row["source"], row["own"], _hashable(row[column])), row)
+        found = [Problem(*self.locate(row, column, row[column]), message) for row in distinct.values()]
         return list(dict.fromkeys(found))
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _joined(path: str, column: str) -> str:

@@ -66,16 +66,16 @@ def test_duplicate_yaml_keys_are_reported_not_silently_overwritten():
 
 
 def test_csv_rows_know_their_line_even_after_multiline_cells():
-    frame, problems = parse_csv('prompt,seed\n"two\nlines",1|2\n\n  ,\nc,3\n', Path("p.csv"))
+    table, problems = parse_csv('prompt,seed\n"two\nlines",1|2\n\n  ,\nc,3\n', Path("p.csv"))
     assert problems == []
-    assert frame["prompt"].tolist() == ["two\nlines", "c"]
-    assert frame["_line"].tolist() == [2, 6]
-    assert frame["seed"].tolist() == ["1|2", "3"]
+    assert table.columns == ["prompt", "seed"]
+    assert table.rows == [("two\nlines", "1|2"), ("c", "3")]
+    assert table.lines == [2, 6]
 
 
 def test_csv_ragged_rows_and_bad_headers_are_all_reported_and_the_other_rows_kept():
-    frame, problems = parse_csv("prompt,,prompt\na,b,c,d\nc,d,e\nf,g,h,i,j\n", Path("p.csv"))
-    assert frame.to_dict("records") == [{"prompt": "c", "_line": 3}]
+    table, problems = parse_csv("prompt,,prompt\na,b,c,d\nc,d,e\nf,g,h,i,j\n", Path("p.csv"))
+    assert (table.columns, table.rows, table.lines) == (["prompt"], [("c",)], [3])
     assert [str(p) for p in problems] == [
         "p.csv:1: column 2 has no name in the header",
         "p.csv:1: prompt: column appears twice in the header",
@@ -85,8 +85,8 @@ def test_csv_ragged_rows_and_bad_headers_are_all_reported_and_the_other_rows_kep
 
 
 def test_csv_short_rows_leave_their_last_cells_empty():
-    frame, _ = parse_csv("prompt,seed,ratio\na\nb,2\n", Path("p.csv"))
-    assert frame[["prompt", "seed", "ratio"]].values.tolist() == [["a", None, None], ["b", "2", None]]
+    table, _ = parse_csv("prompt,seed,ratio\na\nb,2\n", Path("p.csv"))
+    assert table.rows == [("a", None, None), ("b", "2", None)]
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_missing_file_and_folder(workdir):
 
 def test_utf8_bom_from_spreadsheets_is_accepted(write):
     path = write("p.csv", "\ufeffprompt,seed\na,1\n".encode())
-    assert read_manifest(path).csv_jobs.columns.tolist() == ["prompt", "seed", "_line"]
+    assert read_manifest(path).csv_jobs.columns == ["prompt", "seed"]
 
 
 @pytest.mark.timeout(20)
