@@ -71,7 +71,7 @@ MAX_GENERATION_ID = 256
 class SubmitHooks(Protocol):
     """What the scheduler learns about each attempt of a paid POST, as it happens."""
 
-    def sending(self) -> None: ...  # the request is about to leave
+    async def sending(self) -> None: ...  # the request is about to leave (awaited before it does)
 
     def not_taken(self) -> None: ...  # the service said no (or the connection was refused)
 
@@ -182,10 +182,11 @@ class ApiClient:
     ) -> Submitted:
         """POST one generation.
 
-        `hooks.sending()` runs just before each attempt leaves (after any wait), so the caller can
-        record its intent at the last moment; `hooks.not_taken()` runs when the service answered
-        that it did not take the attempt. Raises StoppedError when submitting was stopped before a
-        POST left, MaybeSentError when a generation may exist without our knowing its id.
+        `hooks.sending()` is awaited just before each attempt leaves (after any wait), so the caller
+        can record its intent at the last moment, and make it durable; `hooks.not_taken()` runs
+        when the service answered that it did not take the attempt. Raises StoppedError when
+        submitting was stopped before a POST left, MaybeSentError when a generation may exist
+        without our knowing its id.
         """
         http_request = self.provider.submit_request(request)
         headers = {"X-Client-Request-Id": client_request_id} if client_request_id else {}
@@ -290,7 +291,7 @@ class ApiClient:
         assert session is not None, "use ApiClient inside 'async with'"
         await self._wait(await self.limiter.turn(), paid)
         if hooks:
-            hooks.sending()
+            await hooks.sending()
         self.counters.requests += 1
         headers = {**self._auth, **(extra_headers or {})}
         url = self.base_url + request.path

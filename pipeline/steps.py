@@ -118,7 +118,9 @@ class Steps:
                     self._uncertain(job, "the run was stopped while the submit was on its way")
                 )
             return Interrupted(self._not_taken(job, attempt))
-        self._ledger.mark_submitted(job.job_id, submitted.generation_id)
+        # Committed at once; the wait for the disk (a power cut) is off the event loop.
+        self._ledger.mark_submitted(job.job_id, submitted.generation_id, synced=False)
+        await self._ledger.wait_for_disk()
         return submitted.generation_id
 
     # --- poll ---------------------------------------------------------------------------
@@ -244,9 +246,13 @@ class _Attempt:
         self.sent = False
         self.in_transit = False
 
-    def sending(self) -> None:
-        self.ledger.mark_submitting(self.job_id, resubmit=self.resubmit and not self.sent)
-        self.sent = self.in_transit = True
+    async def sending(self) -> None:
+        """The intent, committed at once and on the disk before the POST leaves; the disk is
+        waited for off the event loop, so other jobs' requests go on meanwhile."""
+        self.ledger.mark_submitting(self.job_id, resubmit=self.resubmit and not self.sent, synced=False)
+        self.sent = True  # recorded: a POST that never leaves puts the job back to pending
+        await self.ledger.wait_for_disk()
+        self.in_transit = True
 
     def not_taken(self) -> None:
         self.in_transit = False

@@ -20,7 +20,7 @@ from ..ledger import Ledger
 
 # Answered before the shard goes on: reads, and the writes that guard against paying twice.
 WAITED_FOR = frozenset(
-    {"job", "rows_by_id", "recover_interrupted_submits", "mark_submitting", "mark_submitted"}
+    {"job", "rows_by_id", "recover_interrupted_submits", "mark_submitting", "mark_submitted", "sync_to_disk"}
 )
 UNWAITED_LIMIT = 1000  # sent but not yet confirmed; past this, wait for the oldest
 
@@ -32,6 +32,7 @@ SHARD_METHODS = frozenset(
         "recover_interrupted_submits",
         "mark_submitting",
         "mark_submitted",
+        "sync_to_disk",
         "mark_pending",
         "record_facts",
         "mark_uncertain",
@@ -95,6 +96,10 @@ class RemoteLedger:
         if name not in SHARD_METHODS:
             raise AttributeError(name)
         return lambda *args, **kwargs: self._call(name, *args, **kwargs)
+
+    async def wait_for_disk(self) -> None:
+        """The service's commits so far on its disk (see Ledger.wait_for_disk)."""
+        self._call("sync_to_disk")
 
     def flush(self) -> None:
         """Wait until every write sent so far is committed (raises the first that failed)."""
