@@ -23,7 +23,7 @@ CHILD = """
 import asyncio, json, resource, sys
 from pathlib import Path
 from aiohttp import web
-from pipeline.download import Downloader
+from pipeline.net.download import Downloader
 
 def peak():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

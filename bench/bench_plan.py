@@ -20,8 +20,8 @@ ONE_CASE = """
 import resource, sys, time
 from pathlib import Path
 started = time.perf_counter()
-from pipeline.jobs import load_batch
-from pipeline.plan import make_plan
+from pipeline.read.jobs import load_batch
+from pipeline.run.plan import make_plan
 batch = load_batch(Path(sys.argv[1]))
 plan = make_plan(batch.table, batch.settings, batch.swept_fields)
 elapsed = time.perf_counter() - started

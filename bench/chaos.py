@@ -37,7 +37,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.download import file_sha256  # noqa: E402
+from pipeline.net.download import file_sha256  # noqa: E402
 from pipeline.sandbox import FaultConfig, SandboxConfig, body_hash, running_sandbox  # noqa: E402
 
 FAULTS = {

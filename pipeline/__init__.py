@@ -10,14 +10,14 @@ from importlib import import_module as _import_module
 from .errors import InputError, ManifestError, Problem, VidpipeError
 
 if _typing.TYPE_CHECKING:
-    from .jobs import Batch, load_batch
-    from .plan import Plan, make_plan
+    from .read.jobs import Batch, load_batch
+    from .run.plan import Plan, make_plan
 
 __version__ = "0.1.0"
 
 # Imported when first used (PEP 562): they need jsonschema, YAML or pandas, which `vidpipe --help`
 # should not pay for.
-_LAZY = {"Batch": "jobs", "load_batch": "jobs", "Plan": "plan", "make_plan": "plan"}
+_LAZY = {"Batch": "read.jobs", "load_batch": "read.jobs", "Plan": "run.plan", "make_plan": "run.plan"}
 
 
 def __getattr__(name: str) -> _typing.Any:

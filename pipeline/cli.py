@@ -228,7 +228,7 @@ def _command(commands, name: str, summary: str, epilog: str) -> argparse.Argumen
 
 def _location(text: str) -> Path | str:
     """A folder, or a URL such as s3://bucket/prefix (kept as text: a Path would merge its //)."""
-    from .settings import is_url
+    from .read.settings import is_url
 
     return text if is_url(text) else Path(text)
 
@@ -251,8 +251,8 @@ def _non_negative_int(text: str) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .jobs import load_batch
-    from .manifest import display_path
+    from .read.jobs import load_batch
+    from .read.manifest import display_path
 
     failed = 0
     for path in args.manifests:
@@ -270,12 +270,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .jobs import load_batch
-    from .ledger import statuses_in
-    from .manifest import display_path
-    from .plan import describe, make_plan
-    from .settings import output_folder
-    from .table import write_table
+    from .read.jobs import load_batch
+    from .read.manifest import display_path
+    from .read.settings import output_folder
+    from .run.ledger import statuses_in
+    from .run.plan import describe, make_plan
+    from .write.table import write_table
 
     batch = load_batch(args.manifest)
     settings = batch.settings.with_overrides(concurrency=args.concurrency, budget=args.budget)
@@ -303,9 +303,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .manifest import display_path
-    from .runner import RunRequest, run
-    from .summary import describe as describe_run
+    from .read.manifest import display_path
+    from .run.runner import RunRequest, run
+    from .write.summary import describe as describe_run
 
     summary = run(
         RunRequest(
@@ -345,9 +345,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import describe as describe_status
-    from .status import read_status
-    from .storage import locate_run
+    from .write.status import describe as describe_status
+    from .write.status import read_status
+    from .write.storage import locate_run
 
     folder, store = locate_run(args.out_dir, args.ledger_dir)
     status = read_status(folder)
@@ -360,9 +360,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_dataset
-    from .manifest import display_path
-    from .storage import Store, dataset_target, locate_run
+    from .read.manifest import display_path
+    from .write.export import export_dataset
+    from .write.storage import Store, dataset_target, locate_run
 
     folder, store = locate_run(args.out_dir, args.ledger_dir)
     target = dataset_target(args.to, store)
@@ -373,9 +373,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .manifest import display_path
-    from .report import write_report
-    from .storage import locate_run
+    from .read.manifest import display_path
+    from .write.report import write_report
+    from .write.storage import locate_run
 
     folder, store = locate_run(args.out_dir, args.ledger_dir)
     path = write_report(folder, rows=args.rows, cols=args.cols, store=store)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from .errors import InputError
-from .providers import AimlApi, Provider
+from .net.providers import AimlApi, Provider
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import RejectedError
-from pipeline.providers import AimlApi
+from pipeline.net.providers import AimlApi
 from pipeline.states import PollState
 
 URL = "https://cdn.aimlapi.com/wolf/9b4c.mp4?_jwt=abc"

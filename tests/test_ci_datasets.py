@@ -171,8 +171,8 @@ def test_the_step_summary_makes_server_text_inert():
 
 
 def test_plan_counts_a_job_caught_mid_submit_as_uncertain(write):
-    from pipeline.jobs import load_batch
-    from pipeline.plan import make_plan
+    from pipeline.read.jobs import load_batch
+    from pipeline.run.plan import make_plan
 
     batch = load_batch(write("m.yaml", manifest(["a", "b", "c"])))
     ids = batch.table["job_id"].tolist()

@@ -9,7 +9,7 @@ import pytest
 from pipeline.cluster.coordinator import Coordinator, Window
 from pipeline.cluster.sharding import assign_accounts, budget_shares, split_shards
 from pipeline.errors import InputError
-from pipeline.settings import Account
+from pipeline.read.settings import Account
 
 A = Account("KEY_A", 3, 60)
 B = Account("KEY_B", 2, 60)

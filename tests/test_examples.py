@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.jobs import load_batch
+from pipeline.read.jobs import load_batch
 from tests.conftest import REPO
 
 EXAMPLES = sorted((REPO / "manifests").glob("*.yaml")) + sorted((REPO / "manifests").glob("*.csv"))

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from pipeline.jobs import load_batch
+from pipeline.read.jobs import load_batch
 
 AB_SWEEP = """
 version: 1

@@ -135,7 +135,7 @@ jobs = st.lists(
     matrix=st.fixed_dictionaries({}, optional={"seed": sweep_values["seed"], "ratio": sweep_values["ratio"]}),
 )
 def test_valid_manifests_expand_to_the_product_of_their_sweeps(tmp_path, capsys, jobs, matrix):
-    from pipeline.jobs import load_batch
+    from pipeline.read.jobs import load_batch
 
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump({"version": 1, "matrix": matrix, "jobs": jobs}), encoding="utf-8")
@@ -208,9 +208,9 @@ def test_the_schema_flags_exactly_the_row_rule_problems_validate_reports(tmp_pat
     (raised by run.prompt_limit: 1000), wherever model, ratio, prompt and last frame are set:
     an editor using the schema flags the same fields, at the same lines, as `vidpipe validate`."""
     from pipeline.errors import ManifestError
-    from pipeline.jobs import load_batch
-    from pipeline.manifest import parse_yaml
-    from pipeline.schema import document_validator, field_path, is_conditional, iter_problems
+    from pipeline.read.jobs import load_batch
+    from pipeline.read.manifest import parse_yaml
+    from pipeline.read.schema import document_validator, field_path, is_conditional, iter_problems
 
     monkeypatch.chdir(tmp_path)
     text = yaml.safe_dump(document, sort_keys=False)
@@ -270,7 +270,7 @@ def test_validate_reports_every_injected_problem_at_its_line(tmp_path, monkeypat
     gen3a_turbo does not take, a 600-character prompt), nor the other way round: k independent
     problems put in at known lines come out as exactly k lines, each at its field's line."""
     from pipeline.errors import ManifestError
-    from pipeline.jobs import load_batch
+    from pipeline.read.jobs import load_batch
 
     text, expected = case
     monkeypatch.chdir(tmp_path)
@@ -323,7 +323,7 @@ def test_validate_reports_every_injected_csv_problem_at_its_row(tmp_path, monkey
     """In a CSV, a row with too many cells, a bad ratio, seed or duration and an empty prompt
     are each reported at their row (and column), whatever the other rows hold."""
     from pipeline.errors import ManifestError
-    from pipeline.jobs import load_batch
+    from pipeline.read.jobs import load_batch
 
     text, expected = case
     monkeypatch.chdir(tmp_path)

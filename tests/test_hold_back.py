@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 
 from pipeline import services
-from pipeline.ledger import Ledger
-from pipeline.scheduler import SchedulerOptions
-from pipeline.session import open_scheduler
-from pipeline.settings import RunSettings
-from pipeline.steps import Job
+from pipeline.read.settings import RunSettings
+from pipeline.run.ledger import Ledger
+from pipeline.run.scheduler import SchedulerOptions
+from pipeline.run.session import open_scheduler
+from pipeline.run.steps import Job
 
 REQUEST = {"model": "gen3a_turbo", "ratio": "16:9", "duration": 5}
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from pipeline.download import Downloader
 from pipeline.errors import DownloadError, TransientError
-from pipeline.http import ApiClient, RetryPolicy
-from pipeline.pace import API_PACE
-from pipeline.providers import AimlApi
-from pipeline.untrusted import Untrusted
+from pipeline.net.download import Downloader
+from pipeline.net.http import ApiClient, RetryPolicy
+from pipeline.net.pace import API_PACE
+from pipeline.net.providers import AimlApi
+from pipeline.net.untrusted import Untrusted
 from tests.conftest import KEY
 from tests.hostile import HostileServer, ScriptedApi, serve, tiny_mp4
 from tests.runner_helpers import ledger_statuses, manifest_text, results

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from pipeline import errors
-from pipeline.http import RetryPolicy, parse_retry_after
+from pipeline.net.http import RetryPolicy, parse_retry_after
 
 
 def test_retry_waits_are_jittered_capped_and_honour_retry_after():
@@ -60,7 +60,7 @@ def test_every_aiohttp_client_error_is_caught_by_the_translation():
 
 def test_a_generation_id_is_given_up_only_after_a_long_streak_of_bad_answers():
     """Five bad answers in a row spanning a minute (four poll_max_intervals of 15 s): not one 404."""
-    from pipeline.polling import BadAnswers
+    from pipeline.run.polling import BadAnswers
 
     streak = BadAnswers(span_s=60)
     assert [streak.bad("404", now) for now in (0, 1, 3, 7)] == [None] * 4

@@ -19,7 +19,7 @@ import pytest
 
 from pipeline.cli import build_parser
 from pipeline.errors import EXIT_ENVIRONMENT
-from pipeline.manifest import display_path
+from pipeline.read.manifest import display_path
 from pipeline.sandbox import SandboxConfig, running_sandbox
 from tests.conftest import REPO
 from tests.runner_helpers import (

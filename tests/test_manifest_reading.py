@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import manifest
 from pipeline.errors import InputError, ManifestError
-from pipeline.manifest import parse_csv, parse_yaml, read_manifest
+from pipeline.read import manifest
+from pipeline.read.manifest import parse_csv, parse_yaml, read_manifest
 
 
 def alias_bomb(levels: int = 9, fanout: int = 9) -> str:

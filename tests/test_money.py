@@ -10,8 +10,8 @@ import time
 
 from aiohttp import web
 
-from pipeline.jobs import load_batch
-from pipeline.ledger import RunLock
+from pipeline.read.jobs import load_batch
+from pipeline.run.ledger import RunLock
 from pipeline.sandbox import FaultConfig, SandboxConfig, ScriptedFault, running_sandbox
 from tests.conftest import KEY
 from tests.hostile import HostileServer, serve
@@ -196,7 +196,7 @@ def test_a_poster_that_cannot_be_made_never_undoes_a_paid_job(write, run_api, sa
     def broken(video, poster, width=240):
         raise RuntimeError("codec exploded")
 
-    monkeypatch.setattr("pipeline.publishing.extract_poster", broken)
+    monkeypatch.setattr("pipeline.run.publishing.extract_poster", broken)
     manifest = write("m.yaml", manifest_text(jobs=2, run=FAST))
     assert run_api(sandbox, manifest).code == 0
     assert set(ledger_statuses(workdir / "outputs" / "t").values()) == {"completed"}

@@ -133,8 +133,8 @@ def test_parquet_asked_for_without_pyarrow_is_refused_before_anything_is_sent(wr
 
 
 def test_an_empty_table_keeps_its_types_in_parquet(tmp_path):
-    from pipeline.columns import OUTPUT_COLUMN_NAMES, OUTPUT_COLUMNS
-    from pipeline.table import write_table
+    from pipeline.write.columns import OUTPUT_COLUMN_NAMES, OUTPUT_COLUMNS
+    from pipeline.write.table import write_table
 
     write_table(pd.DataFrame(columns=list(OUTPUT_COLUMN_NAMES)), tmp_path / "t.parquet", OUTPUT_COLUMNS)
     assert pq.read_schema(tmp_path / "t.parquet").field("tags").type == pa.list_(pa.string())

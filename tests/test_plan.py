@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.cadence import poll_delays, polls_until
-from pipeline.plan import credits_for
+from pipeline.run.cadence import poll_delays, polls_until
+from pipeline.run.plan import credits_for
 
 SWEEP = """
 version: 1

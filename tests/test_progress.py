@@ -14,8 +14,8 @@ import sys
 import termios
 import time
 
-from pipeline.progress import Progress, choose_mode, pace, pace_text
-from pipeline.tally import Tally
+from pipeline.run.progress import Progress, choose_mode, pace, pace_text
+from pipeline.run.tally import Tally
 from tests.runner_helpers import REPO, manifest_text
 
 

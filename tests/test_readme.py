@@ -7,7 +7,7 @@ import re
 import pytest
 
 from pipeline.cli import build_parser
-from pipeline.jobs import load_batch
+from pipeline.read.jobs import load_batch
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")

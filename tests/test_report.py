@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.columns import OUTPUT_COLUMN_NAMES as COLUMNS
 from pipeline.errors import InputError
-from pipeline.posters import PosterError, extract_poster, poster_path_for
-from pipeline.report import REPORT_FILE, build_report, choose_axes, run_figures, write_report
-from pipeline.runner import RunRequest, run
+from pipeline.run.runner import RunRequest, run
 from pipeline.sandbox.render import ClipSpec, render_clip
+from pipeline.write.columns import OUTPUT_COLUMN_NAMES as COLUMNS
+from pipeline.write.posters import PosterError, extract_poster, poster_path_for
+from pipeline.write.report import REPORT_FILE, build_report, choose_axes, run_figures, write_report
 from tests.browser import Chromium, chromium_missing_reason
 
 NOW = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)

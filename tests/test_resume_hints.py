@@ -9,8 +9,8 @@ import subprocess
 import sys
 import time
 
-from pipeline.resume import ResumeCommand, resume_command
-from pipeline.runner import RunRequest
+from pipeline.run.resume import ResumeCommand, resume_command
+from pipeline.run.runner import RunRequest
 from pipeline.sandbox import SandboxConfig, running_sandbox
 from tests.runner_helpers import (
     KEY,

@@ -308,7 +308,7 @@ def test_a_video_url_that_is_not_https_is_refused(write, run_api, workdir):
     ],
 )
 def test_file_names_are_made_safe(template, row, expected):
-    from pipeline.runplan import render_filename
+    from pipeline.run.runplan import render_filename
 
     base = {
         "job_id": "abc123",

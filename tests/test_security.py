@@ -16,13 +16,13 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from pipeline.download import Downloader, target_path
 from pipeline.errors import DownloadError, InputError, ManifestError
-from pipeline.images import ImageProblem
-from pipeline.jobs import load_batch
-from pipeline.runplan import jobs_of
+from pipeline.net.download import Downloader, target_path
+from pipeline.read.images import ImageProblem
+from pipeline.read.jobs import load_batch
+from pipeline.run.runplan import jobs_of
+from pipeline.run.steps import Job
 from pipeline.sandbox import SandboxConfig, running_sandbox
-from pipeline.steps import Job
 from tests.conftest import KEY
 from tests.hostile import LEGACY, HostileServer, serve
 from tests.runner_helpers import manifest_text, results

@@ -12,7 +12,7 @@ import sys
 import pytest
 from jsonschema import Draft202012Validator
 
-from pipeline.schema import manifest_schema
+from pipeline.read.schema import manifest_schema
 from tests.conftest import REPO
 
 HEAVY = {"pandas", "numpy", "aiohttp", "pyarrow", "av", "PIL"}

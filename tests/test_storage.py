@@ -19,7 +19,7 @@ pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
 from pipeline.errors import InputError, StoreError
-from pipeline.storage import FsspecStore, LocalStore, open_store
+from pipeline.write.storage import FsspecStore, LocalStore, open_store
 from tests.runner_helpers import manifest_text, sha256_of
 from tests.s3_server import BUCKET, serve_s3
 

@@ -13,8 +13,8 @@ from email.utils import format_datetime
 import pytest
 from aiohttp import web
 
-from pipeline.http import ApiClient, RetryPolicy
-from pipeline.providers import AimlApi
+from pipeline.net.http import ApiClient, RetryPolicy
+from pipeline.net.providers import AimlApi
 from pipeline.sandbox import FaultConfig, SandboxConfig, running_sandbox
 from pipeline.states import PollState
 from tests.conftest import KEY

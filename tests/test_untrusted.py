@@ -1,10 +1,10 @@
-"""What servers send, cleaned before anything keeps or shows it (pipeline/untrusted.py). Pure."""
+"""What servers send, cleaned before anything keeps or shows it (pipeline/net/untrusted.py). Pure."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.untrusted import Untrusted, printable
+from pipeline.net.untrusted import Untrusted, printable
 
 KEY = "sk-live-9f8e7d6c5b4a3f2e1d0c"
 clean = Untrusted(KEY)

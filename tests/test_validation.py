@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import InputError, ManifestError
-from pipeline.jobs import load_batch
+from pipeline.read.jobs import load_batch
 
 
 def problems_of(path) -> list[str]:

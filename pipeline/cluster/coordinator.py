@@ -20,8 +20,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..rate import RequestRate
-from ..settings import Account
+from ..net.rate import RequestRate
+from ..read.settings import Account
 
 
 class Window:

@@ -24,18 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AbortError, InputError
-from ..http import Counters
-from ..interrupts import install_stop_signals, remove_stop_signals
-from ..ledger import Ledger, now_iso
-from ..progress import Progress, choose_mode
-from ..results import keep_results_fresh
-from ..runplan import to_pay
-from ..scheduler import SchedulerOptions
-from ..settings import Settings
+from ..net.http import Counters
+from ..read.settings import Settings
+from ..run.interrupts import install_stop_signals, remove_stop_signals
+from ..run.ledger import Ledger, now_iso
+from ..run.progress import Progress, choose_mode
+from ..run.runplan import to_pay
+from ..run.scheduler import SchedulerOptions
+from ..run.steps import Job
+from ..run.tally import Tally
 from ..states import JobState
-from ..steps import Job
-from ..storage import Store
-from ..tally import Tally
+from ..write.results import keep_results_fresh
+from ..write.storage import Store
 from .coordinator import Coordinator
 from .remote import LedgerService
 from .shard import Secret, ShardSpec, abort_error, run_shard

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..ledger import Ledger
+from ..run.ledger import Ledger
 
 # Answered before the shard goes on: reads, and the writes that guard against paying twice.
 WAITED_FOR = frozenset(

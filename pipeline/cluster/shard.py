@@ -14,13 +14,13 @@ from typing import Any
 
 from .. import errors
 from ..errors import AbortError, BudgetError
-from ..scheduler import Scheduler, SchedulerOptions
+from ..read.settings import RunSettings
+from ..run.scheduler import Scheduler, SchedulerOptions
+from ..run.session import open_scheduler
+from ..run.steps import Job
 from ..services import SERVICES
-from ..session import open_scheduler
-from ..settings import RunSettings
 from ..states import JobState
-from ..steps import Job
-from ..storage import Store
+from ..write.storage import Store
 from .coordinator import Control
 from .remote import RemoteLedger, SharedLimiter, SharedWindow
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from ..errors import InputError
-from ..settings import Account
+from ..read.settings import Account
 from ..states import JobState
 
 T = TypeVar("T")

@@ -1,7 +1,7 @@
 """What the service accepts in a submit body: the sandbox's own copy of the contract. Pure.
 
 Written from the contract (../shared/api-contract.md, "Submit body" and "Errors"), not
-imported from the client: vidpipe's rules live in pipeline.schema and pipeline.models, and a
+imported from the client: vidpipe's rules live in pipeline.read.schema and pipeline.models, and a
 stand-in that checked requests with them would agree with every mistake the client makes.
 Here the sandbox keeps its own list of fields, types and allowed values, and refuses what
 the service would refuse, in the service's words ("Body validation error" with one problem per

@@ -8,7 +8,7 @@ import sys
 import pytest
 from sandbox_helpers import GEN3
 
-from pipeline.schema import model_rules_validator
+from pipeline.read.schema import model_rules_validator
 
 
 def test_missing_key_is_401_on_submit_and_poll(sandbox):

@@ -1,4 +1,4 @@
-"""Replacing a file atomically (pipeline/atomic.py): the one place that writes beside a target and
+"""Replacing a file atomically (pipeline/write/atomic.py): the one place that writes beside a target and
 renames onto it, used by every writer but the streamed download."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.atomic import replace_atomically
+from pipeline.write.atomic import replace_atomically
 
 
 @pytest.fixture

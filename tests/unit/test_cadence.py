@@ -1,10 +1,10 @@
-"""The poll schedule (pipeline/cadence.py) as pure code: waits over elapsed seconds and an rng."""
+"""The poll schedule (pipeline/run/cadence.py) as pure code: waits over elapsed seconds and an rng."""
 
 from __future__ import annotations
 
 import random
 
-from pipeline.cadence import MAX_STEADY_POLLS, Cadence, Durations, poll_delays, polls_until
+from pipeline.run.cadence import MAX_STEADY_POLLS, Cadence, Durations, poll_delays, polls_until
 
 
 def polls_of(cadence: Cadence, done_at: float, durations: Durations, rng: random.Random) -> list[float]:

@@ -1,5 +1,5 @@
 """The money's two commits are on the disk before the next network action, and the wait for the
-disk does not hold up the event loop (pipeline/ledger.py, "Durability"; pipeline/steps.py)."""
+disk does not hold up the event loop (pipeline/run/ledger.py, "Durability"; pipeline/run/steps.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ledger import Ledger
-from pipeline.steps import _Attempt
+from pipeline.run.ledger import Ledger
+from pipeline.run.steps import _Attempt
 
 
 class OrderLedger:

@@ -1,4 +1,4 @@
-"""The ledger's job states and their transitions (pipeline/ledger.py), without a sandbox: each
+"""The ledger's job states and their transitions (pipeline/run/ledger.py), without a sandbox: each
 write is one transaction that happens wholly or not at all, and keeps what a rerun needs."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import EnvironmentRefusedError
-from pipeline.ledger import LEDGER_FILE, GenerationFacts, Ledger, statuses_in
+from pipeline.run.ledger import LEDGER_FILE, GenerationFacts, Ledger, statuses_in
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Which ledger commits wait for the disk (pipeline/ledger.py, "Durability"): the intent to
+"""Which ledger commits wait for the disk (pipeline/run/ledger.py, "Durability"): the intent to
 submit and the generation id do, so they survive a power cut; every commit survives a killed
 process."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ledger import LEDGER_FILE, MIGRATIONS, GenerationFacts, Ledger
+from pipeline.run.ledger import LEDGER_FILE, MIGRATIONS, GenerationFacts, Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 FACTS = GenerationFacts("https://v", 8.0, 1.0, 2)
@@ -92,7 +92,7 @@ def test_a_commit_that_did_not_wait_for_the_disk_survives_a_killed_process(tmp_p
         f"""
         import os, signal
         from pathlib import Path
-        from pipeline.ledger import GenerationFacts, Ledger
+        from pipeline.run.ledger import GenerationFacts, Ledger
         ledger = Ledger(Path({str(path)!r}))
         ledger.sync_jobs([("a", 0, {{}}, {{}})])
         ledger.mark_submitting("a")

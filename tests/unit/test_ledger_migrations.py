@@ -1,4 +1,4 @@
-"""The ledger's named migrations (pipeline/ledger.py), as sqlite_utils/migrations.py does them:
+"""The ledger's named migrations (pipeline/run/ledger.py), as sqlite_utils/migrations.py does them:
 each applied once, with its record, in one transaction, whenever a ledger is opened; ledgers made
 before the names (counted by `PRAGMA user_version`) migrate without noticing."""
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import ledger as ledger_module
 from pipeline.errors import LedgerDamagedError
-from pipeline.ledger import MIGRATIONS, Ledger, Migration
+from pipeline.run import ledger as ledger_module
+from pipeline.run.ledger import MIGRATIONS, Ledger, Migration
 
 # The schema as the ledger's code before named migrations wrote it, frozen here: the SQL of each
 # positional version, exactly (`;`-separated, as it was applied), so this test keeps proving that

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline import catalogue, models
-from pipeline.schema import definition, document_validator, manifest_schema, model_rules_validator
+from pipeline.read.schema import definition, document_validator, manifest_schema, model_rules_validator
 
 LAST = "https://example.com/last.png"
 EVERY_RATIO = ["16:9", "9:16", "4:3", "3:4", "1:1", "21:9", "5:4"]

@@ -1,4 +1,4 @@
-"""The wake-up of polls (pipeline/polling.py) when the first generation finishes, on a fake clock
+"""The wake-up of polls (pipeline/run/polling.py) when the first generation finishes, on a fake clock
 over a fake service: deterministic. The schedule itself is tested pure in test_cadence.py."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import random
 
-from pipeline.ledger import GenerationFacts
-from pipeline.polling import Poller, PollOptions
-from pipeline.providers.base import Generation
+from pipeline.net.providers.base import Generation
+from pipeline.run.ledger import GenerationFacts
+from pipeline.run.polling import Poller, PollOptions
 from pipeline.states import PollState
 from tests.unit.fakeclock import now, run
 

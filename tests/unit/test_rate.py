@@ -1,4 +1,4 @@
-"""The request rate (pipeline/rate.py) on fake clocks: no cap by default, a learned rate after a
+"""The request rate (pipeline/net/rate.py) on fake clocks: no cap by default, a learned rate after a
 429 (multiplicative decrease, additive increase), and an explicit requests_per_minute as a
 hard cap. Deterministic: no sleeping, no network."""
 
@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from pipeline.rate import Learning, RequestRate
+from pipeline.net.rate import Learning, RequestRate
 from tests.unit.fakeclock import now, run
 
 
@@ -156,7 +156,7 @@ def test_a_clusters_shards_learn_one_rate_per_account():
     """On the Ray engine the coordinator keeps each account's rate: a 429 one shard meets makes
     every shard on that key wait, other keys go on, and successes sent with turns recover it."""
     from pipeline.cluster.coordinator import Coordinator
-    from pipeline.settings import Account
+    from pipeline.read.settings import Account
 
     coordinator = Coordinator([Account("KEY_A", 4, None), Account("KEY_B", 4, 600)])
 

@@ -1,4 +1,4 @@
-"""The scheduler's stopping, resuming and resubmitting rules (pipeline/scheduler.py), on a fake
+"""The scheduler's stopping, resuming and resubmitting rules (pipeline/run/scheduler.py), on a fake
 clock over scripted fake steps: what the end-to-end tests show against the sandbox, here in
 milliseconds and whatever the machine's speed."""
 
@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import AbortError, BudgetError
-from pipeline.outcomes import Completed, Failed, Lost, NotTaken, TimedOut, Uncertain
-from pipeline.providers.base import Generation
-from pipeline.scheduler import Scheduler, SchedulerOptions
+from pipeline.net.providers.base import Generation
+from pipeline.run.outcomes import Completed, Failed, Lost, NotTaken, TimedOut, Uncertain
+from pipeline.run.scheduler import Scheduler, SchedulerOptions
+from pipeline.run.steps import Job
 from pipeline.states import PollState
-from pipeline.steps import Job
 from tests.unit.fakeclock import now, run
 
 DONE = Generation(PollState.COMPLETED, "completed", video_url="https://cdn.example/v.mp4")

@@ -6,9 +6,9 @@ import pytest
 
 from pipeline import services
 from pipeline.errors import InputError
-from pipeline.providers import AimlApi
-from pipeline.schema import manifest_schema
-from pipeline.settings import RunSettings
+from pipeline.net.providers import AimlApi
+from pipeline.read.schema import manifest_schema
+from pipeline.read.settings import RunSettings
 
 
 def test_the_manifest_offers_exactly_the_registered_services():

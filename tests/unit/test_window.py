@@ -1,4 +1,4 @@
-"""The in-flight window (pipeline/scheduler.py) on a fake clock over fake steps, as aiometer's
+"""The in-flight window (pipeline/run/scheduler.py) on a fake clock over fake steps, as aiometer's
 `Spy` and aiolimiter's `MockLoopTime` tests do: deterministic, whatever the machine's speed."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import asyncio
 import random
 from pathlib import Path
 
-from pipeline.outcomes import Completed
-from pipeline.providers.base import Generation
-from pipeline.scheduler import Scheduler, SchedulerOptions
+from pipeline.net.providers.base import Generation
+from pipeline.run.outcomes import Completed
+from pipeline.run.scheduler import Scheduler, SchedulerOptions
+from pipeline.run.steps import Job
 from pipeline.states import PollState
-from pipeline.steps import Job
 from tests.unit.fakeclock import now, run
 
 

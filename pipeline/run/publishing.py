@@ -1,0 +1,66 @@
+"""Where finished videos go: fetched into the run's video folder and, when output.dir is a URL,
+uploaded to the store (the local copy deleted) before the job is marked completed. Posters (the
+report's first frames) are made here too; a poster never fails a paid job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from ..net.download import Downloaded, Downloader
+from ..write.posters import POSTER_DIR, extract_poster, poster_path_for
+from ..write.storage import Store
+from .outcomes import Completed
+
+
+class Publisher:
+    def __init__(self, downloader: Downloader, video_dir: Path, store: Store | None = None):
+        self._downloader = downloader
+        self._video_dir = video_dir
+        # Where finished videos are published; None: they stay in video_dir (a local run).
+        self.store = store
+        self._published: dict[str, int] | None = None  # relative path -> size, of videos in the store
+
+    async def fetch(self, url: str, filename: str, size: int | None) -> Downloaded:
+        """The checked video in the video folder (DownloadError, ExpiredUrlError otherwise)."""
+        return await self._downloader.fetch(url, self._video_dir / filename, size)
+
+    def relative(self, video: Path) -> Path:
+        """Where the ledger records a video: from the output folder."""
+        return video.relative_to(self._video_dir.parent)
+
+    async def after_completed(self, completed: Completed) -> None:
+        """What follows a completed job and is not part of its work: the report's poster (a run
+        publishing to a store made it in `publish`)."""
+        if self.store is None:
+            await self._poster(completed.video, completed.relative)
+
+    def video_missing(self, row: dict[str, Any]) -> bool:
+        """A completed job's video is not where it was put (or has another size): fetch it again."""
+        if self.store is None:
+            path = self._video_dir.parent / (row["path"] or "")
+            return not row["path"] or not path.is_file() or path.stat().st_size != row["bytes"]
+        if self._published is None:  # one listing of the store for a whole work list
+            self._published = self.store.sizes(self._video_dir.name)
+        return not row["path"] or self._published.get(Path(row["path"]).as_posix()) != row["bytes"]
+
+    async def _poster(self, video: Path, relative: Path) -> None:
+        """The report's still of the first frame. A poster never fails a paid job, whatever goes
+        wrong (the report extracts missing posters again)."""
+        poster = poster_path_for(self._video_dir.parent, relative)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(extract_poster, video, poster)
+
+    async def publish(self, video: Path, relative: Path) -> None:
+        """Poster first (it needs the video), then the video to the store (its local copy goes),
+        then the poster (its copy stays for the report). Only then is the job completed."""
+        await self._poster(video, relative)
+        store, poster = self.store, poster_path_for(self._video_dir.parent, relative)
+        await asyncio.to_thread(store.publish, video, relative.as_posix(), keep=False)
+        if poster.is_file():
+            with contextlib.suppress(StoreError, OSError):  # the report publishes it later
+                await asyncio.to_thread(store.publish, poster, f"{POSTER_DIR}/{poster.name}")

@@ -1,0 +1,307 @@
+"""The scheduler: keeps N generations in flight, and stops the run cleanly.
+
+A generation holds one of N slots from just before its submit until the service says it is
+final, because the service's limit is on running generations, not on HTTP requests. The moment
+a slot frees, the next job is submitted, so the pipe stays full. Downloads happen after the
+slot is released, bounded separately, so a slow download never idles a generation slot. A
+generation that passes `run.timeout` keeps its slot (and its budget reservation) until the run
+ends: it is still running, and will be billed. What one job does is in steps.py; what each step
+ends in (outcomes.py) is counted here, the only writer of the run's Tally.
+
+Credits: a job's estimate is reserved the moment the budget check lets its submit go (nothing
+is awaited in between, so jobs started together cannot all pass on the same figures), and
+released when its generation is final or given up, or when its submit ends without one. A
+generation past run.timeout keeps its reservation. A completed generation's credits, as the
+service reports them (else the estimate), are spent. The budget limits what this run submits,
+as the check before the start does: a generation resumed from an earlier run was reserved by
+that run, so its credits are shown as spent but leave this run's budget alone.
+
+On a cluster (pipeline/cluster/), each shard runs a Scheduler whose local window is the whole
+account limit, and a `SharedWindow` all shards draw from keeps the account's limit across them:
+a shard with work left takes the slots a finished shard no longer needs.
+
+Stopping: a 401/403 (or a 404 to a submit) stops everything at once: every generation id is
+already in the ledger, so a rerun resumes them. A budget limit or a first Ctrl-C stops
+submitting and lets generations already paid for finish. A second Ctrl-C cancels everything.
+Either way no POST leaves after the stop (a submit waiting in backoff gives up), and a POST on
+its way is let finish, so its answer is recorded rather than leaving its job `uncertain`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import AbortError, BudgetError
+from ..net.http import Counters
+from ..net.providers.base import Generation
+from ..states import JobState, PollState
+from .ledger import Ledger
+from .outcomes import Completed, Ending, Interrupted, Lost, TimedOut
+from .steps import Job, Steps
+from .tally import Tally
+
+
+class SharedWindow(Protocol):
+    """Slots shared with other schedulers, held per job (so a restarted shard keeps its own)."""
+
+    async def acquire(self, job_id: str) -> bool: ...  # False: no slot will ever free (all held)
+
+    def release(self, job_id: str) -> None: ...
+
+    def hold(self, job_id: str) -> None: ...  # the generation passed run.timeout; keep its slot
+
+
+@dataclass(frozen=True)
+class SchedulerOptions:
+    concurrency: int
+    budget: int | None = None
+    resubmit_failed: int = 0
+    retry_uncertain: bool = False
+    # Jobs not to submit in this run whatever their state: a restarted shard's jobs that its
+    # dead attempt left uncertain or failed (a rerun decides about them, as after any crash).
+    hold_back: frozenset[str] = frozenset()
+
+
+class Scheduler:
+    def __init__(
+        self,
+        jobs: Iterable[Job],
+        steps: Steps,
+        ledger: Ledger,
+        options: SchedulerOptions,
+        shared: SharedWindow | None = None,
+    ):
+        self.jobs = {job.job_id: job for job in jobs}
+        self.steps = steps
+        self.ledger = ledger
+        self.options = options
+        self.tally = Tally(total=len(self.jobs))
+        self.abort: AbortError | None = None
+        self.stop_reason: str | None = None
+        self._slots = asyncio.Semaphore(options.concurrency)
+        self._shared = shared
+        self._tasks: set[asyncio.Task] = set()
+        self._submitting: set[asyncio.Task] = set()
+        self._held = 0  # slots kept by generations past run.timeout
+
+    async def run(self) -> Tally:
+        work = self._work_list()
+        self.tally.queued = len(work)
+        try:
+            for job_id, status in work:
+                await self._slots.acquire()
+                shared = self.stop_reason is None and self._shared is not None
+                if shared and not await self._shared.acquire(job_id):
+                    shared = False
+                    self.stop_submitting("every slot is held by a generation past run.timeout")
+                if self.stop_reason is not None:  # perhaps while waiting for the shared slot
+                    self._slots.release()
+                    if shared:
+                        self._shared.release(job_id)
+                    break
+                self.tally.queued -= 1
+                self._in_flight(+1)  # counted now, so queued + running add up before the task starts
+                task = asyncio.create_task(self._drive(self.jobs[job_id], status))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            while self._tasks:
+                await asyncio.wait(list(self._tasks))
+        except asyncio.CancelledError:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            raise
+        return self.tally
+
+    def stop_submitting(self, reason: str) -> None:
+        """No new submits from now on; generations already running are seen through."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.steps.stop_submitting()
+
+    @property
+    def http_counters(self) -> Counters:
+        return self.steps.http_counters
+
+    def stop_now(self, error: AbortError) -> None:
+        """Stop as a 401 would (another shard of the run met one)."""
+        self._abort(error)
+
+    def _abort(self, error: AbortError) -> None:
+        """Stop the run now, sparing only submits already on their way (see the module doc)."""
+        if self.abort is None or isinstance(self.abort, BudgetError):
+            self.abort = error
+        self.stop_submitting(str(error))
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current and task not in self._submitting:
+                task.cancel()
+
+    def _work_list(self) -> list[tuple[str, JobState]]:
+        """(job_id, status) to work on: generations to resume first (uncertain jobs whose
+        generation id is known among them), then jobs to submit."""
+        resume, submit = [], []
+        rows = self.ledger.rows_by_id()
+        for job_id in self.jobs:
+            row = rows[job_id]
+            status = JobState(row["status"])
+            if status.has_generation or (status is JobState.UNCERTAIN and row["generation_id"]):
+                # An uncertain job with a known id is polled again before anything is paid for.
+                resume.append((job_id, status))
+            elif status.to_submit(self.options.retry_uncertain) and job_id not in self.options.hold_back:
+                submit.append((job_id, status))
+            elif status is JobState.COMPLETED and self.steps.video_missing(row):
+                resume.append((job_id, JobState.GENERATED))
+            else:
+                self.tally.count_before(status)
+        return resume + submit
+
+    async def _drive(self, job: Job, status: JobState) -> None:
+        """Take one job from where the ledger says it is to a final state, holding a slot."""
+        slot_held = True  # until the generation is final; one past run.timeout keeps it
+        try:
+            resuming = status.has_generation or status is JobState.UNCERTAIN
+            generation_id = self.ledger.job(job.job_id)["generation_id"] if resuming else None
+            result = await self._generate(job, generation_id, retried=status is JobState.UNCERTAIN)
+            if isinstance(result, TimedOut):
+                slot_held = False
+                self._hold_slot_until_the_end(job.job_id)
+            if not isinstance(result, tuple):
+                if result is not None:
+                    self.tally.count(result)
+                return
+            generation_id, generation = result
+            self._release_slot(job.job_id)
+            slot_held = False
+            if generation.state is PollState.FAILED:
+                error = generation.error_name, generation.error_message, generation.credits
+                self.tally.count(self.steps.fail(job, *error))
+            else:
+                await self._download(job, generation_id, generation)
+        except AbortError as error:
+            self._abort(error)
+        except Exception as error:  # a bug or a full disk: record it on the job, keep the run going
+            ending = self.steps.unexpected(job, error)
+            if ending is not None:
+                self.tally.count(ending)
+        finally:
+            if slot_held:
+                self._release_slot(job.job_id)
+
+    async def _generate(
+        self, job: Job, generation_id: str | None, *, retried: bool
+    ) -> tuple[str, Generation] | Ending | None:
+        """Submit (unless resuming) and poll to the end; resubmit a failed one if allowed.
+
+        The final generation, with its id; or how the job ended before one; None when it was
+        not submitted (the run is stopping: a rerun submits it, or polls its recorded id).
+        """
+        resubmits_left = self.options.resubmit_failed
+        resubmit = retried
+        submitted_here = generation_id is None
+        while True:
+            if generation_id is None:
+                submitted_here = True
+                if self.stop_reason is not None or not self._reserve(job):
+                    return None
+                submitted = await self._submit(job, resubmit)
+                if not isinstance(submitted, str):
+                    return submitted
+                generation_id = submitted
+                if self.abort is not None and not isinstance(self.abort, BudgetError):
+                    return None  # stopped; a rerun polls the generation by its id
+            outcome = await self.steps.poll_until_final(job, generation_id, resumed=not submitted_here)
+            if isinstance(outcome, TimedOut):
+                return outcome  # still running, and it will be billed: its reservation stays
+            if submitted_here:  # a resumed generation was reserved (and paid for) by an earlier run
+                self.tally.credits_reserved -= job.credits_estimate
+            if isinstance(outcome, Lost):
+                # Its known id is gone for good: only now may --retry-uncertain pay for it again.
+                if retried and not submitted_here and self._may_retry_uncertain(job):
+                    generation_id, resubmit = None, True
+                    continue
+                return self.steps.lost(job, outcome)
+            if outcome.state is PollState.COMPLETED:
+                credits = outcome.credits if outcome.credits is not None else job.credits_estimate
+                self.tally.credits_spent += credits
+                if submitted_here:
+                    self.tally.budget_spent += credits
+            if outcome.state is PollState.FAILED and resubmits_left > 0 and self.stop_reason is None:
+                resubmits_left -= 1
+                self.tally.resubmits += 1
+                generation_id, resubmit = None, True
+                continue
+            return generation_id, outcome
+
+    async def _submit(self, job: Job, resubmit: bool) -> str | Ending:
+        """The submit, with the job's estimate reserved (by _reserve) until it has an id."""
+        current = asyncio.current_task()
+        self._submitting.add(current)
+        try:
+            submitted = await self.steps.submit(job, resubmit=resubmit)
+        except BaseException:
+            self.tally.credits_reserved -= job.credits_estimate
+            raise
+        finally:
+            self._submitting.discard(current)
+        if isinstance(submitted, str):
+            return submitted
+        self.tally.credits_reserved -= job.credits_estimate
+        if isinstance(submitted, Interrupted):
+            self.tally.count(submitted.ending)
+            raise asyncio.CancelledError
+        return submitted
+
+    async def _download(self, job: Job, generation_id: str, generation: Generation) -> None:
+        self.tally.downloading += 1
+        try:
+            ending = await self.steps.download(job, generation_id, generation)
+        finally:
+            self.tally.downloading -= 1
+        self.tally.count(ending)
+        if isinstance(ending, Completed):
+            await self.steps.after_completed(ending)
+
+    def _may_retry_uncertain(self, job: Job) -> bool:
+        return self.options.retry_uncertain and job.job_id not in self.options.hold_back
+
+    def _hold_slot_until_the_end(self, job_id: str) -> None:
+        """A generation past run.timeout still runs (and will be billed): its slot stays taken.
+
+        When every slot is held that way nothing can free one, so submitting stops (the feeder
+        is woken to notice) instead of waiting forever.
+        """
+        self._held += 1
+        if self._shared:
+            self._shared.hold(job_id)
+        if self._held >= self.options.concurrency:
+            self.stop_submitting("every slot is held by a generation past run.timeout")
+            self._slots.release()
+
+    def _in_flight(self, change: int) -> None:
+        self.tally.running += change
+        self.tally.peak_in_flight = max(self.tally.peak_in_flight, self.tally.running)
+
+    def _release_slot(self, job_id: str) -> None:
+        self._slots.release()
+        if self._shared:
+            self._shared.release(job_id)
+        self._in_flight(-1)
+
+    def _reserve(self, job: Job) -> bool:
+        """Reserve this job's estimate; False (and submitting stops) when it would pass the budget."""
+        budget = self.options.budget
+        committed = self.tally.budget_spent + self.tally.credits_reserved + job.credits_estimate
+        if budget is None or committed <= budget:
+            self.tally.credits_reserved += job.credits_estimate
+            return True
+        if self.abort is None:
+            self.abort = BudgetError(
+                f"stopped submitting: the next job would bring this run to {committed:,.0f} credits, "
+                f"over the budget of {budget:,}"
+            )
+        self.stop_submitting(str(self.abort))
+        return False

@@ -1,0 +1,160 @@
+"""Dataset export: completed videos plus `metadata.jsonl`, in the folder layout dataset loaders read.
+
+The layout is the "videofolder"/"imagefolder" convention: media files beside a
+`metadata.jsonl` whose `file_name` column names each file relative to the folder, and whose
+other columns are free-form features (here: every request parameter and the job's identity).
+Only the manifest's current, completed jobs are exported; files an earlier export wrote for jobs
+that have since left the manifest are removed. Videos are hard-linked when the file system
+allows (no extra space), else copied, and checked against the ledger's sha256 either way.
+
+A run that publishes to a store (output.dir as a URL) exports from it: to a local folder each
+video is downloaded and checked against its sha256; to a folder in the same store (what
+`output.dataset: true` does) it is copied there without coming through this machine, and a
+video already there with the ledger's size is kept (a store cannot hash it for us).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import InputError
+from ..net.download import file_sha256
+from ..read.manifest import display_path
+from ..read.schema import REQUEST_FIELDS
+from ..run.ledger import LEDGER_FILE, Ledger
+from ..states import JobState
+from .atomic import replace_atomically
+from .results import output_table
+from .storage import LocalStore, Store
+from .table import python_value
+
+METADATA = "metadata.jsonl"
+FEATURES = (
+    "job_id",
+    "id",
+    *REQUEST_FIELDS,
+    "seed_chosen",
+    "sample",
+    "tags",
+    "sha256",
+    "bytes",
+    "generation_id",
+    "credits",
+)
+
+
+def export_dataset(out_dir: Path, target: Path | Store, store: Store | None = None) -> int:
+    """Write the dataset folder `target` (a local folder or a Store) from the run in `out_dir`.
+    `store` is where that run published its files (None: in `out_dir`). Returns the number of
+    videos."""
+    ledger_path = out_dir / LEDGER_FILE
+    if not ledger_path.is_file():
+        raise InputError(
+            f"{display_path(out_dir)}: no {LEDGER_FILE} here; expected the output folder of a run"
+        )
+    with Ledger(ledger_path, read_only=True) as ledger:
+        frame = output_table(ledger)
+    done = frame[(frame["status"] == JobState.COMPLETED) & frame["in_manifest"]]
+    if store is not None or isinstance(target, Store):
+        return _export_through_stores(done, out_dir, store or LocalStore(out_dir), target)
+    target.mkdir(parents=True, exist_ok=True)
+    previous = _previous_files(target)
+    records = []
+    for row in done.to_dict("records"):
+        name = Path(row["path"]).name
+        _place(out_dir / row["path"], target / name, row["sha256"])
+        records.append({"file_name": name, **{key: python_value(row[key]) for key in FEATURES}})
+    for stale in previous - {record["file_name"] for record in records}:
+        (target / stale).unlink(missing_ok=True)
+    _write_jsonl(records, target / METADATA)
+    return len(records)
+
+
+def _export_through_stores(done, out_dir: Path, source: Store, target: Path | Store) -> int:
+    destination = target if isinstance(target, Store) else LocalStore(target)
+    destination.check_writable()
+    there = destination.sizes()
+    previous = destination.read_bytes(METADATA) or b""
+    records = []
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as scratch:
+        for row in done.to_dict("records"):
+            name = Path(row["path"]).name
+            _copy(source, row, destination, there.get(name), Path(scratch))
+            records.append({"file_name": name, **{key: python_value(row[key]) for key in FEATURES}})
+        lines = previous.decode("utf-8").splitlines()
+        names = {json.loads(line)["file_name"] for line in lines if line.strip()}
+        for stale in names - {record["file_name"] for record in records}:
+            destination.remove(stale)
+        _write_jsonl(records, Path(scratch) / METADATA)
+        destination.publish(Path(scratch) / METADATA, METADATA)
+    return len(records)
+
+
+def _copy(source: Store, row: dict, target: Store, size_there: int | None, scratch: Path) -> None:
+    """One video from the run's store to the dataset's, checked against the ledger."""
+    relative, name = Path(row["path"]).as_posix(), Path(row["path"]).name
+    sha256, size = row["sha256"], int(row["bytes"])
+    if isinstance(target, LocalStore):
+        local = target.path(name)
+        if size_there == size and file_sha256(local) == sha256:
+            return
+
+        def fetch_checked(temporary: Path) -> None:
+            source.fetch(relative, temporary)
+            _check(temporary, sha256, source.join(relative))
+
+        replace_atomically(local, fetch_checked)
+        return
+    if size_there == size or source.copy_to(relative, target, name):
+        return
+    local = source.path(relative) if isinstance(source, LocalStore) else scratch / name
+    if not isinstance(source, LocalStore):
+        source.fetch(relative, local)
+    _check(local, sha256, source.join(relative))
+    target.publish(local, name, keep=isinstance(source, LocalStore))
+
+
+def _check(path: Path, sha256: str, shown: str) -> None:
+    if file_sha256(path) != sha256:
+        raise InputError(f"{shown} does not match the sha256 the ledger recorded; not exported")
+
+
+def _previous_files(target: Path) -> set[str]:
+    metadata = target / METADATA
+    if not metadata.is_file():
+        return set()
+    with metadata.open(encoding="utf-8") as handle:
+        return {json.loads(line)["file_name"] for line in handle if line.strip()}
+
+
+def _place(source: Path, destination: Path, sha256: str) -> None:
+    same_size = destination.is_file() and destination.stat().st_size == source.stat().st_size
+    if same_size and file_sha256(destination) == sha256:
+        return
+
+    def link_or_copy(temporary: Path) -> None:
+        temporary.unlink()  # os.link makes its name itself
+        try:
+            os.link(source, temporary)
+        except OSError:  # another filesystem, or links refused
+            shutil.copyfile(source, temporary)
+        if file_sha256(temporary) != sha256:
+            raise InputError(
+                f"{display_path(source)} does not match the sha256 the ledger recorded; not exported"
+            )
+
+    # A link shares the run's video's mode (and owner): it is not changed; a copy has the umask's.
+    replace_atomically(destination, link_or_copy, mode=None)
+
+
+def _write_jsonl(records: list[dict], path: Path) -> None:
+    def write(temporary: Path) -> None:
+        with temporary.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    replace_atomically(path, write)
