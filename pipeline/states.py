@@ -13,10 +13,18 @@ it is not a job's state: a completed generation is a job still to download.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum
 
 
-class JobState(StrEnum):
+class _Word(str, Enum):
+    """A state that is its own string wherever it goes (ledger, tables, messages), as 3.11's
+    StrEnum is; vidpipe supports Python 3.10."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+
+class JobState(_Word):
     PENDING = "pending"
     SUBMITTING = "submitting"
     SUBMITTED = "submitted"
@@ -66,7 +74,7 @@ def states_where(question: str) -> frozenset[JobState]:
     return frozenset(state for state in JobState if getattr(state, question))
 
 
-class PollState(StrEnum):
+class PollState(_Word):
     """One poll's answer: running; completed (billed; its video URL may still be missing);
     failed (ended in error: not billed, safe to submit again); lost (the service no longer knows
     the id: it may have run and been billed, so the job must not be resent silently)."""
