@@ -45,6 +45,8 @@ class Service:
         return self.base_url is None
 
 
+# Where a manifest's jobs run when it names no `provider`: free, and no key needed.
+DEFAULT_SERVICE = "sandbox"
 # What run.accounts falls back to: the key of the paid service.
 DEFAULT_KEY_ENV = "AIMLAPI_KEY"
 

@@ -20,8 +20,11 @@ from ..run.ledger import Ledger
 
 # Answered before the shard goes on: reads, and the writes that guard against paying twice.
 WAITED_FOR = frozenset(
-    {"job", "rows_by_id", "recover_interrupted_submits", "mark_submitting", "mark_submitted", "sync_to_disk"}
+    {"job", "rows_by_id", "recover_interrupted_submits", "mark_submitting", "mark_submitted"}
 )
+# The money's commits: one round trip each, synced by the service itself (a shard's own wait for
+# the disk would be a second round trip on its loop's thread), whatever the caller asks.
+SYNCED_THERE = frozenset({"mark_submitting", "mark_submitted"})
 UNWAITED_LIMIT = 1000  # sent but not yet confirmed; past this, wait for the oldest
 
 # The Ledger methods the steps and the scheduler use; nothing else crosses the wire.
@@ -32,7 +35,6 @@ SHARD_METHODS = frozenset(
         "recover_interrupted_submits",
         "mark_submitting",
         "mark_submitted",
-        "sync_to_disk",
         "mark_pending",
         "record_facts",
         "mark_uncertain",
@@ -95,11 +97,12 @@ class RemoteLedger:
     def __getattr__(self, name: str) -> Any:
         if name not in SHARD_METHODS:
             raise AttributeError(name)
+        if name in SYNCED_THERE:
+            return lambda *args, synced=True, **kwargs: self._call(name, *args, **kwargs)
         return lambda *args, **kwargs: self._call(name, *args, **kwargs)
 
     async def wait_for_disk(self) -> None:
-        """The service's commits so far on its disk (see Ledger.wait_for_disk)."""
-        self._call("sync_to_disk")
+        """Nothing to wait for: the service committed the money's writes synced (SYNCED_THERE)."""
 
     def flush(self) -> None:
         """Wait until every write sent so far is committed (raises the first that failed)."""

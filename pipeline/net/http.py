@@ -40,6 +40,7 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
+from ..aio import sleep_unless
 from ..errors import (
     AuthError,
     CreditsError,
@@ -53,7 +54,6 @@ from ..errors import (
     TransientError,
     VidpipeError,
 )
-from ..aio import sleep_unless
 from .pace import API_PACE, Pace
 from .providers.base import Generation, HttpRequest, Provider, Submitted
 from .rate import Limiter, RequestRate
@@ -292,6 +292,9 @@ class ApiClient:
         await self._wait(await self.limiter.turn(), paid)
         if hooks:
             await hooks.sending()
+            if paid and self._submits_stopped.is_set():  # stopped while the intent went to disk
+                hooks.not_taken()
+                raise StoppedError("submitting stopped; the job was not sent")
         self.counters.requests += 1
         headers = {**self._auth, **(extra_headers or {})}
         url = self.base_url + request.path

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError, ManifestError, Problem
+from ..services import DEFAULT_SERVICE
 from . import expand
 from .checks import cell_problems, filename_template_problem, seed_range_problems, table_problems
 from .images import ImageInfo, ImageProblem, inspect_image
@@ -210,7 +211,7 @@ def settings_of(document: Document) -> Settings:
     name = data.get("name") or _name_from_file(document.path)
     return Settings(
         name=name,
-        provider=data.get("provider") or "sandbox",
+        provider=data.get("provider") or DEFAULT_SERVICE,
         run=RunSettings.from_section(data.get("run")),
         output=OutputSettings.from_section(data.get("output")),
         sandbox=SandboxSettings.from_section(data.get("sandbox")),

@@ -200,6 +200,16 @@ _FACTS_SET = (
 )
 
 
+def _sync_folder(folder: Path) -> None:
+    """The folder's entries on the disk (a new file's name survives a power cut), as SQLite does
+    for a new WAL when it syncs one itself."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -211,6 +221,7 @@ class Ledger:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._synced = False  # the connection's synchronous level: FULL (True) or NORMAL
+        self._wal_synced: int | None = None  # the inode of the WAL whose folder entry is on disk
         try:
             self._open(read_only)
         except BaseException:
@@ -448,6 +459,10 @@ class Ledger:
             raise refused(wal, error, "the ledger cannot be made durable") from None
         try:
             getattr(os, "fdatasync", os.fsync)(descriptor)
+            inode = os.fstat(descriptor).st_ino
+            if inode != self._wal_synced:  # a new WAL: its entry in the folder must last too
+                _sync_folder(wal.parent)
+                self._wal_synced = inode
         except OSError as error:
             raise refused(wal, error, "the ledger cannot be made durable") from None
         finally:

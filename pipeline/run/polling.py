@@ -16,10 +16,10 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..aio import sleep_unless
 from ..errors import GenerationLostError, RejectedError, RequestError
 from ..net.providers.base import Generation
 from ..states import PollState
-from ..aio import sleep_unless
 from .cadence import Cadence, Durations
 from .ledger import GenerationFacts
 from .outcomes import Lost, TimedOut

@@ -57,7 +57,10 @@ class Publisher:
 
     async def publish(self, video: Path, relative: Path) -> None:
         """Poster first (it needs the video), then the video to the store (its local copy goes),
-        then the poster (its copy stays for the report). Only then is the job completed."""
+        then the poster (its copy stays for the report). Only then is the job completed. Without
+        a store (a local run) the video is already in place: nothing to do."""
+        if self.store is None:
+            return
         await self._poster(video, relative)
         store, poster = self.store, poster_path_for(self._video_dir.parent, relative)
         await asyncio.to_thread(store.publish, video, relative.as_posix(), keep=False)

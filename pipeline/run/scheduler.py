@@ -86,6 +86,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task] = set()
         self._submitting: set[asyncio.Task] = set()
         self._held = 0  # slots kept by generations past run.timeout
+        self._reservations: set[str] = set()  # jobs whose estimate is in credits_reserved
 
     async def run(self) -> Tally:
         work = self._work_list()
@@ -162,12 +163,13 @@ class Scheduler:
     async def _drive(self, job: Job, status: JobState) -> None:
         """Take one job from where the ledger says it is to a final state, holding a slot."""
         slot_held = True  # until the generation is final; one past run.timeout keeps it
+        held = False  # past run.timeout: still running, so its slot and reservation stay
         try:
             resuming = status.has_generation or status is JobState.UNCERTAIN
             generation_id = self.ledger.job(job.job_id)["generation_id"] if resuming else None
             result = await self._generate(job, generation_id, retried=status is JobState.UNCERTAIN)
             if isinstance(result, TimedOut):
-                slot_held = False
+                slot_held, held = False, True
                 self._hold_slot_until_the_end(job.job_id)
             if not isinstance(result, tuple):
                 if result is not None:
@@ -190,6 +192,8 @@ class Scheduler:
         finally:
             if slot_held:
                 self._release_slot(job.job_id)
+            if not held:  # cancelled, aborted or broken mid-way: nothing of it runs on our budget
+                self._unreserve(job)
 
     async def _generate(
         self, job: Job, generation_id: str | None, *, retried: bool
@@ -202,22 +206,24 @@ class Scheduler:
         resubmits_left = self.options.resubmit_failed
         resubmit = retried
         submitted_here = generation_id is None
+        reserved = False  # for a resubmit, reserved when it was decided (nothing awaited since)
         while True:
             if generation_id is None:
                 submitted_here = True
-                if self.stop_reason is not None or not self._reserve(job):
+                if not reserved and (self.stop_reason is not None or not self._reserve(job)):
                     return None
+                reserved = False
                 submitted = await self._submit(job, resubmit)
                 if not isinstance(submitted, str):
                     return submitted
                 generation_id = submitted
                 if self.abort is not None and not isinstance(self.abort, BudgetError):
+                    self._unreserve(job)  # the run ends here
                     return None  # stopped; a rerun polls the generation by its id
             outcome = await self.steps.poll_until_final(job, generation_id, resumed=not submitted_here)
             if isinstance(outcome, TimedOut):
                 return outcome  # still running, and it will be billed: its reservation stays
-            if submitted_here:  # a resumed generation was reserved (and paid for) by an earlier run
-                self.tally.credits_reserved -= job.credits_estimate
+            self._unreserve(job)  # (a resumed generation was reserved by the run that sent it)
             if isinstance(outcome, Lost):
                 # Its known id is gone for good: only now may --retry-uncertain pay for it again.
                 if retried and not submitted_here and self._may_retry_uncertain(job):
@@ -229,7 +235,10 @@ class Scheduler:
                 self.tally.credits_spent += credits
                 if submitted_here:
                     self.tally.budget_spent += credits
-            if outcome.state is PollState.FAILED and resubmits_left > 0 and self.stop_reason is None:
+            # A resubmit the budget refuses leaves this failed generation to be recorded as such.
+            resubmit_now = resubmits_left > 0 and self.stop_reason is None
+            if outcome.state is PollState.FAILED and resubmit_now and self._reserve(job):
+                reserved = True
                 resubmits_left -= 1
                 self.tally.resubmits += 1
                 generation_id, resubmit = None, True
@@ -243,13 +252,13 @@ class Scheduler:
         try:
             submitted = await self.steps.submit(job, resubmit=resubmit)
         except BaseException:
-            self.tally.credits_reserved -= job.credits_estimate
+            self._unreserve(job)
             raise
         finally:
             self._submitting.discard(current)
         if isinstance(submitted, str):
             return submitted
-        self.tally.credits_reserved -= job.credits_estimate
+        self._unreserve(job)
         if isinstance(submitted, Interrupted):
             self.tally.count(submitted.ending)
             raise asyncio.CancelledError
@@ -291,12 +300,19 @@ class Scheduler:
             self._shared.release(job_id)
         self._in_flight(-1)
 
+    def _unreserve(self, job: Job) -> None:
+        """Release the job's reservation, if it holds one (once, however its work ended)."""
+        if job.job_id in self._reservations:
+            self._reservations.discard(job.job_id)
+            self.tally.credits_reserved -= job.credits_estimate
+
     def _reserve(self, job: Job) -> bool:
         """Reserve this job's estimate; False (and submitting stops) when it would pass the budget."""
         budget = self.options.budget
         committed = self.tally.budget_spent + self.tally.credits_reserved + job.credits_estimate
         if budget is None or committed <= budget:
             self.tally.credits_reserved += job.credits_estimate
+            self._reservations.add(job.job_id)
             return True
         if self.abort is None:
             self.abort = BudgetError(

@@ -21,6 +21,7 @@ scheduler counts (the steps never touch the tally).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -118,6 +119,11 @@ class Steps:
                     self._uncertain(job, "the run was stopped while the submit was on its way")
                 )
             return Interrupted(self._not_taken(job, attempt))
+        except Exception:
+            if attempt.sent and not attempt.in_transit:  # it failed before its POST left
+                with contextlib.suppress(Exception):  # the ledger itself may be what failed
+                    self._not_taken(job, attempt)
+            raise
         # Committed at once; the wait for the disk (a power cut) is off the event loop.
         self._ledger.mark_submitted(job.job_id, submitted.generation_id, synced=False)
         await self._ledger.wait_for_disk()
@@ -164,12 +170,11 @@ class Steps:
                     continue
                 relative = self._publisher.relative(downloaded.path)
                 facts.video_url = url
-                if self._publisher.store is not None:
-                    try:
-                        await self._publisher.publish(downloaded.path, relative)
-                    except StoreError as error:
-                        problem = str(error)  # like a failed download: a rerun fetches it again
-                        break
+                try:
+                    await self._publisher.publish(downloaded.path, relative)
+                except StoreError as error:
+                    problem = str(error)  # like a failed download: a rerun fetches it again
+                    break
                 self._ledger.mark_completed(
                     job.job_id, str(relative), downloaded.size, downloaded.sha256, self._take_facts(job)
                 )

@@ -37,6 +37,7 @@ from ..read.manifest import display_path
 from ..read.schema import REQUEST_FIELDS
 from ..states import JobState
 from .ledger import LEDGER_FILE, RESTORED, Ledger, now_iso
+from .runplan import LABELS
 
 if TYPE_CHECKING:
     from .steps import Job
@@ -45,7 +46,6 @@ FINAL_MARK = "results.final"
 TABLES = ("results.jsonl", "results.parquet")  # the tables a ledger can be rebuilt from, best first
 EVIDENCE = ("results.jsonl", "results.csv", "results.parquet")
 PROBE_BYTES = 4096
-LABELS = ("id", "tags", "source", "seed_chosen", "sample")
 HOW_TO_PROCEED = (
     "restore it from a backup, or run again with --rebuild-ledger (rebuilds it from results.jsonl: "
     "generation ids are polled, not resent) or --fresh (sets it aside and starts over, paying again)"
@@ -161,7 +161,7 @@ def rebuild_ledger(
         for column, default in (("submits", 0), ("resubmits", 0), ("polls", 0), ("in_manifest", 1)):
             row.setdefault(column, default)
         row.setdefault("updated_at", stamp)
-        if row["status"] in (JobState.PENDING, JobState.FAILED) and not final:
+        if JobState(row["status"]).to_submit(retry_uncertain=False) and not final:
             row["status"], row["error_name"] = JobState.UNCERTAIN, "uncertain"
             row["error_message"] = (
                 "rebuilt from a results table written mid-run: it may have been submitted after "

@@ -331,3 +331,34 @@ def test_generations_resumed_from_an_earlier_run_leave_this_runs_budget_alone():
     assert scheduler.abort is None
     tally = scheduler.tally
     assert (tally.completed, tally.credits_spent, tally.credits_reserved) == (4, 400, 0)
+
+
+def test_a_failed_generation_whose_resubmit_the_budget_refuses_is_recorded_failed():
+    """Budget 250 at 100 a job, resubmit_failed 1: b completes at 5 s and the service reports
+    200 credits for it; a fails at 10 s, and its resubmit would bring the run to 300, so it is
+    not sent: a ends failed (counted once), not left `submitted` and counted nowhere."""
+    rows = pending("a", "b")
+    costly = Generation(PollState.COMPLETED, "completed", video_url="https://cdn.example/v.mp4", credits=200)
+    scripts = {"a": Script(ends=[REFUSED]), "b": Script(ends=[costly], generation_s=5.0)}
+    options = SchedulerOptions(concurrency=2, budget=250, resubmit_failed=1)
+    scheduler, steps = run_scheduler(rows, scripts, options)
+    assert sorted(job for _, job, _ in steps.posts) == ["a", "b"]
+    assert steps.failed == ["a"]
+    tally = scheduler.tally
+    assert (tally.completed, tally.failed, tally.resubmits, tally.credits_reserved) == (1, 1, 0, 0)
+    assert isinstance(scheduler.abort, BudgetError)
+
+
+def test_a_401_after_a_submit_got_its_id_leaves_no_reservation_behind():
+    """The abort lands while the second job's POST is on its way: its id is kept for a rerun,
+    and its estimate is no longer counted as running (the projected credits stay true)."""
+    rows = pending("a", "b")
+    scripts = {"a": Script(submit_s=0.01), "b": Script(submit_s=1.0)}
+
+    async def abort_at_half_a_second(scheduler: Scheduler) -> None:
+        await asyncio.sleep(0.5)
+        scheduler.stop_now(AbortError("401: the key was refused"))
+
+    scheduler, steps = run_scheduler(rows, scripts, SchedulerOptions(concurrency=2), abort_at_half_a_second)
+    assert steps.submitted == ["a", "b"]
+    assert scheduler.tally.credits_reserved == 0
