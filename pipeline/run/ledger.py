@@ -567,11 +567,33 @@ class Ledger:
 # SQLite's primary result codes for what the machine refused, and what a user does about each.
 _SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
 _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 10, 11, 13, 14, 26
+# Python 3.10's sqlite3 errors carry no code (sqlite_errorcode is 3.11+): SQLite's own words
+# for each (sqlite3_errstr) say it instead.
+_CODE_OF_MESSAGE = (
+    ("access permission denied", _SQLITE_PERM),
+    ("database is locked", _SQLITE_BUSY),
+    ("database table is locked", _SQLITE_LOCKED),
+    ("readonly database", _SQLITE_READONLY),
+    ("disk i/o error", _SQLITE_IOERR),
+    ("malformed", _SQLITE_CORRUPT),
+    ("database or disk is full", _SQLITE_FULL),
+    ("unable to open database file", _SQLITE_CANTOPEN),
+    ("file is not a database", _SQLITE_NOTADB),
+)
+
+
+def _code_of(error: sqlite3.Error) -> int:
+    """SQLite's primary result code of `error` (0 when it names none)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF
+    said = str(error).lower()
+    return next((code for words, code in _CODE_OF_MESSAGE if words in said), 0)
 
 
 def _refusal(path: Path, error: sqlite3.Error) -> EnvironmentRefusedError | None:
     """The one line for a refusal SQLite reported on the ledger at `path`; None for anything else."""
-    code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+    code = _code_of(error)
     said = one_line(str(error))
     if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
         advice = (

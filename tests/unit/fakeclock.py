@@ -65,8 +65,20 @@ class FakeClockLoop(asyncio.SelectorEventLoop):
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run `coroutine` to the end on a fresh fake-clock loop."""
-    with asyncio.Runner(loop_factory=FakeClockLoop) as runner:
-        return runner.run(coroutine)
+    loop = FakeClockLoop()  # (asyncio.Runner's loop_factory would do this; it is Python 3.11+)
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def now() -> float:
