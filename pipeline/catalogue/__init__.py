@@ -25,6 +25,7 @@ from pipeline.errors import InputError
 __all__ = [
     "COMMON_FIELDS",
     "allowed",
+    "closest",
     "field_name",
     "load_catalogue",
     "model",
@@ -108,7 +109,8 @@ def _check_common(common_field: str) -> None:
         raise InputError(f"{common_field!r} is not a common request field; expected one of {expected}")
 
 
-def _unknown_model(name: object) -> str:
+def closest(name: object, count: int = 3) -> list[str]:
+    """Up to `count` catalogued ids or aliases most like `name`, most similar first."""
     catalogue = load_catalogue()
     known = [*catalogue["models"], *(a for e in catalogue["models"].values() for a in e["aliases"])]
     folded = {k.casefold(): k for k in known}
@@ -117,9 +119,15 @@ def _unknown_model(name: object) -> str:
     containing = [k for k in folded if wanted and wanted in k]
     if containing:
         similarity = {k: difflib.SequenceMatcher(None, wanted, k).ratio() for k in containing}
-        close = sorted(containing, key=lambda k: (-similarity[k], k))[:3]
+        close = sorted(containing, key=lambda k: (-similarity[k], k))[:count]
     else:
-        close = difflib.get_close_matches(wanted, list(folded), n=3, cutoff=0.5)
-    hint = f"; closest: {', '.join(folded[c] for c in close)}" if close else ""
+        close = difflib.get_close_matches(wanted, list(folded), n=count, cutoff=0.5)
+    return [folded[c] for c in close]
+
+
+def _unknown_model(name: object) -> str:
+    catalogue = load_catalogue()
+    close = closest(name)
+    hint = f"; closest: {', '.join(close)}" if close else ""
     where = f"{len(catalogue['models'])} video models, docs {catalogue['source']['commit'][:12]}"
     return f"model {name!r} is not in the catalogue ({where}){hint}"
