@@ -201,6 +201,20 @@ def build_parser(*, sandbox_arguments: bool = True) -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=cmd_report)
 
+    models = _command(
+        commands,
+        "models",
+        "list the service's video models: durations, ratios, resolutions, seed, last frame",
+        "From the catalogue shipped with vidpipe (built from the service's public docs), offline.\n"
+        "Live prices and availability (/v1/models, --refresh) are not here yet.\n\n"
+        "Example:\n  vidpipe models veo\n  vidpipe models kling v3 --json",
+    )
+    models.add_argument(
+        "filter", nargs="*", metavar="FILTER", help="part of an id or alias; several words narrow further"
+    )
+    models.add_argument("--json", action="store_true", help="print the models as a JSON array")
+    models.set_defaults(handler=cmd_models)
+
     sandbox = commands.add_parser(
         "sandbox",
         help="serve the local stand-in for the API (for curl, scripts, other tools)",
@@ -381,6 +395,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = write_report(folder, rows=args.rows, cols=args.cols, store=store)
     print(f"Report: {store.join(path.name) if store else display_path(path)}")
     return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import catalogue
+    from .errors import InputError
+    from .models import MODELS
+    from .write.models_table import heading, matching, no_match, record, table_lines
+
+    entries = catalogue.load_catalogue()
+    every = [record(entries["models"][model_id], MODELS) for model_id in catalogue.model_ids()]
+    shown = matching(every, args.filter)
+    if not shown:
+        raise InputError(no_match(args.filter, len(every), catalogue.closest))
+    if args.json:
+        _print_to_a_reader(json.dumps(shown, indent=2))
+    else:
+        _print_to_a_reader(
+            "\n".join([heading(len(shown), len(every), entries["source"]), *table_lines(shown)])
+        )
+    return EXIT_OK
+
+
+def _print_to_a_reader(text: str) -> None:
+    """Print `text`; a reader that stops early (`vidpipe models | head`) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # As the Python docs advise: stdout to devnull, or the flush at exit fails again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def report_error(error: VidpipeError) -> None:

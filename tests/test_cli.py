@@ -11,7 +11,8 @@ from tests.conftest import REPO
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["validate"], ["plan"], ["run"], ["sandbox"], ["status"], ["export"], ["report"]]
+    "command",
+    [[], ["validate"], ["plan"], ["run"], ["sandbox"], ["status"], ["export"], ["report"], ["models"]],
 )
 def test_help_teaches_with_an_example(cli, command):
     result = cli(*command, "--help")

@@ -33,7 +33,7 @@ def imported_by(*args: str, exit_code: int = 0) -> set[str]:
     return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines[1:]}
 
 
-@pytest.mark.parametrize("command", [(), ("run",), ("validate",), ("sandbox",), ("plan",)])
+@pytest.mark.parametrize("command", [(), ("run",), ("validate",), ("sandbox",), ("plan",), ("models",)])
 def test_help_imports_neither_pandas_nor_numpy_nor_aiohttp(command):
     modules = imported_by(*command, "--help")
     assert "pipeline" in modules
@@ -54,6 +54,14 @@ def test_validate_of_a_broken_manifest_imports_none_of_them_either(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: 1\njobs:\n  - {prompt: '', seed: -1, ratio: '4:3'}\n", encoding="utf-8")
     assert imported_by("validate", str(broken), exit_code=2) & HEAVY == set()
+
+
+@pytest.mark.parametrize("args", [("models",), ("models", "veo", "--json")])
+def test_models_imports_neither_pandas_nor_numpy_nor_aiohttp(args):
+    """It reads a JSON file and prints: nothing it imports should take longer than that."""
+    modules = imported_by(*args)
+    assert "pipeline" in modules
+    assert modules & HEAVY == set()
 
 
 def test_the_shipped_schema_is_a_valid_json_schema():
