@@ -409,21 +409,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not shown:
         raise InputError(no_match(args.filter, len(every), catalogue.closest))
     if args.json:
-        _print_to_a_reader(json.dumps(shown, indent=2))
+        print(json.dumps(shown, indent=2), flush=True)
     else:
-        _print_to_a_reader(
-            "\n".join([heading(len(shown), len(every), entries["source"]), *table_lines(shown)])
+        print(
+            "\n".join([heading(len(shown), len(every), entries["source"]), *table_lines(shown)]), flush=True
         )
     return EXIT_OK
-
-
-def _print_to_a_reader(text: str) -> None:
-    """Print `text`; a reader that stops early (`vidpipe models | head`) is not an error."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        # As the Python docs advise: stdout to devnull, or the flush at exit fails again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def report_error(error: VidpipeError) -> None:
@@ -444,13 +435,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(sandbox_arguments=argv[:1] == ["sandbox"])
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # here, so a reader that stopped early is caught below
+        return code
     except VidpipeError as error:
         report_error(error)
         return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader stopped early (`vidpipe models | head`): not an error. As the Python docs
+        # advise, stdout goes to devnull, or the flush at exit fails again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as error:
         if error.errno not in REFUSALS:
             raise

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+
+import pytest
 
 from pipeline import catalogue
 from tests.conftest import REPO
@@ -72,3 +76,19 @@ def test_the_readme_example_is_what_the_command_prints(cli):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     (block,) = re.findall(r"```text\n\$ vidpipe (models .*?)\n(.*?)```", readme, re.S)
     assert cli(*block[0].split()).out == block[1]
+
+
+@pytest.mark.parametrize("command", [["models"], ["models", "--json"], ["plan", "manifests/tour.yaml"]])
+def test_a_reader_that_stops_early_is_not_an_error(command):
+    """`vidpipe models | head`: the reader is gone before vidpipe writes; no traceback, exit 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    process.stdout.close()  # the only reader: every write from now on meets a broken pipe
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0, stderr
+    assert stderr == ""
