@@ -16,6 +16,8 @@ from ..write.posters import POSTER_DIR, extract_poster, poster_path_for
 from ..write.storage import Store
 from .outcomes import Completed
 
+POSTERS_AT_ONCE = 1
+
 
 class Publisher:
     def __init__(self, downloader: Downloader, video_dir: Path, store: Store | None = None):
@@ -24,6 +26,9 @@ class Publisher:
         # Where finished videos are published; None: they stay in video_dir (a local run).
         self.store = store
         self._published: dict[str, int] | None = None  # relative path -> size, of videos in the store
+        # One poster at a time: decoding a frame is CPU work, and a still for the report must
+        # never take a core from the event loop and the downloads of paid videos.
+        self._posters = asyncio.Semaphore(POSTERS_AT_ONCE)
 
     async def fetch(self, url: str, filename: str, size: int | None) -> Downloaded:
         """The checked video in the video folder (DownloadError, ExpiredUrlError otherwise)."""
@@ -52,8 +57,9 @@ class Publisher:
         """The report's still of the first frame. A poster never fails a paid job, whatever goes
         wrong (the report extracts missing posters again)."""
         poster = poster_path_for(self._video_dir.parent, relative)
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(extract_poster, video, poster)
+        async with self._posters:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(extract_poster, video, poster)
 
     async def publish(self, video: Path, relative: Path) -> None:
         """Poster first (it needs the video), then the video to the store (its local copy goes),
