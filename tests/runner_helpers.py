@@ -69,6 +69,18 @@ def start_runner(manifest: Path, base_url: str, *flags: str) -> subprocess.Popen
     )
 
 
+def wait_for_slow_submits_at(sandbox, count: int, limit_s: float = 30) -> None:
+    """Until `count` POSTs have reached the sandbox and are held there by its `slow` fault: in
+    the air for sure (a job recorded `submitting` may still be waiting for the disk, and a stop
+    then keeps its POST from leaving at all)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if sandbox.stats()["faults"].get("submit.slow", 0) >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {count} POSTs at the sandbox after {limit_s} s")
+
+
 def wait_for_submits(out_dir: Path, count: int, limit_s: float = 30) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:

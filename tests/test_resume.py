@@ -25,6 +25,7 @@ from tests.runner_helpers import (
     sha256_of,
     start_runner,
     start_runner_on_terminal,
+    wait_for_slow_submits_at,
     wait_for_submits,
 )
 
@@ -100,7 +101,7 @@ def test_a_stop_signal_waits_for_paid_posts_in_the_air_and_records_them(write, s
     faults = FaultConfig(submit={"slow": 1.0}, slow_seconds=1.5)
     with running_sandbox(SandboxConfig(gen_time=0.2, concurrency=8, faults=faults)) as sandbox:
         runner = start_runner(manifest, sandbox.base_url)
-        wait_for_submits(out_dir, count=4)
+        wait_for_slow_submits_at(sandbox, count=4)
         assert sandbox.stats()["submits"]["accepted"] == 0  # all four still in the air
         runner.send_signal(signum)
         out, err = runner.communicate(timeout=60)
@@ -136,7 +137,7 @@ def test_closing_the_terminal_records_paid_posts_and_finishes_them(write):
         runner = start_runner_on_terminal(manifest, sandbox.base_url, slave)
         os.close(slave)
         screen.start()
-        wait_for_submits(out_dir, count=4)
+        wait_for_slow_submits_at(sandbox, count=4)
         closing.set()
         screen.join()
         os.close(master)  # the terminal window is closed
