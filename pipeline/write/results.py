@@ -47,7 +47,7 @@ def write_results(ledger: Ledger, folder: Path, formats: tuple[str, ...]) -> lis
     for kind in formats:
         path = folder / f"results.{kind}"
         try:
-            write_table(frame, path, OUTPUT_COLUMNS)
+            write_table(frame, path, OUTPUT_COLUMNS, typed=True)
         except OSError as error:  # a full disk, a read-only folder: the ledger still has everything
             advice = "free some space or make the folder writable; a rerun writes it"
             raise refused(path, error, advice) from None

@@ -39,14 +39,16 @@ def parquet_available() -> bool:
     return True
 
 
-def write_table(frame: pd.DataFrame, path: Path, columns: tuple[Column, ...] | None = None) -> None:
+def write_table(
+    frame: pd.DataFrame, path: Path, columns: tuple[Column, ...] | None = None, *, typed: bool = False
+) -> None:
     """Write `frame` to `path` in the format its suffix names, replacing the file atomically.
-    With `columns` (see columns.py), the frame is cast to their kinds first, and Parquet keeps
-    them even for a column that is all empty."""
+    With `columns` (see columns.py), the frame is cast to their kinds first (unless `typed`
+    says it already was), and Parquet keeps them even for a column that is all empty."""
     kind = format_of(path)
     if kind == "parquet" and not parquet_available():
         raise InputError(f"{path}: Parquet needs pyarrow (pip install 'vidpipe[parquet]')")
-    if columns is not None:
+    if columns is not None and not typed:
         frame = typed_frame(frame, columns)
 
     def write(temporary: Path) -> None:
