@@ -20,6 +20,7 @@ from ..errors import InputError, ManifestError, Problem
 from ..services import DEFAULT_SERVICE
 from . import expand
 from .checks import cell_problems, filename_template_problem, seed_range_problems, table_problems
+from .contracts import fit_models
 from .images import ImageInfo, ImageProblem, inspect_image
 from .jobframe import CSV_COLUMNS, Row, csv_jobs, implicit_job, likely_meant, yaml_jobs
 from .manifest import Document, display_path, read_manifest
@@ -101,6 +102,7 @@ def load_batch(path: Path) -> Batch:
         )
         raise ManifestError(problems)
     table = expand.explode(frame)
+    problems += fit_models(table, document.data, origins, settings.run.endpoint, settings.run.adapt)
     # A refused prompt_limit may have meant 1000: hold prompts to the schema's cap only.
     limit = settings.run.prompt_limit if prompt_limit_known else max(_prompt_limits())
     problems += table_problems(table, limit, origins)
@@ -109,6 +111,9 @@ def load_batch(path: Path) -> Batch:
     keys = {ref: info.key for ref, info in images.items()}
     table = expand.assign_seeds_and_ids(table, keys)
     table, notes = expand.drop_duplicates(table)
+    adapted = sum(1 for d, r in zip(table["asked_duration"], table["asked_ratio"], strict=True) if d or r)
+    if adapted:
+        notes.append(f"{adapted:,} jobs adapted to what their model takes (run.adapt: nearest)")
     return Batch(document, settings, expand.finish(table), notes, images)
 
 
