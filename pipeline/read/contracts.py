@@ -119,24 +119,27 @@ def _apply_per_model(table: JobColumns, per_model: dict[str, dict[str, Any]], or
     defaults, the first that has a name wins."""
     count = len(table["model"])
     table["pm"] = [0] * count
-    defaults = origins.default_extras
-    merged: dict[tuple[int, Any], dict[str, Any] | None] = {}
+    by_model: dict[Any, list[int]] = {}
     for index, model_id in enumerate(table["model"]):
-        own_extra = table["extra"][index]
+        by_model.setdefault(model_id, []).append(index)
+    defaults = origins.default_extras
+    for model_id, indices in by_model.items():
         entry = per_model.get(model_id) if isinstance(model_id, str) else None
-        key = (id(own_extra), model_id if entry else None)
-        if key not in merged:
-            extras = {k: v for k, v in (entry or {}).items() if k not in REQUEST_FIELDS}
-            merged[key] = {**defaults, **extras, **(own_extra or {})} or None
-        table["extra"][index] = merged[key]
-        if not entry:
-            continue
-        own, taken = table["own"][index], 0
-        for bit, name in enumerate(REQUEST_FIELDS):
-            if name in entry and not own >> bit & 1:
-                table[name][index] = entry[name]
-                taken |= 1 << bit
-        table["pm"][index] = taken
+        extras = {**defaults, **{k: v for k, v in (entry or {}).items() if k not in REQUEST_FIELDS}}
+        if extras or any(table["extra"][index] for index in indices):
+            merged: dict[int, dict[str, Any] | None] = {}
+            for index in indices:
+                own_extra = table["extra"][index]
+                if id(own_extra) not in merged:
+                    merged[id(own_extra)] = {**extras, **(own_extra or {})} or None
+                table["extra"][index] = merged[id(own_extra)]
+        fields = [(bit, name) for bit, name in enumerate(REQUEST_FIELDS) if entry and name in entry]
+        for bit, name in fields:
+            column, value, mask = table[name], entry[name], 1 << bit
+            for index in indices:
+                if not table["own"][index] & mask:
+                    column[index] = value
+                    table["pm"][index] |= mask
 
 
 # --- 3. the model's own defaults ----------------------------------------------------------
@@ -148,14 +151,23 @@ def _model_defaults(table: JobColumns, origins: Origins, endpoint: str) -> None:
     unwritten = [name for name in ADAPTED_FIELDS if origins.fallbacks[name] is None]
     if not unwritten:
         return
-    bits = {name: 1 << REQUEST_FIELDS.index(name) for name in unwritten}
-    for index, model_id in enumerate(table["model"]):
-        if not isinstance(model_id, str) or is_invalid(model_id) or models.on_legacy_path(model_id, endpoint):
-            continue
-        written = table["own"][index] | table["pm"][index]
-        for name in unwritten:
-            if not written & bits[name]:
-                table[name][index] = model_default(model_id, name)
+    own_defaults: dict[Any, bool] = {}
+    for model_id in set(table["model"]):
+        own_defaults[model_id] = (
+            isinstance(model_id, str)
+            and not is_invalid(model_id)
+            and not models.on_legacy_path(model_id, endpoint)
+        )
+    if not any(own_defaults.values()):
+        return
+    for name in unwritten:
+        bit = 1 << REQUEST_FIELDS.index(name)
+        column = table[name]
+        for index, (model_id, own, pm) in enumerate(
+            zip(table["model"], table["own"], table["pm"], strict=True)
+        ):
+            if own_defaults[model_id] and not (own | pm) & bit:
+                column[index] = model_default(model_id, name)
 
 
 @functools.cache
@@ -249,20 +261,14 @@ def _ratio_number(value: Any) -> float | None:
 
 def _check(table: JobColumns, endpoint: str, origins: Origins) -> list[Problem]:
     combos: dict[tuple[Any, ...], list[int]] = {}
-    columns = [table[name] for name in REQUEST_FIELDS]
-    for index, values in enumerate(zip(*columns, table["extra"], strict=True)):
-        model_id = values[0]
-        if not isinstance(model_id, str) or is_invalid(model_id):
-            continue
-        key = (
-            *(_shape(name, value) for name, value in zip(REQUEST_FIELDS, values, strict=False)),
-            id(values[-1]),
-        )
+    shapes = [_shapes(name, table[name]) for name in REQUEST_FIELDS]
+    for index, key in enumerate(zip(*shapes, map(id, table["extra"]), strict=True)):
         combos.setdefault(key, []).append(index)
     problems: list[Problem] = []
     for indices in combos.values():
-        first = indices[0]
-        model_id = table["model"][first]
+        model_id = table["model"][indices[0]]
+        if not isinstance(model_id, str) or is_invalid(model_id):
+            continue
         if models.on_legacy_path(model_id, endpoint):
             problems += _legacy_problems(table, indices, origins)
         else:
@@ -270,16 +276,14 @@ def _check(table: JobColumns, endpoint: str, origins: Origins) -> list[Problem]:
     return problems
 
 
-def _shape(name: str, value: Any) -> Any:
-    """What of a value decides whether a model takes it: images and seeds only by being there,
-    prompts by length; the rest by value."""
-    if value is None or is_invalid(value):
-        return value
+def _shapes(name: str, column: list[Any]) -> list[Any]:
+    """What of each value decides whether a model takes it: images and seeds only by being
+    there, prompts by length; the rest by value (1 and True kept apart)."""
     if name in ("image_url", "last_image_url", "seed"):
-        return True
+        return [value if value is None or is_invalid(value) else True for value in column]
     if name == "prompt":
-        return len(value) if isinstance(value, str) else value
-    return (type(value), value)
+        return [len(value) if isinstance(value, str) else value for value in column]
+    return [(type(value), value) for value in column]
 
 
 def _legacy_problems(table: JobColumns, indices: list[int], origins: Origins) -> list[Problem]:
@@ -288,7 +292,7 @@ def _legacy_problems(table: JobColumns, indices: list[int], origins: Origins) ->
     first = indices[0]
     model_id = table["model"][first]
     facts = models.facts(model_id)
-    rows = list(rows_at(table, indices))
+    rows = _Rows(table, indices)
     problems = []
     ratio, duration, last = (table[name][first] for name in ("ratio", "duration", "last_image_url"))
     # A refused value (INVALID) was reported already: a guess would report it again.
@@ -319,7 +323,7 @@ def _schema_problems(table: JobColumns, indices: list[int], origins: Origins) ->
     body: dict[str, Any] = {"model": model_id}
     names: dict[str, str] = {}  # the model's name -> vidpipe's
     problems: list[Problem] = []
-    rows = list(rows_at(table, indices))
+    rows = _Rows(table, indices)
     refused = set()
     for name in REQUEST_FIELDS[1:]:
         value = table[name][first]
@@ -349,6 +353,19 @@ def _schema_problems(table: JobColumns, indices: list[int], origins: Origins) ->
     return problems
 
 
+class _Rows:
+    """The rows of one combination, made only when a problem is reported on them."""
+
+    def __init__(self, table: JobColumns, indices: list[int]):
+        self._table, self._indices = table, indices
+
+    def __iter__(self):
+        return rows_at(self._table, self._indices)
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        return next(rows_at(self._table, [self._indices[position]]))
+
+
 def _given(value: Any) -> bool:
     return value is not None and not is_invalid(value)
 
@@ -365,7 +382,7 @@ def _stand_in(name: str, value: Any) -> Any:
     return value
 
 
-def _undeclared(rows: list[dict[str, Any]], origins: Origins, model_id: str, name: str) -> list[Problem]:
+def _undeclared(rows: _Rows, origins: Origins, model_id: str, name: str) -> list[Problem]:
     if name == "seed":
         message = f"{model_id} takes no seed: {SEED_HINT}"
         return origins.problems(({**row, "seed": None} for row in rows), "seed", message)
@@ -394,7 +411,7 @@ def _validator(model_id: str) -> Draft202012Validator:
 
 def _schema_problem(
     error: Any,
-    rows: list[dict[str, Any]],
+    rows: _Rows,
     origins: Origins,
     model_id: str,
     names: dict[str, str],

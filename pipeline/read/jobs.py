@@ -69,8 +69,10 @@ class Batch:
         return [f for f in REQUEST_FIELDS if self.table[f].nunique(dropna=False) > 1]
 
 
-def load_batch(path: Path) -> Batch:
-    """Read, validate and expand a manifest. Raises InputError/ManifestError with every problem."""
+def load_batch(path: Path, endpoint: str | None = None) -> Batch:
+    """Read, validate and expand a manifest. Raises InputError/ManifestError with every problem.
+    `endpoint` (the --endpoint flag) replaces run.endpoint: the jobs are checked for the path
+    they will be sent on."""
     document = read_manifest(path)
     problems: list[Problem] = []
     prompt_limit_known = True
@@ -102,7 +104,8 @@ def load_batch(path: Path) -> Batch:
         )
         raise ManifestError(problems)
     table = expand.explode(frame)
-    problems += fit_models(table, document.data, origins, settings.run.endpoint, settings.run.adapt)
+    endpoint = endpoint or settings.run.endpoint
+    problems += fit_models(table, document.data, origins, endpoint, settings.run.adapt)
     # A refused prompt_limit may have meant 1000: hold prompts to the schema's cap only.
     limit = settings.run.prompt_limit if prompt_limit_known else max(_prompt_limits())
     problems += table_problems(table, limit, origins)

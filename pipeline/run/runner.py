@@ -78,7 +78,7 @@ class RunRequest:
 
 def run(request: RunRequest) -> RunSummary:
     _limit_malloc_arenas()
-    batch = load_batch(request.manifest)
+    batch = load_batch(request.manifest, endpoint=request.endpoint)
     settings = batch.settings.with_overrides(
         concurrency=request.concurrency,
         budget=request.budget,
