@@ -116,7 +116,10 @@ def load_batch(path: Path, endpoint: str | None = None) -> Batch:
     table, notes = expand.drop_duplicates(table)
     adapted = sum(1 for d, r in zip(table["asked_duration"], table["asked_ratio"], strict=True) if d or r)
     if adapted:
-        notes.append(f"{adapted:,} jobs adapted to what their model takes (run.adapt: nearest)")
+        count = len(table["model"])
+        notes.append(
+            f"run.adapt: nearest sent {adapted:,} of {count:,} jobs a value their model takes instead of the one asked"
+        )
     return Batch(document, settings, expand.finish(table), notes, images)
 
 
