@@ -117,9 +117,8 @@ def load_batch(path: Path, endpoint: str | None = None) -> Batch:
     adapted = sum(1 for d, r in zip(table["asked_duration"], table["asked_ratio"], strict=True) if d or r)
     if adapted:
         count = len(table["model"])
-        notes.append(
-            f"run.adapt: nearest sent {adapted:,} of {count:,} jobs a value their model takes instead of the one asked"
-        )
+        what = "a value their model takes instead of the one asked"
+        notes.append(f"run.adapt: nearest sent {adapted:,} of {count:,} jobs {what}")
     return Batch(document, settings, expand.finish(table), notes, images)
 
 

@@ -164,18 +164,7 @@ def describe(plan: Plan) -> list[str]:
             f"Already in {plan.output_dir}: {plan.already_done:,} done, {plan.running:,} running, "
             f"{plan.uncertain:,} uncertain; {plan.to_submit:,} to submit"
         )
-    cost = f"Estimated cost: {plan.credits:,} credits (about ${plan.usd:,.2f})"
-    if plan.output_dir is not None:
-        cost += f" for {plan.to_submit:,} jobs"
-    if plan.estimated_price and len(plan.unpriced) < len(plan.models):
-        cost += ", from an estimated price"
-    if plan.unpriced:
-        jobs = sum(plan.unpriced.values())
-        shown = ", ".join(f"{model} x{count:,}" for model, count in plan.unpriced.items())
-        cost += f"; price unknown for {jobs:,} jobs ({shown}): not counted"
-    if service(plan.provider).free:
-        cost += f"; the {plan.provider} charges nothing"
-    lines.append(cost)
+    lines.append(_cost_line(plan))
     if plan.budget is not None:
         verdict = "OVER BUDGET" if plan.over_budget else "within budget"
         lines.append(f"Budget: {plan.budget:,} credits ({verdict})")
@@ -184,6 +173,24 @@ def describe(plan: Plan) -> list[str]:
         f"({format_seconds(plan.generation_seconds)} per generation)"
     )
     return lines
+
+
+def _cost_line(plan: Plan) -> str:
+    unpriced = sum(plan.unpriced.values())
+    unknown = ", ".join(f"{model} x{count:,}" for model, count in plan.unpriced.items())
+    if unpriced and unpriced >= plan.to_submit:  # nothing to pay for has a known price
+        cost = f"Estimated cost: price unknown for {unpriced:,} jobs ({unknown})"
+    else:
+        cost = f"Estimated cost: {plan.credits:,} credits (about ${plan.usd:,.2f})"
+        if plan.output_dir is not None:
+            cost += f" for {plan.to_submit:,} jobs"
+        if plan.estimated_price:
+            cost += ", from an estimated price"
+        if unpriced:
+            cost += f"; price unknown for {unpriced:,} more jobs ({unknown}): not counted"
+    if service(plan.provider).free:
+        cost += f"; the {plan.provider} charges nothing"
+    return cost
 
 
 def _short(value: str, quote: bool, limit: int = 32) -> str:

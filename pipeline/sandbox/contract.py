@@ -78,7 +78,8 @@ def problems(request: Mapping[str, Any], prompt_limit: int) -> list[tuple[str, s
 @functools.cache
 def published_models() -> dict[str, Any]:
     """The service's published models by id (and alias): the docs' request schemas, as data."""
-    text = resources.files("pipeline.catalogue").joinpath("models.json").read_text(encoding="utf-8")
+    # The package's data file, not the pipeline.catalogue module that reads it for the client.
+    text = resources.files("pipeline").joinpath("catalogue", "models.json").read_text(encoding="utf-8")
     entries = json.loads(text)["models"]
     return {name: entry for entry in entries.values() for name in (entry["id"], *entry["aliases"])}
 
