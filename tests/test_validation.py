@@ -70,7 +70,7 @@ def png(width: int = 32, height: int = 18, color=(200, 40, 40), fmt: str = "PNG"
                 "m.yaml:4: jobs[0].seed[1]: 'x' is not allowed; expected a whole number from 0 to 4294967295",
                 "m.yaml:4: jobs[0].seed[2]: -1 is not allowed; expected a whole number from 0 to 4294967295",
                 "m.yaml:4: jobs[0].seed[3]: 4294967296 is not allowed; expected a whole number from 0 to 4294967295",
-                "m.yaml:5: jobs[0].ratio[1]: '2:1' is not allowed; expected '16:9' or '9:16' for gen3a_turbo",
+                "m.yaml:5: jobs[0].ratio[1]: '2:1' is not allowed; expected '16:9', '9:16', '4:3', '3:4', '1:1' or '21:9'",
                 "m.yaml:6: jobs[0].duration: 7 is not allowed; expected 5 or 10",
                 "m.yaml:7: jobs[0].watermark: 'yes' is not allowed; expected true, false, or a list of them",
                 "m.yaml:8: jobs[0].repeat: 0 is not allowed; expected a whole number from 1 to 1000",

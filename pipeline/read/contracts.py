@@ -297,7 +297,11 @@ def _legacy_problems(table: JobColumns, indices: list[int], origins: Origins) ->
     ratio, duration, last = (table[name][first] for name in ("ratio", "duration", "last_image_url"))
     # A refused value (INVALID) was reported already: a guess would report it again.
     if _given(ratio) and ratio not in facts.ratios:
+        # A ratio no Runway model takes is refused as it always was: by the legacy path's list.
+        known = models.all_ratios()
         message = f"{shorten(ratio)} is not allowed; expected {_options(facts.ratios)} for {model_id}"
+        if ratio not in known:
+            message = f"{shorten(ratio)} is not allowed; expected {_options(known)}"
         problems += origins.problems(rows, "ratio", message)
     if _given(duration) and duration not in facts.durations:
         message = f"{shorten(duration)} is not allowed; expected {_options(facts.durations)}"

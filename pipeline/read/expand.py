@@ -57,8 +57,8 @@ TABLE_COLUMNS = (
     "tags",
     "source",
 )
+# A model without a duration field has none: the column is then nullable (see job_table).
 INTEGER_COLUMNS = ("index", "seed", "duration", "sample")
-# A model without a duration field has none: its column is then nullable.
 # The job table as plain Python: column name -> one value per job, in TABLE_COLUMNS order.
 JobColumns = dict[str, list[Any]]
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -244,6 +244,12 @@ def job_table(columns: JobColumns) -> pd.DataFrame:
     )
     for name in ("image_sha256", "last_image_sha256"):
         frame[name] = [math.nan if digest is None else digest for digest in columns[name]]
+    # Model-specific fields as JSON text, so the table writes as CSV, JSONL or Parquet alike.
+    texts: dict[int, str] = {}
+    frame["extra"] = [
+        None if extra is None else texts.setdefault(id(extra), json.dumps(extra, sort_keys=True))
+        for extra in columns["extra"]
+    ]
     for name in INTEGER_COLUMNS:
         whole = frame[name].notna().all()
         frame[name] = frame[name].astype("int64" if whole else "Int64")

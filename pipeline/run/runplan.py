@@ -11,6 +11,7 @@ same question as it works). Pure: it reads no file.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -88,7 +89,8 @@ def _job(row: dict[str, Any], images: Mapping[str, ImageInfo], template: str, vi
 def _request(row: Mapping[str, Any]) -> dict[str, Any]:
     """vidpipe's request fields, then the model-specific ones (extra), as the manifest wrote them."""
     request = {name: python_value(row[name]) for name in REQUEST_FIELDS}
-    return {**request, **(row.get("extra") or {})}
+    extra = python_value(row.get("extra"))
+    return {**request, **(json.loads(extra) if extra else {})}
 
 
 def _is_local(ref: object, images: Mapping[str, ImageInfo]) -> bool:
