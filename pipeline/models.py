@@ -7,9 +7,11 @@ path's rules, and the only prices vidpipe knows); on the universal path they fol
 catalogue schema like every other model.
 
 Timing: the catalogue says nothing about how long a generation takes. vidpipe's estimate is
-TYPICAL_SECONDS per vendor (the id's prefix), from the vendors' own published figures where
-known, else DEFAULT_TYPICAL_SECONDS (a minute: the middle of what video models take). It only
-shapes the first polls and plan's time estimate, never a rule.
+TYPICAL_SECONDS per vendor (the id's prefix), else DEFAULT_TYPICAL_SECONDS: a minute, between
+the contract's 25 s (gen3a_turbo) and 65 s (gen4_turbo) and the minutes longer clips take.
+These are vidpipe's guesses, not published figures, and one per vendor is enough: the value
+only places the first polls (cadence.py learns the real time from the first completions) and
+plan's time estimate, never a rule or a price.
 
 The Runway entries, in one place: `plan.py` prices and times jobs from them, read/contracts.py
 checks the legacy path by them, and the JSON Schema's Runway rules (schemas/manifest.schema.json:
@@ -53,7 +55,7 @@ UNIVERSAL_NAMES = MappingProxyType({"ratio": "aspect_ratio", "last_image_url": "
 LEGACY_PATH = "/v2/generate/video/runway/generation"
 UNIVERSAL_PATH = "/v2/video/generations"
 DEFAULT_TYPICAL_SECONDS = 60.0
-# Seconds one generation takes, by the id's vendor prefix (published examples and vendor pages).
+# Seconds one generation takes, by the id's vendor prefix: vidpipe's guesses (see above).
 TYPICAL_SECONDS = MappingProxyType(
     {
         "google": 60.0,

@@ -150,3 +150,26 @@ def test_field_names_differ_only_on_the_universal_path():
     assert facts.field_name("ratio", "universal") == "aspect_ratio"
     assert facts.field_name("last_image_url", "universal") == "tail_image_url"
     assert facts.field_name("seed", "universal") == "seed"
+
+
+def test_every_catalogued_model_has_facts_from_its_published_schema():
+    veo = models.facts("google/veo-3.1-t2v-fast")
+    assert (veo.durations, veo.ratios, veo.seed, veo.last_frame) == ((4, 6, 8), ("16:9", "9:16"), True, False)
+    assert veo.path == models.UNIVERSAL_PATH and veo.credits_per_second is None
+    kling = models.facts("klingai/v2.1-master-text-to-video")
+    assert not kling.seed and kling.typical_seconds == models.TYPICAL_SECONDS["klingai"]
+    flux = models.facts("blackforestlabs/flux-3-video-t2v")
+    assert flux.durations == () and flux.duration_range == (5, 20)
+    assert models.facts("wan/v2.1/1.3b/text-to-video").path == "/v2/generate/video/alibaba/generation"
+    alias = "kling-video/v3/turbo/pro/image-to-video"
+    assert (
+        models.facts(alias).model_id == models.canonical(alias) == "klingai/video-v3-turbo-pro-image-to-video"
+    )
+
+
+def test_only_the_runway_models_have_a_price_and_the_legacy_path():
+    assert models.credits_for("google/veo-3.1-t2v-fast", 6) is None
+    assert models.credits_for("runway/gen4_turbo", 10, resolution="720p") == 1_050_000
+    assert models.submit_path("gen3a_turbo", "legacy") == models.LEGACY_PATH
+    assert models.submit_path("gen3a_turbo", "universal") == models.UNIVERSAL_PATH
+    assert models.submit_path("google/veo3", "legacy") == models.UNIVERSAL_PATH

@@ -48,7 +48,9 @@ class AimlApi:
             names = UNIVERSAL_NAMES if self.endpoint == "universal" and entry is None else {}
             body = {names.get(key, key): value for key, value in request.items() if value is not None}
             return HttpRequest("POST", self._path_of(model), json=body)
-        return HttpRequest("POST", entry["path"], json=declared_body(entry, request))
+        return HttpRequest(
+            "POST", models.submit_path(entry["id"], self.endpoint), json=declared_body(entry, request)
+        )
 
     def read_submit(self, body: Any, headers: Mapping[str, str]) -> Submitted:
         if not isinstance(body, dict):
@@ -66,7 +68,7 @@ class AimlApi:
         entry = _entry(model)
         if entry is None or models.on_legacy_path(str(model), self.endpoint):
             return self.path
-        return entry["path"]
+        return models.submit_path(entry["id"], self.endpoint)
 
     def read_poll(self, body: Any, headers: Mapping[str, str]) -> Generation:
         if not isinstance(body, dict):
