@@ -182,3 +182,24 @@ def test_adapt_nearest_still_refuses_a_value_with_no_distance(write):
     assert problems_of(path) == [
         f"m.yaml:3: jobs[0].resolution: '4k' is not allowed; {VEO} takes '720p' or '1080p'"
     ]
+
+
+def test_a_refused_per_model_value_is_reported_once_not_replaced_by_the_defaults(write):
+    path = write(
+        "m.yaml",
+        f"version: 1\ndefaults: {{duration: 5}}\nper_model:\n  {VEO}: {{duration: six}}\njobs: [{{model: {VEO}, prompt: a}}]\n",
+    )
+    assert problems_of(path) == [
+        f"m.yaml:4: per_model.{VEO}.duration: 'six' is not allowed; expected a whole number of seconds "
+        "(each model takes its own: `vidpipe models`)"
+    ]
+
+
+def test_a_refused_model_specific_value_is_reported_once(write):
+    path = write(
+        "m.yaml",
+        f"version: 1\nper_model:\n  {VEO}: {{enhance_prompt: maybe}}\njobs: [{{model: {VEO}, prompt: a}}]\n",
+    )
+    assert problems_of(path) == [
+        f"m.yaml:3: per_model.{VEO}.enhance_prompt: 'maybe' is not allowed; expected true or false"
+    ]

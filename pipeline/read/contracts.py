@@ -108,7 +108,9 @@ def _per_model(data: Mapping[str, Any], origins: Origins) -> tuple[dict[str, dic
             where = origins.document.where(("per_model", name))
             problems.append(Problem(where, field_path(("per_model", name)), unknown_model(str(name))))
             continue
-        out[model_id] = {key: value for key, value in values.items() if not is_invalid(value)}
+        # A refused value (INVALID) is applied too: the rows holding it skip the checks that
+        # need it, rather than report the matrix or defaults value it would hide.
+        out[model_id] = dict(values)
         origins.per_model_keys[model_id] = name
     return out, problems
 
@@ -344,6 +346,9 @@ def _schema_problems(table: JobColumns, indices: list[int], origins: Origins) ->
         body[own_name] = _stand_in(name, value)
     for name, value in (table["extra"][first] or {}).items():
         own_name = entry["fields"].get(name, name) if name in catalogue.COMMON_FIELDS else name
+        if is_invalid(value):  # reported already; it counts as there
+            refused.add(own_name)
+            continue
         if own_name not in declared:
             message = f"{model_id} does not take '{name}'; it takes {_declared(entry)}"
             problems += _extra_problems(table, indices, origins, name, message)
