@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/bench_plan.py
 
-Cases: a YAML sweep (50 prompts x 1,000 seeds x 2 ratios) and a 100,000-row CSV whose every
-row is distinct (the worst case for validation, which checks each distinct value once).
+Cases: a YAML sweep (50 prompts x 1,000 seeds x 2 ratios), a 100,000-row CSV whose every
+row is distinct (the worst case for validation, which checks each distinct value once), and a
+model sweep (3 catalogued models x 50 prompts x 667 seeds, with per_model: each job checked
+against its own model's request schema, once per distinct combination).
 Targets (issue #2): under 3 s and under 300 MB peak RSS on a 2-core machine.
 """
 
@@ -37,6 +39,16 @@ def write_sweep(folder: Path) -> Path:
     return path
 
 
+def write_model_sweep(folder: Path) -> Path:
+    models = "[google/veo-3.1-t2v-fast, alibaba/wan-2-6-t2v, pixverse/v5.5/text-to-video]"
+    lines = ["version: 1", "matrix:", f"  model: {models}", "  seed: {from: 1, count: 667}"]
+    lines += ["per_model:", "  google/veo-3.1-t2v-fast: {duration: 6, enhance_prompt: false}", "jobs:"]
+    lines += [f'  - prompt: "Prompt {i}: a harbour at dawn, gulls, slow pan"' for i in range(50)]
+    path = folder / "models.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def write_csv(folder: Path) -> Path:
     path = folder / "rows.csv"
     with path.open("w", newline="") as handle:
@@ -64,11 +76,12 @@ def main() -> None:
         cases = [
             ("YAML sweep 50x1000x2", write_sweep(folder)),
             ("CSV, 100,000 distinct rows", write_csv(folder)),
+            ("3 models x 50 x 667, per_model", write_model_sweep(folder)),
         ]
-        print(f"{'case':<28} {'jobs':>8} {'load+plan s':>12} {'command s':>10} {'peak RSS MB':>12}")
+        print(f"{'case':<32} {'jobs':>8} {'load+plan s':>12} {'command s':>10} {'peak RSS MB':>12}")
         for name, path in cases:
             jobs, inside, wall, rss = measure(path)
-            print(f"{name:<28} {jobs:>8,} {inside:>12.2f} {wall:>10.2f} {rss:>12.0f}")
+            print(f"{name:<32} {jobs:>8,} {inside:>12.2f} {wall:>10.2f} {rss:>12.0f}")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,23 @@ def test_default_grid_is_prompts_by_the_most_swept_field():
     assert choose_axes(seeds_win, cols="ratio") == ("prompt", "ratio")
 
 
+def test_a_model_sweep_opens_as_prompts_by_models_with_seeds_as_a_filter():
+    """A model A/B is read across models, even when more seeds than models are swept."""
+    models = ("google/veo-3.1-t2v-fast", "alibaba/wan-2-6-t2v")
+    frame = jobs_frame(*({"model": m, "seed": s} for m in models for s in (1, 2, 3)))
+    assert choose_axes(frame) == ("prompt", "model")
+    assert choose_axes(frame, rows="model") == ("model", "seed")
+    page = build_report(frame, FIGURES)
+    assert 'data-value="alibaba/wan-2-6-t2v"' in page and 'data-value="google/veo-3.1-t2v-fast"' in page
+    assert 'data-filter="seed"' in page
+
+
+def test_cols_model_works_for_a_single_model_run():
+    frame = jobs_frame({"seed": 1}, {"seed": 2})
+    assert choose_axes(frame, cols="model") == ("prompt", "model")
+    assert 'data-value="gen3a_turbo"' in build_report(frame, FIGURES, cols="model")
+
+
 def test_nothing_swept_gives_a_single_column():
     """With one value per field the grid is one column, headed 'all jobs'."""
     page = Page(build_report(jobs_frame({"prompt": "a"}, {"prompt": "b", "seed": 1}), FIGURES))

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.sandbox import FaultConfig, SandboxConfig, ScriptedFault, running_sandbox
 from tests.conftest import KEY
-from tests.runner_helpers import accepted_twice, ledger_statuses, manifest_text, results, sha256_of
+from tests.runner_helpers import REPO, accepted_twice, ledger_statuses, manifest_text, results, sha256_of
 
 
 def test_happy_path_writes_videos_table_and_ledger(write, run_api, sandbox, workdir):
@@ -65,8 +65,14 @@ def test_growing_the_manifest_submits_only_the_new_jobs(write, run_api, sandbox,
     ],
 )
 def test_every_endpoint_and_response_shape(write, run_api, workdir, endpoint, variant):
+    # The Runway models' published universal schema requires a first frame.
+    extra = ""
+    if endpoint == "universal":
+        write("first.png", (REPO / "manifests" / "images" / "first.png").read_bytes())
+        extra = "defaults: {image_url: first.png}"
     with running_sandbox(SandboxConfig(gen_time=0.05, **variant)) as sandbox:
-        result = run_api(sandbox, write("m.yaml", manifest_text(jobs=2)), "--endpoint", endpoint)
+        manifest = write("m.yaml", manifest_text(jobs=2, extra=extra))
+        result = run_api(sandbox, manifest, "--endpoint", endpoint)
         assert result.code == 0, result.err
         assert sandbox.stats()["submits"]["by_endpoint"] == {endpoint: 2}
     table = results(workdir / "outputs" / "t")

@@ -37,7 +37,7 @@ def png(width: int = 32, height: int = 18, color=(200, 40, 40), fmt: str = "PNG"
                 "m.yaml:1: a job needs a prompt, an image_url, or both",
                 "m.yaml:1: version: 2 is not allowed; expected 1",
                 "m.yaml:2: provider: 'runway' is not allowed; expected 'sandbox' or 'aimlapi'",
-                "m.yaml:3: model: 'gen5' is not allowed; expected 'gen3a_turbo' or 'runway/gen4_turbo'",
+                "m.yaml:3: model: 'gen5' is not a catalogued model (143 video models: `vidpipe models` lists them)",
             ],
             id="top-level-enums",
         ),
@@ -429,7 +429,9 @@ class TestEveryProblemInOnePass:
             ),
             pytest.param(
                 "version: 1\nmodel: gen5\njobs:\n  - {prompt: a, ratio: '4:3'}\n",
-                ["m.yaml:2: model: 'gen5' is not allowed; expected 'gen3a_turbo' or 'runway/gen4_turbo'"],
+                [
+                    "m.yaml:2: model: 'gen5' is not a catalogued model (143 video models: `vidpipe models` lists them)"
+                ],
                 id="an-unknown-model-is-not-taken-for-the-default",
             ),
             pytest.param(

@@ -212,11 +212,13 @@ class ApiClient:
         if self.untrusted.carries_key(generation_id):
             raise RejectedError("the service put the API key into the generation id; it was not stored")
 
-    async def poll(self, generation_id: str, deadline: float | None = None) -> Generation:
-        """One poll, retried while transient. `deadline` (on this client's clock) ends the whole
-        exchange, retries included, with a TransientError: a slow server cannot hold a job past
-        its run.timeout."""
-        http_request = self.provider.poll_request(generation_id)
+    async def poll(
+        self, generation_id: str, deadline: float | None = None, model: str | None = None
+    ) -> Generation:
+        """One poll (on the path `model`'s jobs are sent on), retried while transient. `deadline`
+        (on this client's clock) ends the whole exchange, retries included, with a TransientError:
+        a slow server cannot hold a job past its run.timeout."""
+        http_request = self.provider.poll_request(generation_id, model)
         try:
             body, headers = await self._with_retries(
                 lambda: self._send(http_request, paid=False, deadline=deadline), paid=False, deadline=deadline

@@ -2,7 +2,7 @@
 
 jsonschema on every row of a 100,000-row table is far too slow, and sweeps repeat the same few
 values many times. So each column's distinct values are checked against that field's schema,
-and each distinct (model, ratio, last frame) combination against the per-model rules. A failure
+and each job against its model (contracts.py, per distinct combination too). A failure
 is reported where the value is written: a CSV cell at each row holding it, a YAML value at its
 own line once however many rows it expands into (see origins.py).
 """
@@ -17,14 +17,11 @@ from ..models import PROMPT_LIMIT, SEED_MAX
 from .expand import JobColumns, rows_at
 from .jobframe import Row
 from .origins import Origins
-from .salvage import INVALID, is_invalid
+from .salvage import INVALID
 from .schema import (
     REQUEST_FIELDS,
-    explain,
     field_validator,
     first_problem,
-    iter_problems,
-    model_rules_validator,
     validator_for,
 )
 
@@ -110,14 +107,14 @@ def seed_range_problems(frame: list[Row], origins: Origins) -> list[Problem]:
 
 
 def table_problems(table: JobColumns, prompt_limit: int, origins: Origins) -> list[Problem]:
-    """Rules that need a whole expanded row: prompt limit, per-model rules, prompt or image.
+    """Rules that need a whole expanded row: prompt limit, prompt or image (the per-model
+    rules are contracts.py's).
 
     Each is reported where the offending value is written (see Origins), once per place;
     rows holding an INVALID value the rule needs are skipped (their value was reported).
     """
     return [
         *_prompt_limit_problems(table, prompt_limit, origins),
-        *_model_rule_problems(table, origins),
         *_content_problems(table),
     ]
 
@@ -132,27 +129,6 @@ def _prompt_limit_problems(table: JobColumns, limit: int, origins: Origins) -> l
     for prompt, indices in too_long.items():
         message = f"prompt has {len(prompt)} characters; expected at most {limit}{hint}"
         problems += origins.problems(rows_at(table, indices), "prompt", message)
-    return problems
-
-
-def _model_rule_problems(table: JobColumns, origins: Origins) -> list[Problem]:
-    combos: dict[tuple[Any, Any, str], list[int]] = {}
-    for index, (model, ratio, last) in enumerate(
-        zip(table["model"], table["ratio"], table["last_image_url"], strict=True)
-    ):
-        state = "invalid" if is_invalid(last) else "none" if last is None else "set"
-        combos.setdefault((model, ratio, state), []).append(index)
-    problems = []
-    for (model, ratio, last), indices in combos.items():
-        if is_invalid(model) or is_invalid(ratio) or last == "invalid":
-            continue
-        body: dict[str, Any] = {"model": model, "ratio": ratio}
-        if last == "set":
-            body["last_image_url"] = "https://example.invalid/last.png"
-        for path, error in iter_problems(model_rules_validator(), body):
-            column = path[0] if path else "model"
-            error.instance = table[column][indices[0]]
-            problems += origins.problems(rows_at(table, indices), column, explain(error))
     return problems
 
 

@@ -49,11 +49,15 @@ TABLE_COLUMNS = (
     *REQUEST_FIELDS,
     "seed_chosen",
     "sample",
+    "asked_duration",
+    "asked_ratio",
+    "extra",
     "image_sha256",
     "last_image_sha256",
     "tags",
     "source",
 )
+# A model without a duration field has none: the column is then nullable (see job_table).
 INTEGER_COLUMNS = ("index", "seed", "duration", "sample")
 # The job table as plain Python: column name -> one value per job, in TABLE_COLUMNS order.
 JobColumns = dict[str, list[Any]]
@@ -145,12 +149,14 @@ def canonical_requests(
     """The canonical text of each row's request (of the rows at `indices`, or all); images
     stand as their content key."""
     fields = ("model", "prompt", "ratio", "duration", "seed", "watermark", "image_url", "last_image_url")
-    columns = [table[field] for field in fields] + [table["sample"]]
+    columns = [table[field] for field in fields] + [table["sample"], table["extra"]]
     if indices is not None:
         columns = [[column[i] for i in indices] for column in columns]
     encode, image = _ENCODE, image_keys.get
     texts = []
-    for model, prompt, ratio, duration, seed, watermark, first, last, sample in zip(*columns, strict=True):
+    for model, prompt, ratio, duration, seed, watermark, first, last, sample, extra in zip(
+        *columns, strict=True
+    ):
         text = encode(
             [
                 model,
@@ -163,6 +169,9 @@ def canonical_requests(
                 None if last is None else image(last),
             ]
         )
+        # Model-specific fields only when there are some: every older job keeps its id.
+        if extra:
+            text += "+" + json.dumps(extra, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         texts.append(f"{text}#{sample}" if sample else text)
     return texts
 
@@ -184,7 +193,7 @@ def assign_seeds_and_ids(table: JobColumns, image_keys: dict[str, str]) -> JobCo
     table["seed_chosen"] = chosen
     # Whole numbers, as the job table holds them: a YAML 7.0 is the seed 7 in the job id.
     for name in ("seed", "duration", "sample"):
-        table[name] = [int(value) for value in table[name]]
+        table[name] = [None if value is None else int(value) for value in table[name]]
     digest = _content_digest(image_keys).get
     for name in ("image_url", "last_image_url"):
         sha = name.removesuffix("url") + "sha256"
@@ -235,7 +244,14 @@ def job_table(columns: JobColumns) -> pd.DataFrame:
     )
     for name in ("image_sha256", "last_image_sha256"):
         frame[name] = [math.nan if digest is None else digest for digest in columns[name]]
+    # Model-specific fields as JSON text, so the table writes as CSV, JSONL or Parquet alike.
+    texts: dict[int, str] = {}
+    frame["extra"] = [
+        None if extra is None else texts.setdefault(id(extra), json.dumps(extra, sort_keys=True))
+        for extra in columns["extra"]
+    ]
     for name in INTEGER_COLUMNS:
-        frame[name] = frame[name].astype("int64")
+        whole = frame[name].notna().all()
+        frame[name] = frame[name].astype("int64" if whole else "Int64")
     frame["seed_chosen"] = frame["seed_chosen"].astype(bool)
     return frame

@@ -23,9 +23,12 @@ INTEGER_FIELDS = ("seed", "duration", "repeat")
 UNSPLIT_FIELDS = ("prompt", "id")
 # source: "file:line" of the job; path: its field path ("jobs[2]", "" for a CSV row);
 # key: its path in the document (("jobs", 2); None for a CSV row), for origins.py.
-FRAME_COLUMNS = (*REQUEST_FIELDS, "id", "tags", "repeat", "source", "path", "key")
+# extra: the job's model-specific fields (negative_prompt, enhance_prompt, ...: any field a
+# catalogued model declares), as written; one value each, never swept.
+FRAME_COLUMNS = (*REQUEST_FIELDS, "id", "tags", "repeat", "source", "path", "key", "extra")
 
 Row = dict[str, Any]
+_NOT_EXTRA = frozenset((*REQUEST_FIELDS, *JOB_KEYS, "matrix"))
 
 
 def likely_meant(word: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -48,6 +51,8 @@ def yaml_jobs(document: Document) -> tuple[list[Row], list[Problem]]:
         if not isinstance(job, dict):  # refused by the schema (see salvage.py)
             continue
         row = {key: job.get(key) for key in (*REQUEST_FIELDS, *JOB_KEYS)}
+        extra = {key: value for key, value in job.items() if key not in _NOT_EXTRA and not is_invalid(value)}
+        row["extra"] = extra or None
         matrix = job.get("matrix") or {}
         if is_invalid(matrix):  # the job may set any field there: none is known
             matrix = {key: INVALID for key in REQUEST_FIELDS if row[key] is None}

@@ -20,6 +20,7 @@ from ..errors import InputError, ManifestError, Problem
 from ..services import DEFAULT_SERVICE
 from . import expand
 from .checks import cell_problems, filename_template_problem, seed_range_problems, table_problems
+from .contracts import fit_models
 from .images import ImageInfo, ImageProblem, inspect_image
 from .jobframe import CSV_COLUMNS, Row, csv_jobs, implicit_job, likely_meant, yaml_jobs
 from .manifest import Document, display_path, read_manifest
@@ -68,8 +69,10 @@ class Batch:
         return [f for f in REQUEST_FIELDS if self.table[f].nunique(dropna=False) > 1]
 
 
-def load_batch(path: Path) -> Batch:
-    """Read, validate and expand a manifest. Raises InputError/ManifestError with every problem."""
+def load_batch(path: Path, endpoint: str | None = None) -> Batch:
+    """Read, validate and expand a manifest. Raises InputError/ManifestError with every problem.
+    `endpoint` (the --endpoint flag) replaces run.endpoint: the jobs are checked for the path
+    they will be sent on."""
     document = read_manifest(path)
     problems: list[Problem] = []
     prompt_limit_known = True
@@ -101,6 +104,8 @@ def load_batch(path: Path) -> Batch:
         )
         raise ManifestError(problems)
     table = expand.explode(frame)
+    endpoint = endpoint or settings.run.endpoint
+    problems += fit_models(table, document.data, origins, endpoint, settings.run.adapt)
     # A refused prompt_limit may have meant 1000: hold prompts to the schema's cap only.
     limit = settings.run.prompt_limit if prompt_limit_known else max(_prompt_limits())
     problems += table_problems(table, limit, origins)
@@ -109,6 +114,11 @@ def load_batch(path: Path) -> Batch:
     keys = {ref: info.key for ref, info in images.items()}
     table = expand.assign_seeds_and_ids(table, keys)
     table, notes = expand.drop_duplicates(table)
+    adapted = sum(1 for d, r in zip(table["asked_duration"], table["asked_ratio"], strict=True) if d or r)
+    if adapted:
+        count = len(table["model"])
+        what = "a value their model takes instead of the one asked"
+        notes.append(f"run.adapt: nearest sent {adapted:,} of {count:,} jobs {what}")
     return Batch(document, settings, expand.finish(table), notes, images)
 
 

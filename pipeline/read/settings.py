@@ -46,6 +46,7 @@ class RunSettings:
     endpoint: str
     resubmit_failed: int
     max_failures: int | None
+    adapt: str  # "off": a value the job's model does not take is an error; "nearest": see contracts.py
     accounts: tuple[dict[str, Any], ...] | None = None  # as written; see account_list
 
     @classmethod

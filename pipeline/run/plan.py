@@ -1,6 +1,8 @@
 """What a run would do and cost, before anything is sent. Pure.
 
 Credits: each model's price per second of video (models.py, where the figures are explained).
+A model without a known price adds nothing to the sum: the plan names those jobs as "price
+unknown", and a run with a budget refuses them (see `unpriced`).
 Time: generations run in waves of `concurrency`, each about the model's typical generation
 time, unless the request rate is the tighter limit (its polls counted on the schedule of
 cadence.py).
@@ -15,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..models import CREDITS_PER_USD, MODELS, credits_for
+from ..models import CREDITS_PER_USD, credits_for, facts
 from ..read.settings import Settings
 from ..services import service
 from ..states import JobState, states_where
@@ -41,6 +43,7 @@ class Plan:
     uncertain: int = 0
     credits_total: int = 0  # every job of the manifest, done or not
     output_dir: str | None = None  # where earlier work was found
+    unpriced: dict[str, int] = field(default_factory=dict)  # model -> jobs to pay for with no known price
 
     @property
     def usd(self) -> float:
@@ -69,6 +72,7 @@ class Plan:
             "swept": self.swept,
             "models": self.models,
             "output_dir": self.output_dir,
+            "price_unknown": self.unpriced,
         }
 
 
@@ -89,16 +93,23 @@ def make_plan(
     uncertain = known.isin(states_where("maybe_sent"))
     # A plan is made without --retry-uncertain: uncertain jobs wait for that decision.
     to_submit = (known == "new") | known.isin({s for s in JobState if s.to_submit(retry_uncertain=False)})
+    prices = {key: credits_for(*key) for key in set(zip(table["model"], table["duration"], strict=True))}
+    known_price = pd.Series(
+        [prices[key] is not None for key in zip(table["model"], table["duration"], strict=True)],
+        index=table.index,
+        dtype=bool,
+    )
     per_job_credits = pd.Series(
-        [credits_for(m, d) for m, d in zip(table["model"], table["duration"], strict=True)],
+        [prices[key] or 0 for key in zip(table["model"], table["duration"], strict=True)],
         index=table.index,
         dtype="int64",
     )
+    unpriced = table["model"][to_submit & ~known_price].value_counts()
     work = int(to_submit.sum() + running.sum())
     if service(settings.provider).embedded:  # its generation time is a manifest setting
         gen_seconds = settings.sandbox.gen_time
     else:
-        per_model = table["model"].map(lambda m: MODELS[m].typical_seconds)
+        per_model = table["model"].map(lambda m: facts(m).typical_seconds)
         gen_seconds = float(per_model.mean()) if len(table) else 0.0
     waves = math.ceil(work / run.concurrency) if work else 0
     cap = run.requests_per_minute  # None: no cap; the learned rate is not known in advance
@@ -112,7 +123,7 @@ def make_plan(
         generation_seconds=gen_seconds,
         concurrency=run.concurrency,
         budget=run.budget,
-        estimated_price=not all(MODELS[m].price_published for m in table["model"].unique()),
+        estimated_price=not all(facts(m).price_published for m in table["model"].unique()),
         swept={f: _value_counts(table[f]) for f in swept_fields},
         models={str(k): int(v) for k, v in table["model"].value_counts().items()},
         to_submit=int(to_submit.sum()),
@@ -121,6 +132,7 @@ def make_plan(
         uncertain=int(uncertain.sum()),
         credits_total=int(per_job_credits.sum()),
         output_dir=output_dir if statuses is not None else None,
+        unpriced={str(k): int(v) for k, v in unpriced.items()},
     )
 
 
@@ -152,14 +164,7 @@ def describe(plan: Plan) -> list[str]:
             f"Already in {plan.output_dir}: {plan.already_done:,} done, {plan.running:,} running, "
             f"{plan.uncertain:,} uncertain; {plan.to_submit:,} to submit"
         )
-    cost = f"Estimated cost: {plan.credits:,} credits (about ${plan.usd:,.2f})"
-    if plan.output_dir is not None:
-        cost += f" for {plan.to_submit:,} jobs"
-    if plan.estimated_price:
-        cost += ", from an estimated price"
-    if service(plan.provider).free:
-        cost += f"; the {plan.provider} charges nothing"
-    lines.append(cost)
+    lines.append(_cost_line(plan))
     if plan.budget is not None:
         verdict = "OVER BUDGET" if plan.over_budget else "within budget"
         lines.append(f"Budget: {plan.budget:,} credits ({verdict})")
@@ -168,6 +173,24 @@ def describe(plan: Plan) -> list[str]:
         f"({format_seconds(plan.generation_seconds)} per generation)"
     )
     return lines
+
+
+def _cost_line(plan: Plan) -> str:
+    unpriced = sum(plan.unpriced.values())
+    unknown = ", ".join(f"{model} x{count:,}" for model, count in plan.unpriced.items())
+    if unpriced and unpriced >= plan.to_submit:  # nothing to pay for has a known price
+        cost = f"Estimated cost: price unknown for {unpriced:,} jobs ({unknown})"
+    else:
+        cost = f"Estimated cost: {plan.credits:,} credits (about ${plan.usd:,.2f})"
+        if plan.output_dir is not None:
+            cost += f" for {plan.to_submit:,} jobs"
+        if plan.estimated_price:
+            cost += ", from an estimated price"
+        if unpriced:
+            cost += f"; price unknown for {unpriced:,} more jobs ({unknown}): not counted"
+    if service(plan.provider).free:
+        cost += f"; the {plan.provider} charges nothing"
+    return cost
 
 
 def _short(value: str, quote: bool, limit: int = 32) -> str:

@@ -29,7 +29,9 @@ LOST_AFTER_CAPS = 4  # ...spanning at least this many poll_max_intervals
 
 
 class PollClient(Protocol):
-    async def poll(self, generation_id: str, deadline: float | None = None) -> Generation: ...
+    async def poll(
+        self, generation_id: str, deadline: float | None = None, model: str | None = None
+    ) -> Generation: ...
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class Poller:
         self._first_duration = asyncio.Event()  # set once a generation's duration is known
 
     async def poll_until_final(
-        self, generation_id: str, facts: GenerationFacts, *, resumed: bool = False
+        self, generation_id: str, facts: GenerationFacts, *, resumed: bool = False, model: str | None = None
     ) -> Generation | Lost | TimedOut:
         """The final Generation; TimedOut; or Lost when the id kept being refused (the caller
         decides what the job becomes). Counts the polls in `facts`, and a completed
@@ -93,7 +95,7 @@ class Poller:
             try:
                 # A poll's whole exchange ends by the job's timeout, however slowly the server answers.
                 generation = await self._client.poll(
-                    generation_id, deadline=started + self._options.timeout_s
+                    generation_id, deadline=started + self._options.timeout_s, model=model
                 )
             except (GenerationLostError, RejectedError) as error:
                 generation, problem = None, f"polling generation {generation_id} failed: {error}"

@@ -78,7 +78,7 @@ class RunRequest:
 
 def run(request: RunRequest) -> RunSummary:
     _limit_malloc_arenas()
-    batch = load_batch(request.manifest)
+    batch = load_batch(request.manifest, endpoint=request.endpoint)
     settings = batch.settings.with_overrides(
         concurrency=request.concurrency,
         budget=request.budget,
@@ -248,8 +248,17 @@ def _start_sandbox(stack: ExitStack, sandbox_settings, out_dir: Path) -> str:
 def _check_budget_before_start(
     ledger: Ledger, jobs: list[Job], budget: int | None, retry_uncertain: bool
 ) -> int:
-    """The estimated credits of the jobs this run would submit; over the budget, nothing is sent."""
-    credits = sum(job.credits_estimate for job in to_pay(jobs, ledger.rows_by_id(), retry_uncertain))
+    """The estimated credits of the jobs this run would submit; over the budget, nothing is sent.
+    Nor when a budget is set and some job's model has no known price: the budget could not hold."""
+    paying = to_pay(jobs, ledger.rows_by_id(), retry_uncertain)
+    unpriced = [job for job in paying if not job.price_known]
+    if budget is not None and unpriced:
+        names = ", ".join(sorted({str(job.request.get("model")) for job in unpriced}))
+        raise InputError(
+            f"run.budget is set, but {len(unpriced):,} jobs have no known price ({names}); "
+            "remove the budget to run them; nothing was sent"
+        )
+    credits = sum(job.credits_estimate for job in paying)
     if budget is not None and credits > budget:
         raise BudgetError(
             f"the jobs still to run need about {credits:,} credits, over the budget of {budget:,} "

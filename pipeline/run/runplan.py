@@ -11,6 +11,7 @@ same question as it works). Pure: it reads no file.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ from .steps import Job
 
 IMAGE_FIELDS = ("image_url", "last_image_url")
 LABELS = ("id", "tags", "source", "seed_chosen", "sample")
+ASKED = ("asked_duration", "asked_ratio")  # labels only when run.adapt changed the value
 
 
 def jobs_of(
@@ -40,8 +42,9 @@ def jobs_of(
 def ledger_rows(table: pd.DataFrame) -> Iterator[tuple[str, int, dict[str, Any], dict[str, Any]]]:
     """(job_id, index, request, labels) of each job, as the ledger records them."""
     for row in table.to_dict("records"):
-        request = {name: python_value(row[name]) for name in REQUEST_FIELDS}
+        request = _request(row)
         labels = {key: python_value(row[key]) for key in LABELS}
+        labels.update({key: python_value(row[key]) for key in ASKED if python_value(row[key]) is not None})
         yield row["job_id"], int(row["index"]), request, labels
 
 
@@ -68,18 +71,26 @@ def render_filename(template: str, row: Mapping[str, Any]) -> str:
 
 
 def _job(row: dict[str, Any], images: Mapping[str, ImageInfo], template: str, video_dir: Path) -> Job:
-    request = {name: python_value(row[name]) for name in REQUEST_FIELDS}
-    request = {name: value for name, value in request.items() if value is not None}
+    request = {name: value for name, value in _request(row).items() if value is not None}
     filename = render_filename(template, row)
     target_path(video_dir, filename)  # refuses a name that would land outside the folder
     local = {name: images[request[name]] for name in IMAGE_FIELDS if _is_local(request.get(name), images)}
+    estimate = credits_for(row["model"], python_value(row["duration"]))
     return Job(
         job_id=row["job_id"],
         request=request,
         filename=filename,
-        credits_estimate=credits_for(row["model"], row["duration"]),
+        credits_estimate=estimate or 0,
         local_images=local,
+        price_known=estimate is not None,
     )
+
+
+def _request(row: Mapping[str, Any]) -> dict[str, Any]:
+    """vidpipe's request fields, then the model-specific ones (extra), as the manifest wrote them."""
+    request = {name: python_value(row[name]) for name in REQUEST_FIELDS}
+    extra = python_value(row.get("extra"))
+    return {**request, **(json.loads(extra) if extra else {})}
 
 
 def _is_local(ref: object, images: Mapping[str, ImageInfo]) -> bool:

@@ -55,9 +55,10 @@ class Job:
     job_id: str
     request: dict[str, Any]  # API fields as the manifest wrote them (a local image by its name)
     filename: str
-    credits_estimate: int
+    credits_estimate: int  # 0 when the price is not known
     # Request field -> the local image it names, resolved and digested when the manifest was read.
     local_images: Mapping[str, ImageInfo] = field(default_factory=dict)
+    price_known: bool = True  # False: no price is known for its model (credits_estimate 0)
 
     def submit_body(self) -> dict[str, Any]:
         """The request as it is sent: local images read again and encoded (images.py says when
@@ -136,7 +137,8 @@ class Steps:
     ) -> Generation | Lost | TimedOut:
         """The final Generation, TimedOut (recorded) or Lost (see polling.py)."""
         facts = self._facts.setdefault(job.job_id, GenerationFacts())
-        outcome = await self._poller.poll_until_final(generation_id, facts, resumed=resumed)
+        model = job.request.get("model")
+        outcome = await self._poller.poll_until_final(generation_id, facts, resumed=resumed, model=model)
         if isinstance(outcome, TimedOut):
             self._ledger.mark_timed_out(job.job_id, outcome.message, polls=self._take_facts(job).polls)
         return outcome
@@ -152,7 +154,7 @@ class Steps:
         try:
             for attempt in range(DOWNLOAD_ATTEMPTS):
                 if url is None:
-                    fresh = await self._fresh_url(generation_id)
+                    fresh = await self._fresh_url(generation_id, job.request.get("model"))
                     facts.polls += 1
                     if fresh is None:
                         break
@@ -193,9 +195,9 @@ class Steps:
     def video_missing(self, row: dict[str, Any]) -> bool:
         return self._publisher.video_missing(row)
 
-    async def _fresh_url(self, generation_id: str) -> Generation | None:
+    async def _fresh_url(self, generation_id: str, model: str | None) -> Generation | None:
         try:
-            generation = await self._client.poll(generation_id)
+            generation = await self._client.poll(generation_id, model=model)
         except RequestError:
             return None
         return generation if generation.state is PollState.COMPLETED and generation.video_url else None

@@ -3,7 +3,9 @@
 The rules are the sandbox's own copy of the contract (contract.py), not vidpipe's schema, so
 a client that sends what the service refuses is refused here too. The universal path names two
 fields differently; a body is translated to the legacy names first, and problems are reported
-under the name the client sent.
+under the name the client sent. A body for any other model is checked against that model's
+published schema under its own names (contract.schema_problems), then read into the legacy
+names the renderer takes (its ratio, duration, prompt, seed and frames).
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ def read_body(body: Any, endpoint: str, prompt_limit: int) -> Submitted:
     """Translate and check one submit body (already parsed from JSON)."""
     if not isinstance(body, Mapping):
         return Submitted({}, (), (Problem("", "the body must be a JSON object"),))
+    entry = contract.published(body.get("model"))
+    if entry is not None:
+        return _published_body(body, entry)
     names = known_names(endpoint)
     request: dict[str, Any] = {}
     unknown = []
@@ -64,6 +69,16 @@ def read_body(body: Any, endpoint: str, prompt_limit: int) -> Submitted:
         for field, message in contract.problems(request, prompt_limit)
     ]
     return Submitted(request, tuple(unknown), tuple(problems))
+
+
+def _published_body(body: Mapping[str, Any], entry: Mapping[str, Any]) -> Submitted:
+    """A body for a model checked by its published schema; the request in the legacy names
+    (every declared field kept: another value is another request)."""
+    common = {own: name for name, own in entry["fields"].items()}
+    request = {common.get(key, key): value for key, value in body.items()}
+    request["model"] = entry["id"]
+    problems = tuple(Problem(field, message) for field, message in contract.schema_problems(body, entry))
+    return Submitted(request, (), problems)
 
 
 def _client_name(path: str, endpoint: str) -> str:

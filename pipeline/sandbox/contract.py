@@ -7,15 +7,24 @@ Here the sandbox keeps its own list of fields, types and allowed values, and ref
 the service would refuse, in the service's words ("Body validation error" with one problem per
 field) whatever the client sends. Field names are the legacy path's; bodies.py translates
 the universal path's two renamed fields first.
+
+Every other model is checked against its published request schema: the service's docs, as
+data (pipeline/catalogue/models.json, read here as a file, never through the client's code).
+A field its schema does not declare is refused as the service's whitelist validator does
+(`property ratio should not exist`), and each schema error is one problem.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
+
+from jsonschema import Draft202012Validator
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,43 @@ def problems(request: Mapping[str, Any], prompt_limit: int) -> list[tuple[str, s
     if model is not None:
         found += _model_problems(request, model, str(request["model"]))
     return found
+
+
+@functools.cache
+def published_models() -> dict[str, Any]:
+    """The service's published models by id (and alias): the docs' request schemas, as data."""
+    # The package's data file, not the pipeline.catalogue module that reads it for the client.
+    text = resources.files("pipeline").joinpath("catalogue", "models.json").read_text(encoding="utf-8")
+    entries = json.loads(text)["models"]
+    return {name: entry for entry in entries.values() for name in (entry["id"], *entry["aliases"])}
+
+
+def published(model: Any) -> dict[str, Any] | None:
+    """The published entry of a model the sandbox checks by its schema (every one but Runway's two)."""
+    if not isinstance(model, str) or model in MODELS:
+        return None
+    return published_models().get(model)
+
+
+def schema_problems(body: Mapping[str, Any], entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for what the model's published schema refuses in `body` (its own names)."""
+    declared = entry["schema"]["properties"]
+    found = [(str(key), f"property {key} should not exist") for key in body if key not in declared]
+    for error in sorted(_validator(entry["id"]).iter_errors(body), key=lambda e: list(e.absolute_path)):
+        where = ".".join(str(part) for part in error.absolute_path)
+        if error.validator == "enum":
+            message = (
+                f"{_shown(error.instance)} is not allowed; expected {_options(tuple(error.validator_value))}"
+            )
+        else:
+            message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+        found.append((where, message))
+    return found
+
+
+@functools.cache
+def _validator(model_id: str) -> Draft202012Validator:
+    return Draft202012Validator(published_models()[model_id]["schema"])
 
 
 def _field_problem(name: str, value: Any, prompt_limit: int) -> str | None:

@@ -27,7 +27,8 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from .contract import DEFAULT_DURATION, DEFAULT_RATIO
 
-# Small frames of the right ratio, even sides (yuv420p needs them).
+# Small frames of the right ratio, even sides (yuv420p needs them): every ratio a published
+# model takes (tests/sandbox/test_sandbox_videos.py checks the list against the catalogue).
 FRAME_SIZES: dict[str, tuple[int, int]] = {
     "16:9": (320, 180),
     "9:16": (180, 320),
@@ -35,6 +36,10 @@ FRAME_SIZES: dict[str, tuple[int, int]] = {
     "3:4": (180, 240),
     "1:1": (180, 180),
     "21:9": (420, 180),
+    "9:21": (180, 420),
+    "2:1": (360, 180),
+    "3:2": (270, 180),
+    "2:3": (180, 270),
 }
 CRF = "23"  # close enough that a decoded first/last frame matches the given picture
 PRESET = "veryfast"  # several times smaller files than ultrafast, a little slower

@@ -29,17 +29,18 @@ from aiohttp import web
 from . import answers
 from .bodies import LEGACY, UNIVERSAL, body_hash, read_body
 from .config import SandboxConfig
-from .contract import DEFAULT_DURATION, DEFAULT_RATIO
+from .contract import DEFAULT_DURATION, DEFAULT_RATIO, published_models
 from .faults import Fault, FaultConfig, FaultPlan
 from .journal import GenerationJournal
 from .queue import COMPLETED, Generation, GenerationQueue
-from .render import ClipSpec
+from .render import FRAME_SIZES, ClipSpec
 from .stats import Stats, poll_summary
 from .store import Renderer, VideoStore
 from .tokens import Signer, TokenError
 
 LEGACY_PATH = "/v2/generate/video/runway/generation"
 UNIVERSAL_PATH = "/v2/video/generations"
+OWN_PATHS = sorted({e["path"] for e in published_models().values()} - {LEGACY_PATH, UNIVERSAL_PATH})
 CDN_PREFIX = "/cdn/wolf"
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Two data URIs of 5 MB each fit; anything larger is not a plausible request.
@@ -73,6 +74,9 @@ class SandboxServer:
                 web.get(LEGACY_PATH, legacy[1]),
                 web.post(UNIVERSAL_PATH, universal[0]),
                 web.get(UNIVERSAL_PATH, universal[1]),
+                # The two published models served on a path of their own answer as universal.
+                *(web.post(path, universal[0]) for path in OWN_PATHS),
+                *(web.get(path, universal[1]) for path in OWN_PATHS),
                 web.get(CDN_PREFIX + "/{file}.mp4", self._download),
                 web.get("/_sandbox/stats", self._stats_route),
                 web.post("/_sandbox/reset", self._reset_route),
@@ -195,6 +199,7 @@ class SandboxServer:
             return self._reject_submit(web.json_response(error, status=400, headers=headers))
 
         generation = self._create(endpoint, submitted.request)
+        self._stats.body_fields(submitted.request.get("model"), body)
         if fault is not None and fault.kind == "drop_after":
             return await self._drop(request)
         headers["x-inference-id"] = generation.id
@@ -212,8 +217,12 @@ class SandboxServer:
         return generation
 
     def _spec_maker(self, request: dict[str, Any]) -> Callable[[int], ClipSpec]:
+        # A model without a ratio or duration field (or with a word such as "adaptive") gets
+        # the Runway defaults' picture: the clip's shape is the sandbox's choice then.
         ratio = request.get("ratio", DEFAULT_RATIO)
+        ratio = ratio if ratio in FRAME_SIZES else DEFAULT_RATIO
         duration = request.get("duration", DEFAULT_DURATION)
+        duration = int(duration) if str(duration).isdigit() and int(duration) > 0 else DEFAULT_DURATION
         fps = self.config.fps
         if self.config.render == "shared":
             return lambda seed: ClipSpec(ratio=ratio, duration=duration, fps=fps)

@@ -33,6 +33,12 @@ class Stats:
     faults: Counter[str] = field(default_factory=Counter)  # "submit.429" -> n
     unknown_fields: Counter[str] = field(default_factory=Counter)
     client_request_ids: int = 0
+    # Model -> field name -> accepted bodies that carried it, as the client named it.
+    fields_by_model: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def body_fields(self, model: Any, body: Any) -> None:
+        if isinstance(body, dict):
+            self.fields_by_model.setdefault(str(model), Counter()).update(str(key) for key in body)
 
     def accept(self, body_hash: str, endpoint: str) -> None:
         if self.submits_by_body[body_hash]:
@@ -51,6 +57,7 @@ class Stats:
                 "distinct_bodies": len(self.submits_by_body),
                 "duplicate_bodies": {h: n for h, n in self.submits_by_body.items() if n > 1},
                 "by_endpoint": dict(self.submits_by_endpoint),
+                "fields_by_model": {model: dict(names) for model, names in self.fields_by_model.items()},
             },
             "downloads": {
                 "ok": self.downloads_ok,

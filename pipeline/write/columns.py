@@ -48,6 +48,9 @@ OUTPUT_COLUMNS = _columns(
     *((name, REQUEST_KINDS.get(name, "string")) for name in REQUEST_FIELDS),
     ("seed_chosen", "bool"),
     ("sample", "int"),
+    # What a job asked for, when run.adapt: nearest sent its model's nearest value instead.
+    ("asked_duration", "int"),
+    ("asked_ratio", "string"),
     ("generation_id", "string"),
     ("account", "string"),
     ("error_name", "string"),

@@ -1,8 +1,9 @@
 """report.html: a contact sheet of an output folder, one self-contained static page.
 
 The page compares generations in a grid: rows by one field (the prompt by default), columns by
-another (the swept field with the most values, usually the seed), each cell the videos of the
-jobs that share that row and column value. Other swept fields become filters. Everything the
+another (the model when several are swept, a model A/B; else the swept field with the most
+values, usually the seed), each cell the videos of the jobs that share that row and column
+value. Other swept fields become filters (the seed of a model A/B, say). Everything the
 page needs is inline (CSS, a little plain JS) or a relative path into the folder (videos/,
 posters/), so it opens from disk, offline, and still works when the folder is moved or zipped.
 
@@ -87,7 +88,8 @@ def swept(frame: pd.DataFrame) -> dict[str, int]:
 def choose_axes(
     frame: pd.DataFrame, rows: str | None = None, cols: str | None = None
 ) -> tuple[str, str | None]:
-    """The (rows, columns) fields: the given ones, else prompt and the most-swept field.
+    """The (rows, columns) fields: the given ones, else prompt and the model (several swept) or
+    the most-swept field.
 
     Columns are None (one column) when nothing else is swept. Raises InputError for a field
     the table does not have, or the same field twice.
@@ -105,7 +107,10 @@ def choose_axes(
     if rows is None:
         rows = "prompt" if cols != "prompt" else _most_swept(candidates, exclude={cols}) or "model"
     if cols is None:
-        cols = _most_swept(candidates, exclude={rows})
+        # Several models: a comparison of models, whatever else is swept (seeds become a filter).
+        cols = (
+            "model" if "model" in candidates and rows != "model" else _most_swept(candidates, exclude={rows})
+        )
     return rows, cols
 
 

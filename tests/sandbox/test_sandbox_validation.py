@@ -6,9 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from sandbox_helpers import GEN3
+from sandbox_helpers import GEN3, decode, video_url
 
 from pipeline.read.schema import model_rules_validator
+from pipeline.sandbox.contract import published_models
+from pipeline.sandbox.render import FRAME_SIZES
 
 
 def test_missing_key_is_401_on_submit_and_poll(sandbox):
@@ -135,3 +137,54 @@ def test_missing_generation_id_on_poll_is_400(sandbox):
     """GET without ?generation_id= is a 400."""
     answer = sandbox.session.get(sandbox.path("legacy"), headers={"Authorization": "Bearer k"})
     assert answer.status_code == 400
+
+
+VEO = {"model": "google/veo-3.1-t2v-fast", "prompt": "a red kite", "aspect_ratio": "9:16", "duration": 6}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({**VEO, "ratio": "9:16"}, "ratio: property ratio should not exist"),
+        ({**VEO, "watermark": True}, "watermark: property watermark should not exist"),
+        ({**VEO, "duration": 5}, "duration: 5 is not allowed; expected 4, 6 or 8"),
+        ({"model": "runway/gen4_turbo", "prompt": "p"}, None),  # Runway: the contract as it was
+        (
+            {"model": "klingai/v2.1-master-text-to-video", "prompt": "p", "seed": 1},
+            "property seed should not exist",
+        ),
+    ],
+)
+def test_every_published_model_is_checked_by_its_own_request_schema(sandbox, body, expected):
+    """Any model but the two Runway ones: its published schema decides, and a field it does not
+    declare is the service's whitelist 400 (`property ratio should not exist`)."""
+    answer = sandbox.submit(body, "universal")
+    if expected is None:
+        assert answer.status_code == 201
+        return
+    assert answer.status_code == 400
+    assert answer.json()["message"].startswith("Body validation error: ")
+    assert expected in answer.json()["message"]
+
+
+def test_a_published_model_renders_its_own_ratio_and_duration(sandbox):
+    """Veo's 9:16 and 4 s (no Runway model takes 4 s) come out as such; the stats keep the
+    names the body used."""
+    body = sandbox.generate({**VEO, "aspect_ratio": "9:16", "duration": 4}, "universal")
+    frames, _ = decode(sandbox.download(video_url(body)))
+    assert frames[0].shape == (320, 180, 3) and len(frames) == 4 * 8
+    fields = sandbox.stats()["submits"]["fields_by_model"]
+    assert fields == {"google/veo-3.1-t2v-fast": {"model": 1, "prompt": 1, "aspect_ratio": 1, "duration": 1}}
+
+
+def test_every_ratio_a_published_model_takes_has_a_small_even_frame_size():
+    ratios = {
+        r for e in published_models().values() for r in (e["allowed"].get("ratio") or {}).get("enum", [])
+    }
+    numeric = {r for r in ratios if ":" in r}
+    assert numeric <= set(FRAME_SIZES)
+    for ratio in numeric:
+        width, height = FRAME_SIZES[ratio]
+        w, h = (int(part) for part in ratio.split(":"))
+        assert width % 2 == height % 2 == 0 and max(width, height) <= 420
+        assert abs(width / height - w / h) < 0.02, ratio

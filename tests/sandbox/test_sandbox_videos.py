@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sandbox_helpers import GEN3, blocks, data_uri, decode, video_url
 
+from pipeline.sandbox.contract import RATIOS
 from pipeline.sandbox.render import FRAME_SIZES, ClipSpec, render_clip
 
 # H.264 at the sandbox's quality keeps smooth pictures within a few levels per channel.
@@ -20,10 +21,11 @@ def fetch(sandbox, body: dict, endpoint: str = "legacy") -> bytes:
     return sandbox.download(video_url(result))
 
 
-@pytest.mark.parametrize("ratio", list(FRAME_SIZES))
+@pytest.mark.parametrize("ratio", list(RATIOS))
 @pytest.mark.parametrize("duration", [5, 10])
 def test_frame_size_and_duration_by_decoding(sandbox, ratio, duration):
-    """Each ratio gets its small even frame size; the clip lasts the requested seconds."""
+    """Each Runway ratio gets its small even frame size; the clip lasts the requested seconds
+    (the other models' ratios: test_sandbox_validation.py)."""
     data = fetch(sandbox, {"model": "runway/gen4_turbo", "ratio": ratio, "duration": duration})
     frames, seconds = decode(data)
     width, height = FRAME_SIZES[ratio]

@@ -20,7 +20,9 @@ class FakeService:
         self.done_at: dict[str, float] = {}
         self.polls: list[tuple[float, str]] = []
 
-    async def poll(self, generation_id: str, deadline: float | None = None) -> Generation:
+    async def poll(
+        self, generation_id: str, deadline: float | None = None, model: str | None = None
+    ) -> Generation:
         self.polls.append((now(), generation_id))
         if now() >= self.done_at[generation_id]:
             return Generation(PollState.COMPLETED, "completed", video_url="https://cdn.example/v.mp4")

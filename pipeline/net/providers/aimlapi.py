@@ -1,4 +1,11 @@
-"""The AI/ML API's Runway video endpoints, read as forgivingly as its documented history demands.
+"""The AI/ML API's video endpoints, read as forgivingly as its documented history demands.
+
+Bodies: the two Runway models on the legacy Runway path (run.endpoint: legacy) carry vidpipe's
+field names, as always. Every other submit goes to its model's own path (models.submit_path:
+the universal one for all but two catalogued models) and carries only the fields that model
+declares, under its names (the catalogue's `fields`): the service answers 400 `property ratio
+should not exist` for an undeclared one, and a silently dropped one would skew a comparison.
+Polls go to the path the job was submitted on.
 
 Every form in ../shared/api-contract.md is accepted: ids under `id` or `generation_id`; `video`
 as a list of URL strings, a list of objects, an object with `url`, or a bare string; `error` as
@@ -11,13 +18,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ...errors import RejectedError
-from ...models import CREDITS_PER_USD, MODELS, UNIVERSAL_NAMES
+from ... import catalogue, models
+from ...errors import InputError, RejectedError
+from ...models import CREDITS_PER_USD, LEGACY_PATH, UNIVERSAL_NAMES, UNIVERSAL_PATH
 from ...states import PollState
 from .base import Generation, HttpRequest, Submitted
 
-LEGACY_PATH = "/v2/generate/video/runway/generation"
-UNIVERSAL_PATH = "/v2/video/generations"
 FINAL_FAILED = frozenset({"error", "failed", "cancelled", "canceled"})
 # The contract's other form of a 404: the id is lost, whatever happened to the generation.
 LOST_STATUSES = frozenset({"unknown"})
@@ -34,10 +40,17 @@ class AimlApi:
         self.path = UNIVERSAL_PATH if endpoint == "universal" else LEGACY_PATH
 
     def submit_request(self, request: Mapping[str, Any]) -> HttpRequest:
-        """The submit body: fields that are set, `duration` always, `watermark` only if given."""
-        names = _universal_names(request.get("model")) if self.endpoint == "universal" else {}
-        body = {names.get(key, key): value for key, value in request.items() if value is not None}
-        return HttpRequest("POST", self.path, json=body)
+        """The submit body: fields that are set, `duration` always, `watermark` only if given;
+        off the legacy path, only those the model declares, under its names."""
+        model = request.get("model")
+        entry = _entry(model)
+        if entry is None or models.on_legacy_path(str(model), self.endpoint):
+            names = UNIVERSAL_NAMES if self.endpoint == "universal" and entry is None else {}
+            body = {names.get(key, key): value for key, value in request.items() if value is not None}
+            return HttpRequest("POST", self._path_of(model), json=body)
+        return HttpRequest(
+            "POST", models.submit_path(entry["id"], self.endpoint), json=declared_body(entry, request)
+        )
 
     def read_submit(self, body: Any, headers: Mapping[str, str]) -> Submitted:
         if not isinstance(body, dict):
@@ -47,8 +60,15 @@ class AimlApi:
             raise RejectedError("the service accepted the submit but sent no generation id")
         return Submitted(generation_id, str(body.get("status") or "queued"))
 
-    def poll_request(self, generation_id: str) -> HttpRequest:
-        return HttpRequest("GET", self.path, params={"generation_id": generation_id})
+    def poll_request(self, generation_id: str, model: str | None = None) -> HttpRequest:
+        """The poll, on the path `model`'s jobs are submitted on (without one: the endpoint's)."""
+        return HttpRequest("GET", self._path_of(model), params={"generation_id": generation_id})
+
+    def _path_of(self, model: Any) -> str:
+        entry = _entry(model)
+        if entry is None or models.on_legacy_path(str(model), self.endpoint):
+            return self.path
+        return models.submit_path(entry["id"], self.endpoint)
 
     def read_poll(self, body: Any, headers: Mapping[str, str]) -> Generation:
         if not isinstance(body, dict):
@@ -85,11 +105,29 @@ class AimlApi:
         return shorten(_message_of(body) or _plain_text(text) or "no message")
 
 
-def _universal_names(model: Any) -> Mapping[str, str]:
-    """The model's own names on the universal path; a model vidpipe does not know (a test's,
-    or a future one sent through) gets the names the universal path uses for most."""
-    known = MODELS.get(model) if isinstance(model, str) else None
-    return known.universal_names if known else UNIVERSAL_NAMES
+def _entry(model: Any) -> dict[str, Any] | None:
+    """The catalogue entry of `model`; None for a name it does not hold (a test's, or a future
+    one sent through), which is sent as written, with the universal path's common names."""
+    if not isinstance(model, str):
+        return None
+    try:
+        return catalogue.model(model)
+    except InputError:
+        return None
+
+
+def declared_body(entry: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of `request` the model declares, under its names: vidpipe's common fields
+    through the catalogue's `fields`, model-specific ones as written. Nothing else is sent."""
+    declared = entry["schema"]["properties"]
+    body: dict[str, Any] = {"model": entry["id"]}
+    for key, value in request.items():
+        if value is None or key == "model":
+            continue
+        name = entry["fields"].get(key) if key in catalogue.COMMON_FIELDS else key
+        if name is not None and name in declared:
+            body[name] = value
+    return body
 
 
 def _kind(body: Any) -> str:

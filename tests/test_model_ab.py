@@ -1,0 +1,59 @@
+"""manifests/model-ab.yaml, made small, end to end on the sandbox: each model's submits carry
+only the fields it declares, under its own names, and the table and report show the models."""
+
+from __future__ import annotations
+
+import yaml
+
+from pipeline import catalogue
+from tests.runner_helpers import REPO, results
+
+MODELS = ["google/veo-3.1-t2v-fast", "alibaba/wan-2-6-t2v", "pixverse/v5.5/text-to-video"]
+
+
+def small_model_ab(extra_defaults: dict | None = None, **run) -> str:
+    """The shipped manifest with one prompt (3 models x 2 seeds = 6 jobs) and fast settings."""
+    manifest = yaml.safe_load((REPO / "manifests" / "model-ab.yaml").read_text())
+    manifest["jobs"] = manifest["jobs"][:1]
+    manifest["defaults"].update(extra_defaults or {})
+    manifest["run"] = {"concurrency": 6, "poll_interval": 0.05, "poll_max_interval": 0.1, **run}
+    manifest["name"] = "t"
+    return yaml.safe_dump(manifest, sort_keys=False)
+
+
+def test_each_model_gets_only_its_declared_fields_under_its_own_names(write, run_api, sandbox, workdir):
+    manifest = write("m.yaml", small_model_ab({"generate_audio": True}))
+    result = run_api(sandbox, manifest)
+    assert result.code == 0, result.err
+    got = sandbox.stats()["submits"]["fields_by_model"]
+    assert sorted(got) == sorted(MODELS)
+    for model, fields in got.items():
+        assert set(fields) <= set(catalogue.request_schema(model)["properties"]), model
+        assert fields["model"] == 2 and "ratio" not in fields and "watermark" not in fields
+    assert {"aspect_ratio", "seed", "negative_prompt", "enhance_prompt", "generate_audio"} <= set(
+        got[MODELS[0]]
+    )
+    assert "enhance_prompt" not in got[MODELS[1]]  # per_model gave it to Veo only
+    assert "generate_audio_switch" in got[MODELS[2]] and "generate_audio" not in got[MODELS[2]]
+    table = results(workdir / "outputs" / "t")
+    assert set(table["status"]) == {"completed"}
+    assert sorted(zip(table["model"], table["duration"], strict=True)) == sorted(
+        [(MODELS[0], 6)] * 2 + [(MODELS[1], 5)] * 2 + [(MODELS[2], 5)] * 2
+    )
+
+
+def test_a_budget_refuses_a_run_with_no_known_price_before_any_post(write, run_api, sandbox):
+    result = run_api(sandbox, write("m.yaml", small_model_ab(budget=10_000_000)))
+    assert result.code == 2
+    assert result.err_lines == [
+        "error: run.budget is set, but 6 jobs have no known price (alibaba/wan-2-6-t2v, "
+        "google/veo-3.1-t2v-fast, pixverse/v5.5/text-to-video); remove the budget to run them; nothing was sent"
+    ]
+    assert sandbox.stats()["submits"]["accepted"] == 0
+
+
+def test_the_shipped_manifest_plans_24_jobs_with_prices_unknown(cli):
+    result = cli("plan", str(REPO / "manifests" / "model-ab.yaml"))
+    assert result.code == 0, result.err
+    assert "model-ab: 24 jobs on sandbox" in result.out
+    assert "price unknown for 24 jobs" in result.out
