@@ -288,6 +288,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .read.manifest import display_path
     from .read.settings import output_folder
     from .run.ledger import statuses_in
+    from .run.model_check import check_models, plan_base_url
     from .run.plan import describe, make_plan
     from .write.table import write_table
 
@@ -297,15 +298,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
     earlier = statuses_in(folder)
     if earlier is None and args.output_dir is not None:
         print(f"note: no earlier run in {display_path(folder)}; every job is counted", file=sys.stderr)
-    plan = make_plan(batch.table, settings, batch.swept_fields, earlier, display_path(folder))
+    check = check_models(plan_base_url(settings.provider), batch.table["model"].unique())
+    check.refuse_withdrawn(display_path(args.manifest))
+    table = check.resolved(batch.table)
+    plan = make_plan(table, settings, batch.swept_fields, earlier, display_path(folder), check.prices)
     if args.out:
-        write_table(batch.table, args.out)
+        write_table(table, args.out)
     if args.json:
-        print(json.dumps(plan.as_dict(), indent=2))
+        print(json.dumps({**plan.as_dict(), **check.as_dict()}, indent=2))
     else:
         for note in batch.notes:
             print(f"warning: {note}", file=sys.stderr)
-        print("\n".join(describe(plan)))
+        for warning in check.warnings:
+            print(warning, file=sys.stderr)
+        print("\n".join([*describe(plan), *check.lines]))
         if args.out:
             print(f"Job table: {display_path(args.out)}")
     if plan.over_budget:

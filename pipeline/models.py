@@ -11,9 +11,8 @@ a job inherits from `defaults` or `matrix` is flagged at its own line), a shape 
 table maps to mechanically; a test that tries every model with every value catches any
 disagreement without a generator that would have to know that shape.
 
-Prices: the docs price one gen3a_turbo generation at 525,000 credits, most likely for 5 s;
-Runway bills per second, so vidpipe estimates 105,000 credits per second of video (10 s:
-1,050,000). runway/gen4_turbo has no published figure: Runway bills it at the same rate.
+Prices are not facts of this module: they come from the service's catalogue, or the shipped
+snapshot (catalogue/prices.json, where the figures are explained), through catalogue/pricing.py.
 """
 
 from __future__ import annotations
@@ -39,17 +38,12 @@ UNIVERSAL_NAMES = MappingProxyType({"ratio": "aspect_ratio", "last_image_url": "
 @dataclass(frozen=True)
 class ModelFacts:
     model_id: str
-    credits_per_second: int
-    price_published: bool  # False: vidpipe's estimate, not a figure the service published
     typical_seconds: float  # one generation, start to finish
     ratios: tuple[str, ...]
     durations: tuple[int, ...] = (5, 10)
     last_frame: bool = False  # takes last_image_url (the clip's final frame)
     prompt_limit: int = PROMPT_LIMIT
     universal_names: Mapping[str, str] = field(default_factory=lambda: UNIVERSAL_NAMES)
-
-    def credits_for(self, duration: int) -> int:
-        return self.credits_per_second * int(duration)
 
     def field_name(self, request_field: str, endpoint: str) -> str:
         """The name the service takes for one of vidpipe's request fields on `endpoint`."""
@@ -62,16 +56,12 @@ MODELS: Mapping[str, ModelFacts] = MappingProxyType(
     {
         "gen3a_turbo": ModelFacts(
             "gen3a_turbo",
-            credits_per_second=105_000,
-            price_published=True,
             typical_seconds=25,
             ratios=("16:9", "9:16"),
             last_frame=True,
         ),
         "runway/gen4_turbo": ModelFacts(
             "runway/gen4_turbo",
-            credits_per_second=105_000,
-            price_published=False,
             typical_seconds=65,
             ratios=("16:9", "9:16", "4:3", "3:4", "1:1", "21:9"),
         ),
@@ -84,8 +74,12 @@ def facts(model: str) -> ModelFacts:
     return MODELS[model]
 
 
-def credits_for(model: str, duration: int) -> int:
-    return MODELS[model].credits_for(duration)
+def credits_for(model: str, duration: int, resolution: str | None = None) -> int | None:
+    """A job's credits from the shipped price snapshot (None: unknown); plan and run ask the
+    live catalogue through catalogue.pricing.Prices instead."""
+    from .catalogue.pricing import snapshot_book
+
+    return snapshot_book().credits_for(model, duration, resolution)
 
 
 def all_ratios() -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """What a run would do and cost, before anything is sent. Pure.
 
-Credits: each model's price per second of video (models.py, where the figures are explained).
+Credits: each job's price for its model, duration and resolution, from the `Prices` given (the
+service's catalogue or the shipped snapshot: catalogue/pricing.py), quoted once per combination.
 Time: generations run in waves of `concurrency`, each about the model's typical generation
 time, unless the request rate is the tighter limit (its polls counted on the schedule of
 cadence.py).
@@ -15,7 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..models import CREDITS_PER_USD, MODELS, credits_for
+from ..catalogue.pricing import Prices, snapshot_prices
+from ..models import CREDITS_PER_USD, MODELS, credits_for  # noqa: F401 (tests import it from here)
 from ..read.settings import Settings
 from ..services import service
 from ..states import JobState, states_where
@@ -41,6 +43,7 @@ class Plan:
     uncertain: int = 0
     credits_total: int = 0  # every job of the manifest, done or not
     output_dir: str | None = None  # where earlier work was found
+    cost_by_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def usd(self) -> float:
@@ -68,6 +71,7 @@ class Plan:
             "concurrency": self.concurrency,
             "swept": self.swept,
             "models": self.models,
+            "cost_by_model": self.cost_by_model,
             "output_dir": self.output_dir,
         }
 
@@ -78,6 +82,7 @@ def make_plan(
     swept_fields: list[str],
     statuses: Mapping[str, str] | None = None,
     output_dir: str | None = None,
+    prices: Prices | None = None,
 ) -> Plan:
     """What running `table` would do. `statuses` (job_id -> ledger status) is earlier work in the
     output folder: completed jobs cost nothing, running ones are polled, uncertain ones wait."""
@@ -89,11 +94,8 @@ def make_plan(
     uncertain = known.isin(states_where("maybe_sent"))
     # A plan is made without --retry-uncertain: uncertain jobs wait for that decision.
     to_submit = (known == "new") | known.isin({s for s in JobState if s.to_submit(retry_uncertain=False)})
-    per_job_credits = pd.Series(
-        [credits_for(m, d) for m, d in zip(table["model"], table["duration"], strict=True)],
-        index=table.index,
-        dtype="int64",
-    )
+    prices = prices or snapshot_prices()
+    per_job_credits = job_credits(table, prices)
     work = int(to_submit.sum() + running.sum())
     if service(settings.provider).embedded:  # its generation time is a manifest setting
         gen_seconds = settings.sandbox.gen_time
@@ -112,7 +114,7 @@ def make_plan(
         generation_seconds=gen_seconds,
         concurrency=run.concurrency,
         budget=run.budget,
-        estimated_price=not all(MODELS[m].price_published for m in table["model"].unique()),
+        estimated_price=any(prices.estimated(m) for m in table["model"].unique()),
         swept={f: _value_counts(table[f]) for f in swept_fields},
         models={str(k): int(v) for k, v in table["model"].value_counts().items()},
         to_submit=int(to_submit.sum()),
@@ -121,7 +123,34 @@ def make_plan(
         uncertain=int(uncertain.sum()),
         credits_total=int(per_job_credits.sum()),
         output_dir=output_dir if statuses is not None else None,
+        cost_by_model=_cost_by_model(table, per_job_credits[to_submit], prices),
     )
+
+
+def job_credits(table: pd.DataFrame, prices: Prices) -> pd.Series:
+    """Each job's credits, quoted once per (model, duration, resolution): a sweep repeats them."""
+    resolutions = table["resolution"] if "resolution" in table else pd.Series(None, index=table.index)
+    keys = list(zip(table["model"], table["duration"], resolutions, strict=True))
+    quoted = {key: prices.credits_for(*key) for key in dict.fromkeys(keys)}
+    # The snapshot prices every model a manifest may name today; an unknown price counts 0
+    # until plans learn to say "unknown".
+    return pd.Series([quoted[key] or 0 for key in keys], index=table.index, dtype="int64")
+
+
+def _cost_by_model(table: pd.DataFrame, credits: pd.Series, prices: Prices) -> dict[str, dict[str, Any]]:
+    """Per model: jobs to pay for, their credits and USD, and where the price came from."""
+    cost: dict[str, dict[str, Any]] = {}
+    models = table.loc[credits.index, "model"]
+    for model in table["model"].unique():
+        mine = credits[models == model]
+        quote = prices.quote(model, table.loc[table["model"] == model, "duration"].iloc[0])
+        cost[str(model)] = {
+            "jobs": len(mine),
+            "credits": int(mine.sum()),
+            "usd": round(int(mine.sum()) / CREDITS_PER_USD, 2),
+            "source": quote.source if quote.known else f"unknown: {quote.reason}",
+        }
+    return cost
 
 
 def _requests(work: int, gen_seconds: float, run) -> int:
@@ -160,6 +189,8 @@ def describe(plan: Plan) -> list[str]:
     if service(plan.provider).free:
         cost += f"; the {plan.provider} charges nothing"
     lines.append(cost)
+    if plan.cost_by_model:
+        lines.extend(_cost_table(plan.cost_by_model))
     if plan.budget is not None:
         verdict = "OVER BUDGET" if plan.over_budget else "within budget"
         lines.append(f"Budget: {plan.budget:,} credits ({verdict})")
@@ -168,6 +199,17 @@ def describe(plan: Plan) -> list[str]:
         f"({format_seconds(plan.generation_seconds)} per generation)"
     )
     return lines
+
+
+def _cost_table(cost_by_model: dict[str, dict[str, Any]]) -> list[str]:
+    width = max(len("model"), *(len(m) for m in cost_by_model))
+    rows = [f"  {'model':<{width}}  {'jobs':>7}  {'credits':>13}  {'USD':>9}  source"]
+    for model, c in cost_by_model.items():
+        rows.append(
+            f"  {model:<{width}}  {c['jobs']:>7,}  {c['credits']:>13,}  {'$' + format(c['usd'], ',.2f'):>9}  "
+            f"{c['source']}"
+        )
+    return rows
 
 
 def _short(value: str, quote: bool, limit: int = 32) -> str:

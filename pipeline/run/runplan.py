@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..models import credits_for
+from ..catalogue.pricing import Prices, snapshot_prices
 from ..net.download import target_path
 from ..read.images import ImageInfo
 from ..read.schema import REQUEST_FIELDS
@@ -31,10 +31,16 @@ LABELS = ("id", "tags", "source", "seed_chosen", "sample")
 
 
 def jobs_of(
-    table: pd.DataFrame, images: Mapping[str, ImageInfo], template: str, video_dir: Path
+    table: pd.DataFrame,
+    images: Mapping[str, ImageInfo],
+    template: str,
+    video_dir: Path,
+    prices: Prices | None = None,
 ) -> list[Job]:
-    """The table's jobs, in order; `images` is what load_batch found for each image reference."""
-    return [_job(row, images, template, video_dir) for row in table.to_dict("records")]
+    """The table's jobs, in order; `images` is what load_batch found for each image reference,
+    `prices` what prices them (default: the shipped snapshot)."""
+    prices = prices or snapshot_prices()
+    return [_job(row, images, template, video_dir, prices) for row in table.to_dict("records")]
 
 
 def ledger_rows(table: pd.DataFrame) -> Iterator[tuple[str, int, dict[str, Any], dict[str, Any]]]:
@@ -67,7 +73,9 @@ def render_filename(template: str, row: Mapping[str, Any]) -> str:
     return template.format(**safe)
 
 
-def _job(row: dict[str, Any], images: Mapping[str, ImageInfo], template: str, video_dir: Path) -> Job:
+def _job(
+    row: dict[str, Any], images: Mapping[str, ImageInfo], template: str, video_dir: Path, prices: Prices
+) -> Job:
     request = {name: python_value(row[name]) for name in REQUEST_FIELDS}
     request = {name: value for name, value in request.items() if value is not None}
     filename = render_filename(template, row)
@@ -77,7 +85,7 @@ def _job(row: dict[str, Any], images: Mapping[str, ImageInfo], template: str, vi
         job_id=row["job_id"],
         request=request,
         filename=filename,
-        credits_estimate=credits_for(row["model"], row["duration"]),
+        credits_estimate=prices.credits_for(row["model"], row["duration"], row.get("resolution")) or 0,
         local_images=local,
     )
 
