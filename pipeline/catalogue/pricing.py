@@ -77,6 +77,10 @@ class PriceBook:
     def credits_for(self, model: str, duration: object, resolution: object = None) -> int | None:
         return self.quote(model, duration, resolution).credits
 
+    def block(self, model: str) -> Any:
+        """The model's pricing block as published (unchecked), or None when it is not listed."""
+        return self.pricing.get(str(model).casefold())
+
     def has(self, model: str) -> bool:
         return str(model).casefold() in self.pricing
 
@@ -194,7 +198,7 @@ def _quote(block: object, duration: object, resolution: object) -> Quote:
                 return _credits(rate, seconds)
         return Quote(None, "no per-second or per-video rate in its fixed price")
     if kind == "variants":
-        return _variant(block, {"duration": seconds, "resolution": resolution}, seconds)
+        return _variant(block, {"duration": duration, "resolution": resolution}, seconds)
     return Quote(None, f"pricing kind {str(kind)[:40]!r} is not one vidpipe reads")
 
 

@@ -24,12 +24,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from ..write.atomic import replace_atomically
 from .untrusted import Untrusted
+
+if TYPE_CHECKING:  # imported when a feed is asked: `vidpipe models` without --refresh needs none
+    import aiohttp
 
 CATALOGUE_PATH = "/v1/models?output_modalities=video&include=pricing"
 DEPRECATIONS_PATH = "/v1/models/deprecations"
@@ -77,12 +78,16 @@ def cached_feed(base_url: str, path: str) -> Feed:
 
 
 async def _fetch_all(base_url: str, paths: tuple[str, ...]) -> list[Feed]:
+    import aiohttp
+
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": USER_AGENT}) as session:
         return list(await asyncio.gather(*(_fetch(session, base_url + p) for p in paths)))
 
 
 async def _fetch(session: aiohttp.ClientSession, url: str) -> Feed:
+    import aiohttp
+
     kept = _read_cache(url)
     headers = {"Accept": "application/json"}
     if kept and isinstance(kept.get("etag"), str):

@@ -16,15 +16,19 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import pandas as pd
-
-from ..catalogue.deprecations import Finding, deprecations, findings
-from ..catalogue.pricing import Prices, price_book, snapshot_book, snapshot_prices, snapshot_source
-from ..errors import ManifestError, Problem
+from ..catalogue.deprecations import Deprecation, Finding, deprecations, findings
+from ..catalogue.pricing import PriceBook, Prices, price_book, snapshot_book, snapshot_prices, snapshot_source
+from ..errors import InputError, ManifestError, Problem
 from ..net.model_feeds import CATALOGUE_PATH, DEPRECATIONS_PATH, Feed, read_feeds
 from ..services import service
+
+if TYPE_CHECKING:  # `vidpipe models` uses this module and imports no pandas
+    import pandas as pd
+
+    from ..read.settings import SandboxSettings
 
 
 @dataclass
@@ -50,7 +54,7 @@ class ModelCheck:
         """ManifestError (exit 2), one line per withdrawn model, when the manifest names any."""
         stopped = [f for f in self.findings if f.stops]
         if stopped:
-            problems = [Problem(where, "model", f"{f.message}; nothing was sent") for f in stopped]
+            problems = [Problem(where, "", f"{f.message}; nothing was sent") for f in stopped]
             raise ManifestError(problems)
 
     def as_dict(self) -> dict[str, object]:
@@ -62,11 +66,19 @@ class ModelCheck:
         }
 
 
-def check_models(base_url: str | None, models: Iterable[str], now: float | None = None) -> ModelCheck:
-    """The prices and deprecation findings for `models` on the service at `base_url` (None: the
-    embedded sandbox, priced from the snapshot)."""
+def check_models(
+    base_url: str | None,
+    models: Iterable[str],
+    sandbox: SandboxSettings | None = None,
+    now: float | None = None,
+) -> ModelCheck:
+    """The prices and deprecation findings for `models` on the service at `base_url`. None: the
+    embedded sandbox, priced from the snapshot, its deprecation feed read from its `sandbox`
+    settings (it is not started yet)."""
     if not base_url:
-        return ModelCheck(snapshot_prices(), prices_source=snapshot_source())
+        return ModelCheck(
+            snapshot_prices(), _embedded_findings(models, sandbox), prices_source=snapshot_source()
+        )
     catalogue, feed = read_feeds(base_url, (CATALOGUE_PATH, DEPRECATIONS_PATH))
     return model_check(
         catalogue, feed, list(models), urlsplit(base_url).hostname or base_url, now or time.time()
@@ -89,6 +101,18 @@ def model_check(catalogue: Feed, feed: Feed, models: list[str], host: str, now: 
     return ModelCheck(prices, found, lines, source)
 
 
+def _embedded_findings(models: Iterable[str], sandbox: SandboxSettings | None) -> list[Finding]:
+    from ..sandbox.models_api import ModelsConfig, deprecations_answer
+
+    if sandbox is None:
+        return []
+    try:
+        config = ModelsConfig.from_mapping(sandbox.models)  # None: the sandbox's defaults
+    except ValueError as error:
+        raise InputError(f"sandbox settings: {error}") from None
+    return findings(models, deprecations(deprecations_answer(config)))
+
+
 def _source(catalogue: Feed, host: str, now: float) -> str:
     if catalogue.origin == "live":
         return f"live from {host}"
@@ -105,3 +129,24 @@ def plan_base_url(provider: str) -> str | None:
         return None
     from_env = os.environ.get(chosen.base_url_env) if chosen.base_url_env else None
     return (from_env or chosen.base_url or "").rstrip("/") or None
+
+
+def availability(refresh: bool) -> tuple[PriceBook | None, dict[str, Deprecation] | None, list[str]]:
+    """For `vidpipe models`: the real service's price book and deprecation feed as last kept
+    (or asked now, with `refresh`), None for either never read; and lines about any problem."""
+    base_url = plan_base_url("aimlapi") or ""
+    catalogue, feed = read_feeds(base_url, (CATALOGUE_PATH, DEPRECATIONS_PATH), refresh=refresh)
+    now = time.time()
+    notes = []
+    if refresh:
+        notes += [
+            f"note: {name}: {f.problem}"
+            for name, f in (("prices", catalogue), ("deprecations", feed))
+            if f.problem
+        ]
+    book = price_book(catalogue.answer, _source(catalogue, urlsplit(base_url).hostname or base_url, now))
+    return (
+        book if catalogue.answer is not None else None,
+        deprecations(feed.answer) if feed.answer is not None else None,
+        notes,
+    )

@@ -108,7 +108,8 @@ def run(request: RunRequest) -> RunSummary:
             f"run.accounts lists {len(accounts)} keys; the local engine uses one: "
             "add --engine ray (it starts a local Ray instance by itself)"
         )
-    check = check_models(None if service.embedded else base_url, table["model"].unique())
+    embedded = settings.sandbox if service.embedded else None
+    check = check_models(None if service.embedded else base_url, table["model"].unique(), embedded)
     _show_model_check(check, request.quiet)
     check.refuse_withdrawn(display_path(request.manifest))
     table = check.resolved(table)
@@ -250,6 +251,7 @@ def _start_sandbox(stack: ExitStack, sandbox_settings, out_dir: Path) -> str:
                 "gen_time": sandbox_settings.gen_time,
                 "concurrency": sandbox_settings.concurrency,
                 "faults": sandbox_settings.faults,
+                **({"models": sandbox_settings.models} if sandbox_settings.models is not None else {}),
             },
             state_dir=str(out_dir),
         )

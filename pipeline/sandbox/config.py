@@ -104,6 +104,8 @@ class SandboxConfig:
             raise ValueError("url_lifetime must be more than 0 seconds")
         if not isinstance(self.faults, FaultConfig):
             raise ValueError("faults must be a FaultConfig (use FaultConfig.from_mapping)")
+        if not isinstance(self.models, ModelsConfig):
+            raise ValueError("models must be a ModelsConfig (use ModelsConfig.from_mapping)")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, **overrides: Any) -> SandboxConfig:

@@ -25,9 +25,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from ..catalogue import load_catalogue
 
@@ -36,6 +34,9 @@ MODELS_PATH = "/v1/models"
 DEPRECATIONS_PATH = "/v1/models/deprecations"
 SECTIONS = ("pricing", "capabilities", "modalities")
 RUNWAY = ("gen3a_turbo", "runway/gen4_turbo")
+if TYPE_CHECKING:  # config.py reads ModelsConfig, and `vidpipe sandbox --help` imports no aiohttp
+    from aiohttp import web
+
 RATES = (0.03, 0.05, 0.07, 0.1, 0.14, 0.2)  # USD per second
 
 
@@ -79,7 +80,8 @@ def models_answer(config: ModelsConfig, credits_per_second: int, query: Mapping[
     include = set(_values(query.get("include", [])))
     if "all" in include or _values(query.get("details", [])) & {"true", "1"}:
         include = set(SECTIONS)
-    gone = {m.casefold() for m in (*config.deprecated, *config.withdrawn)}
+    # A superseded name lives on only as an alias of its replacement.
+    gone = {m.casefold() for m in (*config.deprecated, *config.withdrawn, *config.superseded)}
     data = []
     for model_id, entry in sorted(load_catalogue()["models"].items()):
         if model_id.casefold() in gone:
@@ -162,8 +164,14 @@ class ModelFeeds:
         self.credits_per_second = credits_per_second
         self._not_found = not_found
         self.requests = 0  # asked, 304s included
+        self.not_modified = 0  # answered 304
+
+    def stats(self) -> dict[str, int]:
+        return {"requests": self.requests, "not_modified": self.not_modified}
 
     def routes(self) -> list[web.RouteDef]:
+        from aiohttp import web
+
         return [web.get(MODELS_PATH, self._models), web.get(DEPRECATIONS_PATH, self._deprecations)]
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
@@ -174,6 +182,8 @@ class ModelFeeds:
         return await self._answer(request, lambda: deprecations_answer(self.config))
 
     async def _answer(self, request: web.Request, make) -> web.StreamResponse:
+        from aiohttp import web
+
         self.requests += 1
         if not self.config.routes:
             return await self._not_found(request)
@@ -181,6 +191,7 @@ class ModelFeeds:
         etag = weak_etag(body)
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+            self.not_modified += 1
             return web.Response(status=304, headers=headers)
         return web.Response(body=body, content_type="application/json", headers=headers)
 

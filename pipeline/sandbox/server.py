@@ -159,6 +159,7 @@ class SandboxServer:
             # Billed twice: the same request body completed (and so was charged) more than once.
             "completed_twice": _repeated(g.body_hash for g in generations if g.status == COMPLETED),
         }
+        out["model_feeds"] = self.model_feeds.stats()
         out["render"] = {
             **(self._renderer.stats.as_dict() if self._renderer else {}),
             "mode": self.config.render,
