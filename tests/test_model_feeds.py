@@ -5,8 +5,11 @@ cache and to the shipped snapshot, and what each deprecation status does to a ru
 from __future__ import annotations
 
 import pytest
+from aiohttp import web
 
+from pipeline.net import model_feeds
 from pipeline.sandbox import SandboxConfig, running_sandbox
+from tests.hostile import HostileServer, serve
 from tests.runner_helpers import manifest_text, results
 
 PLAN = """
@@ -164,3 +167,44 @@ def test_the_embedded_sandbox_reads_its_feed_from_the_manifest(write, cli):
     assert (planned.code, planned.err_lines) == (ran.code, ran.err_lines) == (2, expected)
     bad = cli("plan", write("bad.yaml", EMBEDDED.replace("withdrawn:", "gone:")))
     assert bad.code == 2 and "gone" in bad.err
+
+
+HOSTILE_ANSWERS = [
+    lambda request: web.json_response(
+        {
+            "data": [
+                {
+                    "id": "gen3a_turbo",
+                    "pricing": {"kind": "fixed", "units": [{"name": "second", "price": "NaN"}]},
+                }
+            ]
+        }
+        if request.path == "/v1/models"
+        else {"data": [{"id": "gen3a_turbo", "status": ["withdrawn"]}, "x", None]}
+    ),
+    lambda request: web.Response(body=b"[" * 100_000, content_type="application/json"),
+    lambda request: web.Response(body=b"\x1b[2J not json", headers={"ETag": "x" * 10_000}),
+    lambda request: web.Response(status=302, headers={"Location": "http://169.254.169.254/"}),
+    lambda request: web.Response(status=500, text="boom"),
+]
+
+
+@pytest.mark.parametrize("answer", HOSTILE_ANSWERS)
+def test_a_hostile_feed_prices_from_the_snapshot_and_never_crashes(online, write, cli, monkeypatch, answer):
+    """Bad prices, bad JSON, a redirect, an error: the plan goes on, priced from the snapshot."""
+    server = HostileServer(answer)
+    with serve(server) as base_url:
+        result = plan(cli, monkeypatch, base_url, write("m.yaml", PLAN))
+    assert result.code == 0, result.err
+    assert "Estimated cost: 3,150,000 credits (about $1.57)" in result.out.splitlines()
+    (row,) = [line.split() for line in result.out.splitlines() if line.startswith("  gen3a_turbo ")]
+    assert row[4:8] == ["shipped", "snapshot", "of", "2026-08-21"]
+    assert "\x1b" not in result.out + result.err
+    assert all("Authorization" not in seen for seen in server.seen)
+
+
+def test_an_answer_over_the_size_limit_is_refused(online, write, cli, monkeypatch):
+    monkeypatch.setattr(model_feeds, "MAX_BYTES", 1000)
+    with serve(HostileServer(lambda request: web.json_response({"data": [], "pad": "x" * 2000}))) as base_url:
+        result = plan(cli, monkeypatch, base_url, write("m.yaml", PLAN))
+    assert f"{SNAPSHOT} (/v1/models answered more than 1,000 bytes)" in result.out.splitlines()

@@ -108,7 +108,7 @@ async def _fetch(session: aiohttp.ClientSession, url: str) -> Feed:
         said = Untrusted(None).text(str(error) or type(error).__name__).split(" ssl:")[0][:160]
         return _kept(url, f"the service could not be reached: {said}")
     if len(body) > MAX_BYTES:
-        return _kept(url, f"{_path(url)} answered more than {MAX_BYTES // 2**20} MB")
+        return _kept(url, f"{_path(url)} answered more than {MAX_BYTES:,} bytes")
     try:
         answer = json.loads(body)
     except (ValueError, RecursionError):

@@ -129,7 +129,11 @@ def make_plan(
 
 def job_credits(table: pd.DataFrame, prices: Prices) -> pd.Series:
     """Each job's credits, quoted once per (model, duration, resolution): a sweep repeats them."""
-    resolutions = table["resolution"] if "resolution" in table else pd.Series(None, index=table.index)
+    # None, not NaN, for "no resolution": NaN is unequal to itself and would defeat the dict.
+    if "resolution" in table:
+        resolutions = [None if pd.isna(r) else r for r in table["resolution"]]
+    else:
+        resolutions = [None] * len(table)
     keys = list(zip(table["model"], table["duration"], resolutions, strict=True))
     quoted = {key: prices.credits_for(*key) for key in dict.fromkeys(keys)}
     # The snapshot prices every model a manifest may name today; an unknown price counts 0

@@ -11,8 +11,10 @@ same question as it works). Pure: it reads no file.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +41,8 @@ def jobs_of(
 ) -> list[Job]:
     """The table's jobs, in order; `images` is what load_batch found for each image reference,
     `prices` what prices them (default: the shipped snapshot)."""
-    prices = prices or snapshot_prices()
-    return [_job(row, images, template, video_dir, prices) for row in table.to_dict("records")]
+    quote = functools.cache((prices or snapshot_prices()).credits_for)  # a sweep repeats its keys
+    return [_job(row, images, template, video_dir, quote) for row in table.to_dict("records")]
 
 
 def ledger_rows(table: pd.DataFrame) -> Iterator[tuple[str, int, dict[str, Any], dict[str, Any]]]:
@@ -74,7 +76,11 @@ def render_filename(template: str, row: Mapping[str, Any]) -> str:
 
 
 def _job(
-    row: dict[str, Any], images: Mapping[str, ImageInfo], template: str, video_dir: Path, prices: Prices
+    row: dict[str, Any],
+    images: Mapping[str, ImageInfo],
+    template: str,
+    video_dir: Path,
+    quote: Callable[[str, object, object], int | None],
 ) -> Job:
     request = {name: python_value(row[name]) for name in REQUEST_FIELDS}
     request = {name: value for name, value in request.items() if value is not None}
@@ -85,9 +91,14 @@ def _job(
         job_id=row["job_id"],
         request=request,
         filename=filename,
-        credits_estimate=prices.credits_for(row["model"], row["duration"], row.get("resolution")) or 0,
+        credits_estimate=quote(row["model"], row["duration"], _resolution(row)) or 0,
         local_images=local,
     )
+
+
+def _resolution(row: Mapping[str, Any]) -> object:
+    value = row.get("resolution")
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def _is_local(ref: object, images: Mapping[str, ImageInfo]) -> bool:
