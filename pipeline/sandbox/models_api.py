@@ -27,8 +27,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..catalogue import load_catalogue
-
 CREDITS_PER_USD = 2_000_000
 MODELS_PATH = "/v1/models"
 DEPRECATIONS_PATH = "/v1/models/deprecations"
@@ -76,6 +74,9 @@ class ModelsConfig:
 
 def models_answer(config: ModelsConfig, credits_per_second: int, query: Mapping[str, list[str]]) -> dict:
     """The `/v1/models` answer for a query (each parameter's values, as given)."""
+    # The docs' data, read only here: serving a submit loads nothing of the client.
+    from ..catalogue import load_catalogue
+
     wanted = {name: _values(query.get(name, [])) for name in ("output_modalities", "capabilities", "id")}
     include = set(_values(query.get("include", [])))
     if "all" in include or _values(query.get("details", [])) & {"true", "1"}:
