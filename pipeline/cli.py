@@ -205,14 +205,17 @@ def build_parser(*, sandbox_arguments: bool = True) -> argparse.ArgumentParser:
         commands,
         "models",
         "list the service's video models: durations, ratios, resolutions, seed, last frame",
-        "From the catalogue shipped with vidpipe (built from the service's public docs), offline.\n"
-        "Live prices and availability (/v1/models, --refresh) are not here yet.\n\n"
-        "Example:\n  vidpipe models veo\n  vidpipe models kling v3 --json",
+        "From the catalogue shipped with vidpipe (built from the service's public docs), offline;\n"
+        "prices and deprecations from the service's last answer kept on disk (--refresh asks it).\n\n"
+        "Example:\n  vidpipe models veo\n  vidpipe models kling v3 --json\n  vidpipe models --refresh",
     )
     models.add_argument(
         "filter", nargs="*", metavar="FILTER", help="part of an id or alias; several words narrow further"
     )
     models.add_argument("--json", action="store_true", help="print the models as a JSON array")
+    models.add_argument(
+        "--refresh", action="store_true", help="ask the service for prices and deprecations (and keep them)"
+    )
     models.set_defaults(handler=cmd_models)
 
     sandbox = commands.add_parser(
@@ -288,6 +291,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .read.manifest import display_path
     from .read.settings import output_folder
     from .run.ledger import statuses_in
+    from .run.model_check import check_models, plan_base_url
     from .run.plan import describe, make_plan
     from .write.table import write_table
 
@@ -297,15 +301,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     earlier = statuses_in(folder)
     if earlier is None and args.output_dir is not None:
         print(f"note: no earlier run in {display_path(folder)}; every job is counted", file=sys.stderr)
-    plan = make_plan(batch.table, settings, batch.swept_fields, earlier, display_path(folder))
+    embedded = settings.sandbox if plan_base_url(settings.provider) is None else None
+    check = check_models(plan_base_url(settings.provider), batch.table["model"].unique(), embedded)
+    check.refuse_withdrawn(display_path(args.manifest))
+    table = check.resolved(batch.table)
+    plan = make_plan(table, settings, batch.swept_fields, earlier, display_path(folder), check.prices)
     if args.out:
-        write_table(batch.table, args.out)
+        write_table(table, args.out)
     if args.json:
-        print(json.dumps(plan.as_dict(), indent=2))
+        print(json.dumps({**plan.as_dict(), **check.as_dict()}, indent=2))
     else:
         for note in batch.notes:
             print(f"warning: {note}", file=sys.stderr)
-        print("\n".join(describe(plan)))
+        for warning in check.warnings:
+            print(warning, file=sys.stderr)
+        print("\n".join([*describe(plan), *check.lines]))
         if args.out:
             print(f"Job table: {display_path(args.out)}")
     if plan.over_budget:
@@ -401,19 +411,27 @@ def cmd_models(args: argparse.Namespace) -> int:
     from . import catalogue
     from .errors import InputError
     from .models import MODELS
-    from .write.models_table import heading, matching, no_match, record, table_lines
+    from .run.model_check import availability
+    from .write.models_table import heading, matching, no_match, record, table_lines, with_availability
 
     entries = catalogue.load_catalogue()
     every = [record(entries["models"][model_id], MODELS) for model_id in catalogue.model_ids()]
     shown = matching(every, args.filter)
     if not shown:
         raise InputError(no_match(args.filter, len(every), catalogue.closest))
+    book, feed, notes = availability(refresh=args.refresh)
+    if book is not None or feed is not None:
+        shown = [with_availability(item, book, feed or {}) for item in shown]
+    for note in notes:
+        print(note, file=sys.stderr)
     if args.json:
         print(json.dumps(shown, indent=2), flush=True)
     else:
-        print(
-            "\n".join([heading(len(shown), len(every), entries["source"]), *table_lines(shown)]), flush=True
+        lines = [heading(len(shown), len(every), entries["source"]), *table_lines(shown)]
+        lines.append(
+            f"Prices: {book.source}." if book else "Prices: none read yet; --refresh asks the service."
         )
+        print("\n".join(lines), flush=True)
     return EXIT_OK
 
 

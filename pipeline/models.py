@@ -1,9 +1,9 @@
-"""The facts of each video model vidpipe submits: price, timing, allowed values, field names. Pure.
+"""The facts of each video model vidpipe submits: timing, allowed values, field names, paths. Pure.
 
 Every model of the catalogue (pipeline/catalogue/, the service's published request schemas)
 has facts: `facts(model)` builds them from its catalogue entry, once. The two Runway models
 vidpipe has always sent on the legacy Runway path keep their entries in MODELS (their legacy
-path's rules, and the only prices vidpipe knows); on the universal path they follow their
+path's rules); on the universal path they follow their
 catalogue schema like every other model.
 
 Timing: the catalogue says nothing about how long a generation takes. vidpipe's estimate is
@@ -13,7 +13,7 @@ These are vidpipe's guesses, not published figures, and one per vendor is enough
 only places the first polls (cadence.py learns the real time from the first completions) and
 plan's time estimate, never a rule or a price.
 
-The Runway entries, in one place: `plan.py` prices and times jobs from them, read/contracts.py
+The Runway entries, in one place: `plan.py` times jobs from them, read/contracts.py
 checks the legacy path by them, and the JSON Schema's Runway rules (schemas/manifest.schema.json:
 `gen3aRatio`, `modelRules`, the inherited `rowRules`) must say the same:
 tests/unit/test_models.py checks every model against the schema, and against the catalogue of
@@ -24,10 +24,8 @@ a job inherits from `defaults` or `matrix` is flagged at its own line), a shape 
 table maps to mechanically; a test that tries every model with every value catches any
 disagreement without a generator that would have to know that shape.
 
-Prices (the pricing module will own them; until then only these two have one): the docs price
-one gen3a_turbo generation at 525,000 credits, most likely for 5 s; Runway bills per second,
-so vidpipe estimates 105,000 credits per second of video (10 s: 1,050,000). runway/gen4_turbo
-has no published figure: Runway bills it at the same rate.
+Prices are not facts of this module: they come from the service's catalogue, or the shipped
+snapshot (catalogue/prices.json, where the figures are explained), through catalogue/pricing.py.
 """
 
 from __future__ import annotations
@@ -71,8 +69,6 @@ TYPICAL_SECONDS = MappingProxyType(
 @dataclass(frozen=True)
 class ModelFacts:
     model_id: str
-    credits_per_second: int | None  # None: no known price
-    price_published: bool  # False: vidpipe's estimate, not a figure the service published
     typical_seconds: float  # one generation, start to finish
     ratios: tuple[str, ...]  # () when the model takes no ratio
     durations: tuple[int, ...] = (5, 10)  # () when it takes none, or any from duration_range
@@ -82,11 +78,6 @@ class ModelFacts:
     seed: bool = True  # takes a seed
     duration_range: tuple[int, int] | None = None  # (min, max) when any whole number between is taken
     path: str = UNIVERSAL_PATH  # where it is served besides the legacy Runway path
-
-    def credits_for(self, duration: int, resolution: str | None = None) -> int | None:
-        if self.credits_per_second is None:
-            return None
-        return self.credits_per_second * int(duration)
 
     def field_name(self, request_field: str, endpoint: str) -> str:
         """The name the service takes for one of vidpipe's request fields on `endpoint`."""
@@ -99,16 +90,12 @@ MODELS: Mapping[str, ModelFacts] = MappingProxyType(
     {
         "gen3a_turbo": ModelFacts(
             "gen3a_turbo",
-            credits_per_second=105_000,
-            price_published=True,
             typical_seconds=25,
             ratios=("16:9", "9:16"),
             last_frame=True,
         ),
         "runway/gen4_turbo": ModelFacts(
             "runway/gen4_turbo",
-            credits_per_second=105_000,
-            price_published=False,
             typical_seconds=65,
             ratios=("16:9", "9:16", "4:3", "3:4", "1:1", "21:9"),
         ),
@@ -136,8 +123,6 @@ def _from_catalogue(entry: dict[str, Any]) -> ModelFacts:
     names = {common: own for common, own in entry["fields"].items() if own != common}
     return ModelFacts(
         entry["id"],
-        credits_per_second=None,
-        price_published=False,
         typical_seconds=TYPICAL_SECONDS.get(entry["id"].split("/")[0], DEFAULT_TYPICAL_SECONDS),
         ratios=tuple(str(r) for r in (allowed.get("ratio") or {}).get("enum", ())),
         durations=durations,
@@ -166,8 +151,11 @@ def submit_path(model: str, endpoint: str) -> str:
 
 
 def credits_for(model: str, duration: int, resolution: str | None = None) -> int | None:
-    """The estimated credits of one generation; None when no price is known for the model."""
-    return facts(model).credits_for(duration, resolution)
+    """A job's credits from the shipped price snapshot (None: unknown); plan and run ask the
+    live catalogue through catalogue.pricing.Prices instead."""
+    from .catalogue.pricing import snapshot_book
+
+    return snapshot_book().credits_for(model, duration, resolution)
 
 
 def all_ratios() -> tuple[str, ...]:

@@ -15,6 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-test-0123456789abcdef"
 
 
+@pytest.fixture(autouse=True)
+def model_feeds_offline(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test asks the real service for prices or deprecations, nor touches the user's cache:
+    each test has a cache folder of its own, and the feeds are only read from it (a test of the
+    feeds themselves unsets VIDPIPE_OFFLINE)."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("VIDPIPE_CACHE_DIR", str(cache))
+    monkeypatch.setenv("VIDPIPE_OFFLINE", "1")
+    return cache
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty current folder, so paths in messages are short and predictable."""

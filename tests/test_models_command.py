@@ -51,7 +51,7 @@ def test_json_is_an_array_of_the_same_facts(cli):
             "resolutions": ["768P", "1080P"],
             "seed": False,
             "last_frame": True,
-            "vidpipe_submits": False,
+            "legacy_path": False,
         }
     ]
     every = json.loads(cli("models", "--json").out)

@@ -89,6 +89,7 @@ class SandboxSettings:
     gen_time: float
     concurrency: int
     faults: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, Any] | None = None  # None: the sandbox's own deprecation feed
 
     @classmethod
     def from_section(cls, section: dict[str, Any] | None) -> SandboxSettings:

@@ -1,7 +1,8 @@
 """What a run would do and cost, before anything is sent. Pure.
 
-Credits: each model's price per second of video (models.py, where the figures are explained).
-A model without a known price adds nothing to the sum: the plan names those jobs as "price
+Credits: each job's price for its model, duration and resolution, from the `Prices` given (the
+service's catalogue or the shipped snapshot: catalogue/pricing.py), quoted once per combination.
+A job whose price is unknown adds nothing to the sum: the plan names those jobs "price
 unknown", and a run with a budget refuses them (see `unpriced`).
 Time: generations run in waves of `concurrency`, each about the model's typical generation
 time, unless the request rate is the tighter limit (its polls counted on the schedule of
@@ -10,6 +11,7 @@ cadence.py).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..models import CREDITS_PER_USD, credits_for, facts
+from ..catalogue.pricing import Prices, snapshot_prices
+from ..models import CREDITS_PER_USD, credits_for, facts  # noqa: F401 (tests import credits_for from here)
 from ..read.settings import Settings
 from ..services import service
 from ..states import JobState, states_where
@@ -44,6 +47,7 @@ class Plan:
     credits_total: int = 0  # every job of the manifest, done or not
     output_dir: str | None = None  # where earlier work was found
     unpriced: dict[str, int] = field(default_factory=dict)  # model -> jobs to pay for with no known price
+    cost_by_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def usd(self) -> float:
@@ -71,6 +75,7 @@ class Plan:
             "concurrency": self.concurrency,
             "swept": self.swept,
             "models": self.models,
+            "cost_by_model": self.cost_by_model,
             "output_dir": self.output_dir,
             "price_unknown": self.unpriced,
         }
@@ -82,6 +87,7 @@ def make_plan(
     swept_fields: list[str],
     statuses: Mapping[str, str] | None = None,
     output_dir: str | None = None,
+    prices: Prices | None = None,
 ) -> Plan:
     """What running `table` would do. `statuses` (job_id -> ledger status) is earlier work in the
     output folder: completed jobs cost nothing, running ones are polled, uncertain ones wait."""
@@ -93,17 +99,10 @@ def make_plan(
     uncertain = known.isin(states_where("maybe_sent"))
     # A plan is made without --retry-uncertain: uncertain jobs wait for that decision.
     to_submit = (known == "new") | known.isin({s for s in JobState if s.to_submit(retry_uncertain=False)})
-    prices = {key: credits_for(*key) for key in set(zip(table["model"], table["duration"], strict=True))}
-    known_price = pd.Series(
-        [prices[key] is not None for key in zip(table["model"], table["duration"], strict=True)],
-        index=table.index,
-        dtype=bool,
-    )
-    per_job_credits = pd.Series(
-        [prices[key] or 0 for key in zip(table["model"], table["duration"], strict=True)],
-        index=table.index,
-        dtype="int64",
-    )
+    prices = prices or snapshot_prices()
+    quoted = job_quotes(table, prices)
+    known_price = quoted.notna()
+    per_job_credits = quoted.fillna(0).astype("int64")
     unpriced = table["model"][to_submit & ~known_price].value_counts()
     work = int(to_submit.sum() + running.sum())
     if service(settings.provider).embedded:  # its generation time is a manifest setting
@@ -123,7 +122,7 @@ def make_plan(
         generation_seconds=gen_seconds,
         concurrency=run.concurrency,
         budget=run.budget,
-        estimated_price=not all(facts(m).price_published for m in table["model"].unique()),
+        estimated_price=any(prices.estimated(m) for m in table["model"].unique()),
         swept={f: _value_counts(table[f]) for f in swept_fields},
         models={str(k): int(v) for k, v in table["model"].value_counts().items()},
         to_submit=int(to_submit.sum()),
@@ -133,7 +132,45 @@ def make_plan(
         credits_total=int(per_job_credits.sum()),
         output_dir=output_dir if statuses is not None else None,
         unpriced={str(k): int(v) for k, v in unpriced.items()},
+        cost_by_model=_cost_by_model(table, per_job_credits[to_submit], prices),
     )
+
+
+def job_quotes(table: pd.DataFrame, prices: Prices) -> pd.Series:
+    """Each job's credits (None: no known price), quoted once per (model, duration, resolution):
+    a sweep repeats them. The resolution is a model-specific field, in the job's `extra`."""
+    extras = table["extra"] if "extra" in table else [None] * len(table)
+    resolutions = {text: _resolution(text) for text in dict.fromkeys(extras)}
+    keys = [
+        (model, None if pd.isna(duration) else int(duration), resolutions.get(extra))
+        for model, duration, extra in zip(table["model"], table["duration"], extras, strict=True)
+    ]
+    quoted = {key: prices.credits_for(*key) for key in dict.fromkeys(keys)}
+    return pd.Series([quoted[key] for key in keys], index=table.index, dtype=object)
+
+
+def _resolution(extra: object) -> str | None:
+    if not isinstance(extra, str):
+        return None
+    value = json.loads(extra).get("resolution")
+    return value if isinstance(value, str) else None
+
+
+def _cost_by_model(table: pd.DataFrame, credits: pd.Series, prices: Prices) -> dict[str, dict[str, Any]]:
+    """Per model: jobs to pay for, their credits and USD, and where the price came from."""
+    cost: dict[str, dict[str, Any]] = {}
+    models = table.loc[credits.index, "model"]
+    for model in table["model"].unique():
+        mine = credits[models == model]
+        quote = prices.quote(model, table.loc[table["model"] == model, "duration"].iloc[0])
+        cost[str(model)] = {
+            "jobs": len(mine),
+            "credits": int(mine.sum()),
+            "usd": round(int(mine.sum()) / CREDITS_PER_USD, 2),
+            "known": quote.known,
+            "source": quote.source if quote.known else f"unknown: {quote.reason}",
+        }
+    return cost
 
 
 def _requests(work: int, gen_seconds: float, run) -> int:
@@ -165,6 +202,8 @@ def describe(plan: Plan) -> list[str]:
             f"{plan.uncertain:,} uncertain; {plan.to_submit:,} to submit"
         )
     lines.append(_cost_line(plan))
+    if plan.cost_by_model:
+        lines.extend(_cost_table(plan.cost_by_model))
     if plan.budget is not None:
         verdict = "OVER BUDGET" if plan.over_budget else "within budget"
         lines.append(f"Budget: {plan.budget:,} credits ({verdict})")
@@ -191,6 +230,15 @@ def _cost_line(plan: Plan) -> str:
     if service(plan.provider).free:
         cost += f"; the {plan.provider} charges nothing"
     return cost
+
+
+def _cost_table(cost_by_model: dict[str, dict[str, Any]]) -> list[str]:
+    width = max(len("model"), *(len(m) for m in cost_by_model))
+    rows = [f"  {'model':<{width}}  {'jobs':>7}  {'credits':>13}  {'USD':>9}  source"]
+    for model, c in cost_by_model.items():
+        credits, usd = (f"{c['credits']:,}", "$" + format(c["usd"], ",.2f")) if c["known"] else ("-", "-")
+        rows.append(f"  {model:<{width}}  {c['jobs']:>7,}  {credits:>13}  {usd:>9}  {c['source']}")
+    return rows
 
 
 def _short(value: str, quote: bool, limit: int = 32) -> str:

@@ -26,6 +26,7 @@ from ..errors import (
     InputError,
 )
 from ..net.download import is_loopback_host
+from ..net.model_feeds import offline
 from ..read.jobs import load_batch
 from ..read.manifest import display_path
 from ..read.settings import output_folder, output_target
@@ -35,6 +36,7 @@ from ..write.summary import RunSummary, summarise
 from ..write.table import parquet_available
 from .interrupts import install_stop_signals, remove_stop_signals
 from .ledger import LEDGER_FILE, Ledger, RunLock
+from .model_check import ModelCheck, check_models
 from .progress import Progress, choose_mode
 from .resume import resume_command
 from .runplan import jobs_of, ledger_rows, to_pay
@@ -106,7 +108,12 @@ def run(request: RunRequest) -> RunSummary:
             f"run.accounts lists {len(accounts)} keys; the local engine uses one: "
             "add --engine ray (it starts a local Ray instance by itself)"
         )
-    jobs = jobs_of(table, batch.images, settings.output.filename, video_dir)
+    embedded = settings.sandbox if service.embedded else None
+    check = check_models(None if service.embedded else base_url, table["model"].unique(), embedded)
+    _show_model_check(check, request.quiet)
+    check.refuse_withdrawn(display_path(request.manifest))
+    table = check.resolved(table)
+    jobs = jobs_of(table, batch.images, settings.output.filename, video_dir, check.prices)
     if request.fresh and request.rebuild_ledger:
         raise InputError("--fresh and --rebuild-ledger exclude each other: start over, or rebuild")
     check_writable(out_dir)
@@ -170,6 +177,13 @@ def run(request: RunRequest) -> RunSummary:
             # Before the ledger closes: its connection is the last and tidies the WAL files away.
             publish_outputs(summary, out_dir, store, tables, settings.output.dataset)
     return summary
+
+
+def _show_model_check(check: ModelCheck, quiet: bool) -> None:
+    """Deprecation warnings always; where prices came from unless quiet (or asked offline)."""
+    lines = check.warnings if quiet or offline() else [*check.lines, *check.warnings]
+    for line in lines:
+        print(line, file=sys.stderr)
 
 
 def _refuse_another_service(ledger: Ledger, service_name: str, out_dir: Path) -> None:
@@ -237,6 +251,7 @@ def _start_sandbox(stack: ExitStack, sandbox_settings, out_dir: Path) -> str:
                 "gen_time": sandbox_settings.gen_time,
                 "concurrency": sandbox_settings.concurrency,
                 "faults": sandbox_settings.faults,
+                **({"models": sandbox_settings.models} if sandbox_settings.models is not None else {}),
             },
             state_dir=str(out_dir),
         )

@@ -11,15 +11,16 @@ same question as it works). Pure: it reads no file.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..models import credits_for
+from ..catalogue.pricing import Prices, snapshot_prices
 from ..net.download import target_path
 from ..read.images import ImageInfo
 from ..read.schema import REQUEST_FIELDS
@@ -33,10 +34,16 @@ ASKED = ("asked_duration", "asked_ratio")  # labels only when run.adapt changed 
 
 
 def jobs_of(
-    table: pd.DataFrame, images: Mapping[str, ImageInfo], template: str, video_dir: Path
+    table: pd.DataFrame,
+    images: Mapping[str, ImageInfo],
+    template: str,
+    video_dir: Path,
+    prices: Prices | None = None,
 ) -> list[Job]:
-    """The table's jobs, in order; `images` is what load_batch found for each image reference."""
-    return [_job(row, images, template, video_dir) for row in table.to_dict("records")]
+    """The table's jobs, in order; `images` is what load_batch found for each image reference,
+    `prices` what prices them (default: the shipped snapshot)."""
+    quote = functools.cache((prices or snapshot_prices()).credits_for)  # a sweep repeats its keys
+    return [_job(row, images, template, video_dir, quote) for row in table.to_dict("records")]
 
 
 def ledger_rows(table: pd.DataFrame) -> Iterator[tuple[str, int, dict[str, Any], dict[str, Any]]]:
@@ -70,12 +77,18 @@ def render_filename(template: str, row: Mapping[str, Any]) -> str:
     return template.format(**safe)
 
 
-def _job(row: dict[str, Any], images: Mapping[str, ImageInfo], template: str, video_dir: Path) -> Job:
+def _job(
+    row: dict[str, Any],
+    images: Mapping[str, ImageInfo],
+    template: str,
+    video_dir: Path,
+    quote: Callable[[str, object, object], int | None],
+) -> Job:
     request = {name: value for name, value in _request(row).items() if value is not None}
     filename = render_filename(template, row)
     target_path(video_dir, filename)  # refuses a name that would land outside the folder
     local = {name: images[request[name]] for name in IMAGE_FIELDS if _is_local(request.get(name), images)}
-    estimate = credits_for(row["model"], python_value(row["duration"]))
+    estimate = quote(row["model"], request.get("duration"), request.get("resolution"))
     return Job(
         job_id=row["job_id"],
         request=request,

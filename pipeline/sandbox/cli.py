@@ -17,6 +17,7 @@ from typing import Any
 from . import config as cfg
 from .config import SandboxConfig
 from .faults import FaultConfig
+from .models_api import ModelsConfig
 
 EXAMPLE = """\
 Example:
@@ -129,6 +130,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="full",
         help="shared: one clip per ratio and duration, for load tests",
     )
+    api.add_argument(
+        "--models",
+        metavar="FILE.yaml",
+        help="the /v1/models/deprecations feed: deprecated, superseded, withdrawn, routes (docs/sandbox.md)",
+    )
     faults = parser.add_argument_group("faults (probabilities from 0 to 1)")
     faults.add_argument("--faults", metavar="FILE.yaml", help="fault settings file (docs/sandbox.md)")
     faults.add_argument(
@@ -170,7 +176,21 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         render=args.render,
         state_dir=args.state_dir,
         faults=faults_from_args(args),
+        models=models_from_args(args),
     )
+
+
+def models_from_args(args: argparse.Namespace) -> ModelsConfig:
+    if not args.models:
+        return ModelsConfig()
+    import yaml
+
+    path = Path(args.models)
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as problem:
+        raise ValueError(f"{path}: cannot read the models file: {problem}") from None
+    return ModelsConfig.from_mapping(loaded if isinstance(loaded, dict) else {})
 
 
 def faults_from_args(args: argparse.Namespace) -> FaultConfig:

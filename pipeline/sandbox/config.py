@@ -14,6 +14,7 @@ from typing import Any
 
 from .contract import CREDITS_PER_SECOND, PROMPT_LIMITS
 from .faults import FaultConfig, suggest
+from .models_api import ModelsConfig
 
 GEN_TIME_DISTRIBUTIONS = ("fixed", "uniform", "exponential")
 ID_FORMS = ("uuid", "uuid_model", "numeric", "nanoid", "uuid_nonhex", "mixed")
@@ -77,6 +78,8 @@ class SandboxConfig:
     state_dir: str | None = None  # keep generations in a journal here: a restart still knows them
 
     faults: FaultConfig = field(default_factory=FaultConfig)
+    # The model feeds: which models are deprecated, superseded, withdrawn; routes on or off
+    models: ModelsConfig = field(default_factory=ModelsConfig)
 
     def __post_init__(self) -> None:
         _one_of("gen_time_dist", self.gen_time_dist, GEN_TIME_DISTRIBUTIONS)
@@ -101,6 +104,8 @@ class SandboxConfig:
             raise ValueError("url_lifetime must be more than 0 seconds")
         if not isinstance(self.faults, FaultConfig):
             raise ValueError("faults must be a FaultConfig (use FaultConfig.from_mapping)")
+        if not isinstance(self.models, ModelsConfig):
+            raise ValueError("models must be a ModelsConfig (use ModelsConfig.from_mapping)")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, **overrides: Any) -> SandboxConfig:
@@ -113,7 +118,11 @@ class SandboxConfig:
         for key, value in dict(data or {}).items():
             if key not in names:
                 raise ValueError(f"sandbox: unknown setting '{key}'{suggest(key, names)}")
-            values[key] = FaultConfig.from_mapping(value) if key == "faults" else value
+            if key == "faults":
+                value = FaultConfig.from_mapping(value)
+            elif key == "models":
+                value = ModelsConfig.from_mapping(value)
+            values[key] = value
         values.update(overrides)
         return cls(**values)
 

@@ -7,6 +7,7 @@ Routes (declared together in `_routes`):
     POST /v2/video/generations                         submit (aspect_ratio, tail_image_url)
     GET  /v2/video/generations?generation_id=ID        poll
     GET  /cdn/wolf/{file}.mp4?_jwt=TOKEN               download: no Authorization, token expires
+    GET  /v1/models           GET  /v1/models/deprecations        (no key: models_api.py)
     GET  /_sandbox/stats      POST /_sandbox/reset      POST /_sandbox/faults (JSON FaultConfig)
 
 Each API request goes: client id echo -> auth -> injected fault, if any -> the work. Polls do
@@ -32,6 +33,7 @@ from .config import SandboxConfig
 from .contract import DEFAULT_DURATION, DEFAULT_RATIO, published_models
 from .faults import Fault, FaultConfig, FaultPlan
 from .journal import GenerationJournal
+from .models_api import ModelFeeds
 from .queue import COMPLETED, Generation, GenerationQueue
 from .render import FRAME_SIZES, ClipSpec
 from .stats import Stats, poll_summary
@@ -55,6 +57,7 @@ class SandboxServer:
     def __init__(self, config: SandboxConfig | None = None):
         self.config = config or SandboxConfig()
         self.app = web.Application(client_max_size=MAX_BODY_BYTES)
+        self.model_feeds = ModelFeeds(self.config.models, self.config.credits_per_second, self._not_found)
         self._routes()
         self.signer = Signer()
         self.store = VideoStore(self.config.cache_bytes, self.config.spill_dir)
@@ -81,6 +84,7 @@ class SandboxServer:
                 web.get("/_sandbox/stats", self._stats_route),
                 web.post("/_sandbox/reset", self._reset_route),
                 web.post("/_sandbox/faults", self._faults_route),
+                *self.model_feeds.routes(),
                 web.route("*", "/{tail:.*}", self._not_found),
             ]
         )
@@ -159,6 +163,7 @@ class SandboxServer:
             # Billed twice: the same request body completed (and so was charged) more than once.
             "completed_twice": _repeated(g.body_hash for g in generations if g.status == COMPLETED),
         }
+        out["model_feeds"] = self.model_feeds.stats()
         out["render"] = {
             **(self._renderer.stats.as_dict() if self._renderer else {}),
             "mode": self.config.render,
@@ -185,6 +190,10 @@ class SandboxServer:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
             body = None
+        if isinstance(body, dict) and self.config.models.is_withdrawn(body.get("model")):
+            message = f"Model {body['model']} is no longer available"
+            error = answers.nest_error(self.config, 404, request.path, message)
+            return self._reject_submit(web.json_response(error, status=404, headers=headers))
         submitted = read_body(body, endpoint, self.config.prompt_limit)
         self._stats.unknown_fields.update(submitted.unknown)
         problems = [str(p) for p in submitted.problems]

@@ -2,7 +2,12 @@
 
 A record is what `--json` prints, one per model, with stable keys (README: vidpipe models):
 `id`, `aliases`, `path`, `durations`, `ratios`, `resolutions` (lists, or null when the model
-publishes no values), `seed`, `last_frame` and `vidpipe_submits` (booleans).
+publishes no values), `seed`, `last_frame` and `legacy_path` (booleans; the last: sent on the
+legacy Runway path, the default for the two Runway models). Once the service's catalogue has
+been read (`--refresh`, or a plan or run that cached it), `with_availability`
+adds `price` (a short text such as `$0.05/s`, or null when the model is not listed),
+`pricing` (the block as published), `price_source`, and `deprecation` (`{status, shutdown_at,
+replaced_by}` or null); the table then has a price column and notes for deprecated models.
 
 The ids run to 46 characters and are never cut (they are what a manifest names), so in a wide
 listing the ratios and resolutions give way: a cell keeps the values that fit and says how many
@@ -14,7 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["heading", "matching", "no_match", "record", "table_lines"]
+from ..catalogue.deprecations import Deprecation
+from ..catalogue.pricing import PriceBook, describe_pricing
+
+__all__ = ["heading", "matching", "no_match", "record", "table_lines", "with_availability"]
 
 WIDTH = 80
 GAP = "  "
@@ -24,6 +32,7 @@ MIN_FLEX = 6
 HEADERS = {
     "id": "model",
     "seconds": "seconds",
+    "price": "price",
     "seed": "seed",
     "last": "last",
     "ratios": "ratios",
@@ -35,7 +44,7 @@ FIXED = ("id", "seconds", "seed", "last")
 FLEX = ("ratios", "resolutions")
 
 
-def record(entry: Mapping[str, Any], submittable: Iterable[str]) -> dict[str, Any]:
+def record(entry: Mapping[str, Any], legacy: Iterable[str]) -> dict[str, Any]:
     """The facts `vidpipe models` shows of one catalogue entry."""
     allowed = entry["allowed"]
     return {
@@ -47,8 +56,29 @@ def record(entry: Mapping[str, Any], submittable: Iterable[str]) -> dict[str, An
         "resolutions": _values(allowed.get("resolution")),
         "seed": bool(entry["seed"]),
         "last_frame": "last_image_url" in entry["fields"],
-        "vidpipe_submits": entry["id"] in set(submittable),
+        "legacy_path": entry["id"] in set(legacy),
     }
+
+
+def with_availability(
+    item: Mapping[str, Any], book: PriceBook | None, feed: Mapping[str, Deprecation]
+) -> dict[str, Any]:
+    """`item` with its price from `book` and its entry in the deprecation feed, if any."""
+    names = (item["id"], *item["aliases"])
+    out = dict(item)
+    if book is not None:
+        block = next((book.block(n) for n in names if book.has(n)), None)
+        listed = any(book.has(n) for n in names)
+        out["price"] = describe_pricing(block) if listed else None
+        out["pricing"] = block if listed else None
+        out["price_source"] = book.source
+    entry = next((feed[n.casefold()] for n in names if n.casefold() in feed), None)
+    out["deprecation"] = (
+        {"status": entry.status, "shutdown_at": entry.shutdown_at, "replaced_by": entry.replaced_by}
+        if entry
+        else None
+    )
+    return out
 
 
 def matching(records: Sequence[Mapping[str, Any]], words: Sequence[str]) -> list[Mapping[str, Any]]:
@@ -79,8 +109,9 @@ def table_lines(records: Sequence[Mapping[str, Any]], width: int = WIDTH) -> lis
     """A header row and one line per record, each at most `width` long, then the notes."""
     cells = [_cells(item) for item in records]
     natural = {key: max(len(HEADERS[key]), *(_text_len(row[key]) for row in cells)) for key in HEADERS}
-    widths = {key: natural[key] for key in FIXED}
-    room = width - len(MARK) - 1 - sum(widths.values()) - len(GAP) * (len(FIXED) - 1)
+    fixed = (*FIXED, "price") if any("price" in item for item in records) else FIXED
+    widths = {key: natural[key] for key in fixed}
+    room = width - len(MARK) - 1 - sum(widths.values()) - len(GAP) * (len(fixed) - 1)
     # A column of dashes would only take room from the other: a note says it is empty instead.
     listed = [key for key in FLEX if any(row[key] for row in cells)]
     widths |= _flex_widths(listed, natural, room)
@@ -108,9 +139,10 @@ def _values(allowed: Mapping[str, Any] | None) -> list[Any] | None:
 def _cells(item: Mapping[str, Any]) -> dict[str, Any]:
     """Each column's text, but ratios and resolutions as lists: they are cut to fit later."""
     return {
-        "mark": MARK if item["vidpipe_submits"] else " ",
+        "mark": MARK if item["legacy_path"] else " ",
         "id": item["id"],
         "seconds": _seconds(item["durations"]),
+        "price": item.get("price") or "-",
         "seed": "yes" if item["seed"] else "no",
         "last": "yes" if item["last_frame"] else "no",
         "ratios": [str(v) for v in item["ratios"] or ()],
@@ -184,12 +216,26 @@ def _row(cells: Mapping[str, str], widths: Mapping[str, int]) -> str:
     return f"{cells.get('mark', ' ')} {shown}".rstrip()
 
 
+def _deprecation_note(model_id: str, entry: Mapping[str, Any]) -> str:
+    status = entry["status"]
+    if status == "superseded":
+        return f"{model_id}: superseded by {entry['replaced_by']} (sent as it)"
+    said = f"{model_id}: {status}"
+    said += (
+        f", shuts down on {entry['shutdown_at']}" if status == "deprecated" and entry["shutdown_at"] else ""
+    )
+    return said + (f"; use {entry['replaced_by']}" if entry["replaced_by"] else "")
+
+
 def _notes(
     records: Sequence[Mapping[str, Any]], cells: Sequence[Mapping[str, Any]], widths: Mapping[str, int]
 ) -> list[str]:
     notes = []
-    if any(item["vidpipe_submits"] for item in records):
-        notes.append(f"{MARK} vidpipe submits it today; the others are catalogued, not submitted yet.")
+    for item in records:
+        if item.get("deprecation"):
+            notes.append(_deprecation_note(item["id"], item["deprecation"]))
+    if any(item["legacy_path"] for item in records):
+        notes.append(f"{MARK} sent on the legacy Runway path unless run.endpoint is universal.")
     cut = any(_text_len(row[key]) > widths[key] for row in cells for key in FLEX if key in widths)
     empty = [HEADERS[key] for key in FLEX if not any(row[key] for row in cells)]
     hidden = [HEADERS[key] for key in FLEX if key not in widths and HEADERS[key] not in empty]

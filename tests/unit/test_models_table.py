@@ -36,8 +36,8 @@ def test_seconds_are_runs_of_three_or_more_or_single_values(durations, shown):
     assert seconds(durations) == shown
 
 
-def test_records_carry_the_catalogue_facts_and_what_vidpipe_submits():
-    assert [item["id"] for item in RECORDS if item["vidpipe_submits"]] == ["gen3a_turbo", "runway/gen4_turbo"]
+def test_records_carry_the_catalogue_facts_and_which_take_the_legacy_path():
+    assert [item["id"] for item in RECORDS if item["legacy_path"]] == ["gen3a_turbo", "runway/gen4_turbo"]
     veo = BY_ID["google/veo-3.1-t2v"]
     assert (veo["durations"], veo["seed"], veo["path"]) == ([4, 6, 8], True, "/v2/video/generations")
     assert BY_ID["minimax/h3"]["durations"] == list(range(4, 16))  # published as minimum/maximum
@@ -99,13 +99,13 @@ def test_short_ids_leave_room_for_every_value_and_the_path():
         "resolutions": ["720p"],
         "seed": True,
         "last_frame": False,
-        "vidpipe_submits": False,
+        "legacy_path": False,
     }
-    lines = table_lines([made_up, {**made_up, "id": "v/b", "path": "/v2/other", "vidpipe_submits": True}])
+    lines = table_lines([made_up, {**made_up, "id": "v/b", "path": "/v2/other", "legacy_path": True}])
     assert lines[0].split() == ["model", "seconds", "seed", "last", "ratios", "resolutions", "path"]
     assert row_of(lines, "v/a") == ["v/a", "5,10", "yes", "no", "16:9,9:16", "720p", "/v2/video/generations"]
     assert lines[2].startswith("* v/b ")
-    assert lines[3:] == ["* vidpipe submits it today; the others are catalogued, not submitted yet."]
+    assert lines[3:] == ["* sent on the legacy Runway path unless run.endpoint is universal."]
 
 
 def test_the_full_list_says_what_it_cut_and_where_models_are_served():
