@@ -5,7 +5,8 @@ so each of the client's checks (pipeline/write/qc.py) meets a real file:
 
     black        every frame black                 frozen      the first frame held throughout
     short        half the asked duration           wrong_size  the frames of another ratio
-    undecodable  the file cut in half (an MP4 whose index never comes)
+    undecodable  the second half of the picture data replaced by noise (every MP4 box whole, so
+                 the download is taken; the frames there do not decode)
     no_audio     no sound, though generate_audio was asked (without the fault, the clip has a tone)
 
 A `Variant` is a ClipSpec with the flaw and the sound: the same spec and flaw give the same
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import struct
 from dataclasses import dataclass
 
 import av
@@ -55,7 +57,7 @@ def render_any(spec: ClipSpec) -> bytes:
         base = dataclasses.replace(base, ratio=_other_ratio(base.ratio))
     clip = render_clip(base)
     if spec.flaw == "undecodable":
-        return clip[: len(clip) // 2]
+        return _noise_in_picture_data(clip)
     frames = _frames(clip)
     if spec.flaw == "black":
         frames = [np.zeros_like(frame) for frame in frames]
@@ -65,6 +67,19 @@ def render_any(spec: ClipSpec) -> bytes:
         frames = frames[: max(1, len(frames) // 2)]
     sound = spec.audio and spec.flaw != "no_audio"
     return _encode(frames, spec.fps, sound)
+
+
+def _noise_in_picture_data(clip: bytes) -> bytes:
+    damaged, position = bytearray(clip), 0
+    while position < len(damaged):
+        size, kind = struct.unpack(">I4s", damaged[position : position + 8])
+        if kind == b"mdat":
+            start, end = position + 8 + (size - 8) // 2, position + size
+            noise = np.random.default_rng(len(clip)).integers(0, 256, end - start, dtype=np.uint8)
+            damaged[start:end] = noise.tobytes()
+            return bytes(damaged)
+        position += size
+    raise ValueError("the clip has no mdat box")
 
 
 def _other_ratio(ratio: str) -> str:
