@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sandbox_helpers import GEN3, video_url
 
@@ -34,12 +36,14 @@ def test_a_clip_without_faults_passes_every_check(sandbox, tmp_path):
         ("frozen", "frozen for 5.0 s"),
         ("short", "lasts 2.5 s; 5 s was asked"),
         ("wrong_size", "is 180x320, not 16:9"),
-        ("undecodable", "stops decoding after 20 frames: Invalid data found when processing input"),
+        ("undecodable", "stops decoding after N frames: Invalid data found when processing input"),
     ],
 )
 def test_each_video_fault_is_caught_by_its_check(make_sandbox, tmp_path, flaw, problem):
     sandbox = make_sandbox(faults=FaultConfig(video={flaw: 1.0}))
-    assert checked(sandbox, tmp_path, BODY, ASKED) == (problem,)
+    found = checked(sandbox, tmp_path, BODY, ASKED)
+    # Where the noise stops the decoder depends on the clip's bytes; that it stops does not.
+    assert tuple(re.sub(r"after \d+ frames", "after N frames", text) for text in found) == (problem,)
 
 
 def test_sound_comes_when_asked_and_the_no_audio_fault_takes_it_away(make_sandbox, tmp_path):
