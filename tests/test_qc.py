@@ -112,6 +112,15 @@ def test_export_leaves_out_failed_videos_unless_asked(broken_run, cli, workdir):
     assert len(list((workdir / "ds").glob("*.mp4"))) == 6
 
 
+def test_videos_not_checked_yet_are_exported_and_counted(broken_run, cli, workdir):
+    with sqlite3.connect(broken_run / "ledger.sqlite") as db:  # a folder from before the checks
+        db.execute("UPDATE jobs SET qc = NULL, qc_problems = NULL WHERE idx > 0")
+    assert cli("export", broken_run, "--to", "ds").out == "Exported 6 videos to ds/ with metadata.jsonl\n"
+    card = (workdir / "ds" / "README.md").read_text()
+    assert "- failed their automatic checks: 0 (left out); not checked yet: 5" in card
+    assert cli("report", broken_run).code == 0
+
+
 def test_the_dataset_card_says_what_was_asked_and_what_failed(broken_run, cli, workdir):
     rankings = [{"value": 1, "score": 0.7, "low": 0.5, "high": 0.9, "votes": 12}]
     (broken_run / "rankings.json").write_text(json.dumps({"by": "seed", "rankings": rankings}))

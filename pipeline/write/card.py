@@ -93,7 +93,7 @@ def _asked(current: pd.DataFrame) -> list[str]:
 
 def _counts(current: pd.DataFrame, exported: pd.DataFrame, facts: CardFacts) -> list[str]:
     completed = current[current["status"] == JobState.COMPLETED]
-    failed = int((completed["qc"] == FAILED).sum())
+    failed = int(_failed(completed).sum())
     unchecked = int(completed["qc"].isna().sum())
     credits = current["credits"].dropna()
     fate = "included, marked in `qc`" if facts.include_failed_qc else "left out"
@@ -119,7 +119,7 @@ def _models_and_seeds(exported: pd.DataFrame) -> list[str]:
 
 
 def _failed_checks(current: pd.DataFrame, facts: CardFacts) -> list[str]:
-    failed = current[(current["status"] == JobState.COMPLETED) & (current["qc"] == FAILED)]
+    failed = current[(current["status"] == JobState.COMPLETED) & _failed(current)]
     if failed.empty:
         return ["None."]
     # One line per kind of problem: "lasts 2.5 s; 5 s was asked" and "lasts 1.0 s; ..." are one.
@@ -155,6 +155,10 @@ def _files(layout: str) -> str:
         "The video-folder layout: the `.mp4` files beside `metadata.jsonl`, whose `file_name` names "
         "each file and whose other columns are its request, its identity and its checks."
     )
+
+
+def _failed(rows: pd.DataFrame) -> pd.Series:
+    return (rows["qc"] == FAILED).fillna(False).astype(bool)
 
 
 def _plain(value: Any) -> Any:

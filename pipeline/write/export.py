@@ -90,7 +90,7 @@ def export_dataset(
         frame = output_table(ledger)
         manifest = next((run["manifest"] for run in reversed(ledger.runs()) if run["manifest"]), None)
     done = frame[(frame["status"] == JobState.COMPLETED) & frame["in_manifest"]]
-    failed = done["qc"] == FAILED
+    failed = _failed_checks(done)
     if not options.include_failed_qc:
         done = done[~failed]
     left_out = 0 if options.include_failed_qc else int(failed.sum())
@@ -117,6 +117,11 @@ def export_dataset(
     _write_jsonl(records, target / METADATA)
     _write_card(card, target / CARD)
     return Exported(len(records), left_out)
+
+
+def _failed_checks(rows: pd.DataFrame) -> pd.Series:
+    """True for a video that failed its checks; one not checked (no `qc`) has not failed."""
+    return (rows["qc"] == FAILED).fillna(False).astype(bool)
 
 
 def _features(row: dict) -> dict:

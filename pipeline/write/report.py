@@ -324,7 +324,7 @@ def _clip(job: Mapping[str, Any], filters: list[str]) -> str:
         source = escape(quote(path))
         body = f'<div class="frame" data-src="{source}" style="{shape}">{still}{_qc_badge(job)}</div>'
         kind = "ok"
-        if job.get("qc") == FAILED:
+        if _failed_checks(job):
             hover += f"\nqc: failed: {_cut('; '.join(job.get('qc_problems') or []), HOVER_CHARS)}"
     else:
         body = f'<div class="status" style="{shape}"><b>{escape(status)}</b>{_problem(job, status)}</div>'
@@ -341,9 +341,13 @@ def _clip(job: Mapping[str, Any], filters: list[str]) -> str:
     )
 
 
+def _failed_checks(job: Mapping[str, Any]) -> bool:
+    return isinstance(job.get("qc"), str) and job["qc"] == FAILED
+
+
 def _qc_badge(job: Mapping[str, Any]) -> str:
     """A small mark on a video that failed its automatic checks (qc.py); the reasons hover."""
-    if job.get("qc") != FAILED:
+    if not _failed_checks(job):
         return ""
     reasons = escape(_cut("; ".join(job.get("qc_problems") or []), HOVER_CHARS))
     return f'<span class="qc" title="{reasons}">QC failed</span>'
