@@ -64,10 +64,14 @@ class Asked:
         duration = request.get("duration")
         ratio = request.get("ratio") or request.get("aspect_ratio")
         return cls(
-            duration_s=float(duration) if isinstance(duration, int | float) and duration > 0 else None,
+            duration_s=float(duration) if _number(duration) and duration > 0 else None,
             ratio=_ratio(ratio),
             audio=request.get("generate_audio") is True,
         )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _ratio(text: Any) -> tuple[int, int] | None:
