@@ -183,7 +183,38 @@ def build_parser(*, sandbox_arguments: bool = True) -> argparse.ArgumentParser:
         "--to", type=_location, required=True, metavar="DIR", help="the dataset folder (or URL) to write"
     )
     export.add_argument("--ledger-dir", type=Path, metavar="DIR", help=LEDGER_DIR_HELP)
+    export.add_argument(
+        "--include-failed-qc",
+        action="store_true",
+        help="export the videos that failed their automatic checks too (left out by default)",
+    )
+    export.add_argument(
+        "--format",
+        choices=("videofolder", "webdataset"),
+        default="videofolder",
+        help="videofolder: the files beside metadata.jsonl (default); webdataset: tar shards",
+    )
+    export.add_argument(
+        "--shard-size",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="samples per webdataset shard (default %(default)s)",
+    )
     export.set_defaults(handler=cmd_export)
+
+    qc = _command(
+        commands,
+        "qc",
+        "check every completed video again: decodes, duration, size, not black or frozen, audio",
+        "Rechecks the videos on disk (or in the run's store), records passed/failed in the ledger\n"
+        "and the results tables (columns qc, qc_problems), and prints one line per failed video.\n"
+        "Exits 0 when it ran, whatever it found.\n\n"
+        "Example:\n  vidpipe qc outputs/ab-seed-sweep",
+    )
+    qc.add_argument("out_dir", type=_location, metavar="OUTPUT_DIR", help=OUTPUT_HELP)
+    qc.add_argument("--ledger-dir", type=Path, metavar="DIR", help=LEDGER_DIR_HELP)
+    qc.set_defaults(handler=cmd_qc)
 
     report = _command(
         commands,
@@ -385,14 +416,32 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .read.manifest import display_path
-    from .write.export import export_dataset
+    from .write.export import ExportOptions, export_dataset
     from .write.storage import Store, dataset_target, locate_run
 
     folder, store = locate_run(args.out_dir, args.ledger_dir)
     target = dataset_target(args.to, store)
-    count = export_dataset(folder, target, store)
+    options = ExportOptions(args.include_failed_qc, args.format, args.shard_size)
+    exported = export_dataset(folder, target, store, options)
     shown = target.describe() if isinstance(target, Store) else display_path(target)
-    print(f"Exported {count} videos to {shown}/ with metadata.jsonl")
+    if args.format == "webdataset":
+        print(f"Exported {exported.videos} videos to {shown}/ in {exported.shards} webdataset shards")
+    else:
+        print(f"Exported {exported.videos} videos to {shown}/ with metadata.jsonl")
+    if exported.left_out:
+        print(f"Left out {exported.left_out} that failed their checks (--include-failed-qc exports them)")
+    return EXIT_OK
+
+
+def cmd_qc(args: argparse.Namespace) -> int:
+    from .write.recheck import recheck
+    from .write.storage import locate_run
+
+    folder, store = locate_run(args.out_dir, args.ledger_dir)
+    found = recheck(folder, store)
+    for job_id in found.failed:
+        print(f"{found.paths[job_id] or job_id}: {'; '.join(found.checks[job_id].problems)}")
+    print(f"Checked {len(found.checks)} videos: {len(found.failed)} failed")
     return EXIT_OK
 
 

@@ -124,6 +124,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("jobs remember their account", ("ALTER TABLE jobs ADD COLUMN account TEXT",)),
     # The exact command that resumes this folder (pipeline/run/resume.py), for `vidpipe status`.
     Migration("runs remember their command", ("ALTER TABLE runs ADD COLUMN command TEXT",)),
+    # The automatic checks of a job's video (pipeline/write/qc.py): passed or failed, and why
+    # (a JSON list of lines). Empty for a video not checked yet (`vidpipe qc` checks it).
+    Migration(
+        "jobs remember their checks",
+        ("ALTER TABLE jobs ADD COLUMN qc TEXT", "ALTER TABLE jobs ADD COLUMN qc_problems TEXT"),
+    ),
 )
 
 # Where a ledger records the migrations applied to it, by name.
@@ -134,7 +140,7 @@ _MIGRATIONS_TABLE = "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KE
 RESTORED = (
     "job_id", "idx", "request", "labels", "status", "generation_id", "submits", "resubmits", "polls",
     "error_name", "error_message", "video_url", "path", "bytes", "sha256", "credits", "submitted_at",
-    "completed_at", "generation_seconds", "updated_at", "in_manifest", "account",
+    "completed_at", "generation_seconds", "updated_at", "in_manifest", "account", "qc", "qc_problems",
 )  # fmt: skip
 
 
@@ -191,6 +197,17 @@ class GenerationFacts:
 
     def values(self) -> tuple[Any, ...]:
         return (self.video_url, self.credits, self.seconds, self.polls)
+
+
+@dataclass(frozen=True)
+class Checks:
+    """A video's checks as the ledger keeps them: `passed` or `failed`, and the problems."""
+
+    qc: str
+    problems: tuple[str, ...] = ()
+
+    def values(self) -> tuple[str, str]:
+        return (self.qc, json.dumps(list(self.problems)))
 
 
 # The columns GenerationFacts.values() fills, in its order.
@@ -513,17 +530,45 @@ class Ledger:
         )
 
     def mark_completed(
-        self, job_id: str, path: str, size: int, sha256: str, generation: GenerationFacts
+        self,
+        job_id: str,
+        path: str,
+        size: int,
+        sha256: str,
+        generation: GenerationFacts,
+        checks: Checks | None = None,
     ) -> None:
         """The video is in place. One write for the whole end of the job: the generation's facts
         were kept in memory since its final poll (its id is in the ledger, so a crash in between
-        costs one more poll, not money)."""
+        costs one more poll, not money), and its checks come with it."""
         stamp = now_iso()
+        qc, problems = checks.values() if checks else (None, None)
         self._write(
             "UPDATE jobs SET status = ?, path = ?, bytes = ?, sha256 = ?, completed_at = ?, updated_at = ?, "
-            f"{_FACTS_SET}, error_name = NULL, error_message = NULL WHERE job_id = ?",
-            (JobState.COMPLETED, path, size, sha256, stamp, stamp, *generation.values(), job_id),
+            f"{_FACTS_SET}, error_name = NULL, error_message = NULL, qc = ?, qc_problems = ? "
+            "WHERE job_id = ?",
+            (
+                JobState.COMPLETED,
+                path,
+                size,
+                sha256,
+                stamp,
+                stamp,
+                *generation.values(),
+                qc,
+                problems,
+                job_id,
+            ),
         )
+
+    def record_checks(self, results: Mapping[str, Checks]) -> None:
+        """The checks of completed jobs' videos (`vidpipe qc`), in one transaction; the status
+        stays: a video that fails its checks was still generated and paid for."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE jobs SET qc = ?, qc_problems = ?, updated_at = ? WHERE job_id = ?",
+                [(*checks.values(), now_iso(), job_id) for job_id, checks in results.items()],
+            )
 
     def mark_download_failed(self, job_id: str, message: str, generation: GenerationFacts) -> None:
         """The video exists (and is paid for) but could not be fetched: `generated`, for a rerun."""

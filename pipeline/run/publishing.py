@@ -1,22 +1,27 @@
 """Where finished videos go: fetched into the run's video folder and, when output.dir is a URL,
 uploaded to the store (the local copy deleted) before the job is marked completed. Posters (the
-report's first frames) are made here too; a poster never fails a paid job.
+report's first frames) are made here too, and the automatic checks of each video (write/qc.py);
+neither a poster nor a check ever fails a paid job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
 from ..net.download import Downloaded, Downloader
 from ..write.posters import POSTER_DIR, extract_poster, poster_path_for
+from ..write.qc import check_video
 from ..write.storage import Store
+from .ledger import Checks
 from .outcomes import Completed
 
 POSTERS_AT_ONCE = 1
+CHECKS_AT_ONCE = 1
 
 
 class Publisher:
@@ -29,6 +34,8 @@ class Publisher:
         # One poster at a time: decoding a frame is CPU work, and a still for the report must
         # never take a core from the event loop and the downloads of paid videos.
         self._posters = asyncio.Semaphore(POSTERS_AT_ONCE)
+        # Checks decode a whole video: the same reasoning, one at a time (bench/bench_qc.py).
+        self._checks = asyncio.Semaphore(CHECKS_AT_ONCE)
 
     async def fetch(self, url: str, filename: str, size: int | None) -> Downloaded:
         """The checked video in the video folder (DownloadError, ExpiredUrlError otherwise)."""
@@ -43,6 +50,16 @@ class Publisher:
         publishing to a store made it in `publish`)."""
         if self.store is None:
             await self._poster(completed.video, completed.relative)
+
+    async def check(self, video: Path, request: Mapping[str, Any]) -> Checks | None:
+        """The automatic checks of a fetched video, decoded in a worker thread. None when the
+        checking itself broke (`vidpipe qc` checks the video later): a check never fails a job."""
+        async with self._checks:
+            try:
+                verdict = await asyncio.to_thread(check_video, video, request)
+            except Exception:
+                return None
+        return Checks(verdict.qc, verdict.problems)
 
     def video_missing(self, row: dict[str, Any]) -> bool:
         """A completed job's video is not where it was put (or has another size): fetch it again."""

@@ -13,9 +13,10 @@ scheduler counts (the steps never touch the tally).
   recorded, so nothing is lost.
 - download: streamed and checked by `Downloader`; an expired or bad link is replaced by
   polling again. A generation that is paid for but could not be fetched stays `generated`, so
-  a rerun fetches it. With a store (output.dir as a URL) the checked video is uploaded, and
-  its local copy deleted, before the job is marked completed; a failed upload is a failed
-  download.
+  a rerun fetches it. The video's automatic checks (write/qc.py) are recorded with its
+  completion; a video that fails them is still completed (it was paid for). With a store
+  (output.dir as a URL) the checked video is uploaded, and its local copy deleted, before the
+  job is marked completed; a failed upload is a failed download.
 """
 
 from __future__ import annotations
@@ -172,13 +173,19 @@ class Steps:
                     continue
                 relative = self._publisher.relative(downloaded.path)
                 facts.video_url = url
+                checks = await self._publisher.check(downloaded.path, job.request)
                 try:
                     await self._publisher.publish(downloaded.path, relative)
                 except StoreError as error:
                     problem = str(error)  # like a failed download: a rerun fetches it again
                     break
                 self._ledger.mark_completed(
-                    job.job_id, str(relative), downloaded.size, downloaded.sha256, self._take_facts(job)
+                    job.job_id,
+                    str(relative),
+                    downloaded.size,
+                    downloaded.sha256,
+                    self._take_facts(job),
+                    checks,
                 )
                 return Completed(downloaded.path, relative)
             facts.video_url = url or facts.video_url

@@ -257,6 +257,7 @@ def _ledger_row(row: Mapping[str, Any], where: str) -> dict[str, Any]:
     restored["request"] = json.dumps({field: row.get(field) for field in REQUEST_FIELDS}, sort_keys=True)
     restored["labels"] = json.dumps({label: row.get(label) for label in LABELS}, sort_keys=True)
     restored["in_manifest"] = int(bool(row.get("in_manifest", True)))
+    restored["qc_problems"] = json.dumps(list(row.get("qc_problems") or [])) if row.get("qc") else None
     for counter in ("submits", "resubmits", "polls"):
         restored[counter] = int(row.get(counter) or 0)
     restored.pop("updated_at", None)

@@ -12,6 +12,8 @@ A fault belongs to a *target*, the place where it happens:
                  short (fewer bytes, consistent headers), expired (the URL handed out by a poll
                  is already expired), slow
     generation   error (the generation ends in `error` with `error_message`)
+    video        black, frozen, short, wrong_size, undecodable, no_audio (the generation
+                 completes with a clip broken that way: flaws.py; for the client's checks)
 
 Two ways to ask for them, both in one `FaultConfig`:
 - probabilities per target and kind (`submit={"429": 0.1}`), drawn from a random generator
@@ -37,6 +39,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "poll": (*HTTP_KINDS, "drop", "slow"),
     "download": ("truncated", "short", "expired", "slow"),
     "generation": ("error",),
+    "video": ("black", "frozen", "short", "wrong_size", "undecodable", "no_audio"),
 }
 TARGETS = tuple(KINDS)
 DEFAULT_ERROR_MESSAGE = "Generation failed: the model could not produce a video for this request"
@@ -104,6 +107,7 @@ class FaultConfig:
     poll: Mapping[str, float] = field(default_factory=dict)
     download: Mapping[str, float] = field(default_factory=dict)
     generation: Mapping[str, float] = field(default_factory=dict)
+    video: Mapping[str, float] = field(default_factory=dict)
     script: tuple[ScriptedFault, ...] = ()
     seed: int = 0
     retry_after: float = 1.0  # seconds sent in Retry-After (rounded up to whole seconds)

@@ -32,6 +32,7 @@ from .bodies import LEGACY, UNIVERSAL, body_hash, read_body
 from .config import SandboxConfig
 from .contract import DEFAULT_DURATION, DEFAULT_RATIO, published_models
 from .faults import Fault, FaultConfig, FaultPlan
+from .flaws import variant_of
 from .journal import GenerationJournal
 from .models_api import ModelFeeds
 from .queue import COMPLETED, Generation, GenerationQueue
@@ -207,7 +208,8 @@ class SandboxServer:
             error["errors"] = problems
             return self._reject_submit(web.json_response(error, status=400, headers=headers))
 
-        generation = self._create(endpoint, submitted.request)
+        audio = isinstance(body, dict) and body.get("generate_audio") is True
+        generation = self._create(endpoint, submitted.request, audio)
         self._stats.body_fields(submitted.request.get("model"), body)
         if fault is not None and fault.kind == "drop_after":
             return await self._drop(request)
@@ -215,13 +217,19 @@ class SandboxServer:
         body_out = answers.submit_body(self.config, generation)
         return web.json_response(body_out, status=self.config.submit_status, headers=headers)
 
-    def _create(self, endpoint: str, request: dict[str, Any]) -> Generation:
+    def _create(self, endpoint: str, request: dict[str, Any], audio: bool = False) -> Generation:
         assert self._queue is not None, "start() the server first"
         failure = self._draw("generation")
+        flaw = self._draw("video")
         digest = body_hash(request)
-        generation = self._queue.create(
-            endpoint, digest, request, self._spec_maker(request), failure and failure.message
-        )
+        spec_for = self._spec_maker(request)
+        if flaw is not None or audio:
+            plain_spec_for = spec_for
+
+            def spec_for(seed: int) -> ClipSpec:
+                return variant_of(plain_spec_for(seed), flaw and flaw.kind, audio)
+
+        generation = self._queue.create(endpoint, digest, request, spec_for, failure and failure.message)
         self._stats.accept(digest, endpoint)
         return generation
 

@@ -59,6 +59,8 @@ OUTPUT_COLUMNS = _columns(
     ("path", "string"),
     ("bytes", "int"),
     ("sha256", "string"),
+    ("qc", "string"),
+    ("qc_problems", "list"),
     ("submits", "int"),
     ("resubmits", "int"),
     ("polls", "int"),

@@ -7,6 +7,11 @@ Only the manifest's current, completed jobs are exported; files an earlier expor
 that have since left the manifest are removed. Videos are hard-linked when the file system
 allows (no extra space), else copied, and checked against the ledger's sha256 either way.
 
+A video that failed its automatic checks (`qc: failed`, qc.py) is left out unless
+`include_failed_qc`; one not checked yet is exported. Every export writes a dataset card,
+`README.md` (card.py). `layout="webdataset"` writes tar shards instead (shards.py, to a local
+folder only).
+
 A run that publishes to a store (output.dir as a URL) exports from it: to a local folder each
 video is downloaded and checked against its sha256; to a folder in the same store (what
 `output.dataset: true` does) it is copied there without coming through this machine, and a
@@ -19,7 +24,10 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from ..errors import InputError
 from ..net.download import file_sha256
@@ -28,7 +36,10 @@ from ..read.schema import REQUEST_FIELDS
 from ..run.ledger import LEDGER_FILE, Ledger
 from ..states import JobState
 from .atomic import replace_atomically
+from .card import CARD, RANKINGS, CardFacts, dataset_card
+from .qc import FAILED
 from .results import output_table
+from .shards import SHARD_SIZE, write_shards
 from .storage import LocalStore, Store
 from .table import python_value
 
@@ -44,13 +55,32 @@ FEATURES = (
     "bytes",
     "generation_id",
     "credits",
+    "qc",
+    "qc_problems",
 )
+LAYOUTS = ("videofolder", "webdataset")
 
 
-def export_dataset(out_dir: Path, target: Path | Store, store: Store | None = None) -> int:
+@dataclass(frozen=True)
+class ExportOptions:
+    include_failed_qc: bool = False
+    layout: str = "videofolder"  # or webdataset
+    shard_size: int = SHARD_SIZE  # samples per webdataset shard
+
+
+@dataclass(frozen=True)
+class Exported:
+    videos: int
+    left_out: int  # failed their checks, not exported
+    shards: int = 0
+
+
+def export_dataset(
+    out_dir: Path, target: Path | Store, store: Store | None = None, options: ExportOptions | None = None
+) -> Exported:
     """Write the dataset folder `target` (a local folder or a Store) from the run in `out_dir`.
-    `store` is where that run published its files (None: in `out_dir`). Returns the number of
-    videos."""
+    `store` is where that run published its files (None: in `out_dir`)."""
+    options = options or ExportOptions()
     ledger_path = out_dir / LEDGER_FILE
     if not ledger_path.is_file():
         raise InputError(
@@ -58,23 +88,88 @@ def export_dataset(out_dir: Path, target: Path | Store, store: Store | None = No
         )
     with Ledger(ledger_path, read_only=True) as ledger:
         frame = output_table(ledger)
+        manifest = next((run["manifest"] for run in reversed(ledger.runs()) if run["manifest"]), None)
     done = frame[(frame["status"] == JobState.COMPLETED) & frame["in_manifest"]]
-    if store is not None or isinstance(target, Store):
-        return _export_through_stores(done, out_dir, store or LocalStore(out_dir), target)
+    failed = _failed_checks(done)
+    if not options.include_failed_qc:
+        done = done[~failed]
+    left_out = 0 if options.include_failed_qc else int(failed.sum())
+    card = dataset_card(frame, done, _card_facts(out_dir, target, manifest, options))
+    remote = store is not None or isinstance(target, Store)
+    if options.layout == "webdataset":
+        if remote:
+            raise InputError(
+                "--format webdataset writes to a local folder from a local run; give --to a folder"
+            )
+        return _export_shards(done, out_dir, target, options, card, left_out)
+    if remote:
+        count = _export_through_stores(done, out_dir, store or LocalStore(out_dir), target, card)
+        return Exported(count, left_out)
     target.mkdir(parents=True, exist_ok=True)
     previous = _previous_files(target)
     records = []
     for row in done.to_dict("records"):
         name = Path(row["path"]).name
         _place(out_dir / row["path"], target / name, row["sha256"])
-        records.append({"file_name": name, **{key: python_value(row[key]) for key in FEATURES}})
+        records.append({"file_name": name, **_features(row)})
     for stale in previous - {record["file_name"] for record in records}:
         (target / stale).unlink(missing_ok=True)
     _write_jsonl(records, target / METADATA)
-    return len(records)
+    _write_card(card, target / CARD)
+    return Exported(len(records), left_out)
 
 
-def _export_through_stores(done, out_dir: Path, source: Store, target: Path | Store) -> int:
+def _failed_checks(rows: pd.DataFrame) -> pd.Series:
+    """True for a video that failed its checks; one not checked (no `qc`) has not failed."""
+    return (rows["qc"] == FAILED).fillna(False).astype(bool)
+
+
+def _features(row: dict) -> dict:
+    return {key: python_value(row[key]) for key in FEATURES}
+
+
+def _card_facts(
+    out_dir: Path, target: Path | Store, manifest: str | None, options: ExportOptions
+) -> CardFacts:
+    manifest_file = Path(manifest) if manifest else None
+    rankings_file = out_dir / RANKINGS
+    try:
+        rankings = json.loads(rankings_file.read_text(encoding="utf-8")) if rankings_file.is_file() else None
+    except (OSError, ValueError) as error:
+        raise InputError(
+            f"{display_path(rankings_file)}: not readable JSON ({error}); not exported"
+        ) from None
+    return CardFacts(
+        title=target.describe() if isinstance(target, Store) else Path(target).name,
+        manifest=manifest,
+        manifest_sha256=file_sha256(manifest_file) if manifest_file and manifest_file.is_file() else None,
+        layout=options.layout,
+        include_failed_qc=options.include_failed_qc,
+        rankings=rankings,
+    )
+
+
+def _export_shards(
+    done: pd.DataFrame, out_dir: Path, target: Path, options: ExportOptions, card: str, left_out: int
+) -> Exported:
+    samples = []
+    for row in done.to_dict("records"):
+        video = out_dir / row["path"]
+        if file_sha256(video) != row["sha256"]:
+            raise InputError(
+                f"{display_path(video)} does not match the sha256 the ledger recorded; not exported"
+            )
+        samples.append((video, {"file_name": Path(row["path"]).name, **_features(row)}))
+    shards = write_shards(samples, target, options.shard_size)
+    _write_card(card, target / CARD)
+    return Exported(len(samples), left_out, len(shards))
+
+
+def _write_card(card: str, path: Path) -> None:
+    replace_atomically(path, lambda temporary: temporary.write_text(card, encoding="utf-8"))
+
+
+def _export_through_stores(done, out_dir: Path, source: Store, target: Path | Store, card: str) -> int:
     destination = target if isinstance(target, Store) else LocalStore(target)
     destination.check_writable()
     there = destination.sizes()
@@ -84,13 +179,15 @@ def _export_through_stores(done, out_dir: Path, source: Store, target: Path | St
         for row in done.to_dict("records"):
             name = Path(row["path"]).name
             _copy(source, row, destination, there.get(name), Path(scratch))
-            records.append({"file_name": name, **{key: python_value(row[key]) for key in FEATURES}})
+            records.append({"file_name": name, **_features(row)})
         lines = previous.decode("utf-8").splitlines()
         names = {json.loads(line)["file_name"] for line in lines if line.strip()}
         for stale in names - {record["file_name"] for record in records}:
             destination.remove(stale)
         _write_jsonl(records, Path(scratch) / METADATA)
         destination.publish(Path(scratch) / METADATA, METADATA)
+        _write_card(card, Path(scratch) / CARD)
+        destination.publish(Path(scratch) / CARD, CARD)
     return len(records)
 
 

@@ -40,6 +40,7 @@ from ..run.plan import format_seconds
 from ..states import JobState, states_where
 from .atomic import replace_atomically
 from .posters import POSTER_DIR, PosterError, extract_poster, poster_path_for
+from .qc import FAILED
 from .results import results_frame
 from .storage import Store
 
@@ -325,8 +326,11 @@ def _clip(job: Mapping[str, Any], filters: list[str]) -> str:
             if isinstance(poster, str) and poster
             else ""
         )
-        body = f'<div class="frame" data-src="{escape(quote(path))}" style="{shape}">{still}</div>'
+        source = escape(quote(path))
+        body = f'<div class="frame" data-src="{source}" style="{shape}">{still}{_qc_badge(job)}</div>'
         kind = "ok"
+        if _failed_checks(job):
+            hover += f"\nqc: failed: {_cut('; '.join(job.get('qc_problems') or []), HOVER_CHARS)}"
     else:
         body = f'<div class="status" style="{shape}"><b>{escape(status)}</b>{_problem(job, status)}</div>'
         kind = "problem"
@@ -340,6 +344,18 @@ def _clip(job: Mapping[str, Any], filters: list[str]) -> str:
         + (f"<figcaption>{escape(caption)}</figcaption>" if caption else "")
         + "</figure>"
     )
+
+
+def _failed_checks(job: Mapping[str, Any]) -> bool:
+    return isinstance(job.get("qc"), str) and job["qc"] == FAILED
+
+
+def _qc_badge(job: Mapping[str, Any]) -> str:
+    """A small mark on a video that failed its automatic checks (qc.py); the reasons hover."""
+    if not _failed_checks(job):
+        return ""
+    reasons = escape(_cut("; ".join(job.get("qc_problems") or []), HOVER_CHARS))
+    return f'<span class="qc" title="{reasons}">QC failed</span>'
 
 
 def _problem(job: Mapping[str, Any], status: str) -> str:
@@ -532,6 +548,8 @@ main { flex: 1; min-height: 0; overflow: auto; padding: 0 24px 32px; }
 .clip figcaption { color: var(--muted); font-size: 11px; white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis; max-width: var(--clip); }
 .frame.broken { outline: 2px solid var(--bad); }
+.frame .qc { position: absolute; top: 4px; left: 4px; z-index: 1; padding: 1px 6px; border-radius: 4px;
+  background: var(--bad); color: #fff; font-size: 10px; font-weight: 600; }
 .empty { color: var(--muted); padding: 16px 0; }
 </style></head><body>
 """

@@ -28,6 +28,9 @@ def results_frame(ledger: Ledger) -> pd.DataFrame:
     frame = pd.concat([rows.drop(columns=["request", "labels"]), requests, labels], axis=1)
     frame = frame.rename(columns={"idx": "index"})
     frame["in_manifest"] = frame["in_manifest"].astype(bool)
+    frame["qc_problems"] = [
+        json.loads(text) if isinstance(text, str) else [] for text in frame["qc_problems"]
+    ]
     for column in OUTPUT_COLUMN_NAMES:
         if column not in frame.columns:
             frame[column] = None
