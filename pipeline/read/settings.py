@@ -46,6 +46,7 @@ class RunSettings:
     endpoint: str
     resubmit_failed: int
     max_failures: int | None
+    settle_grace: float = 900.0  # the schema's default is the one used (see _defaults)
     accounts: tuple[dict[str, Any], ...] | None = None  # as written; see account_list
 
     @classmethod
