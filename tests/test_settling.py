@@ -5,6 +5,7 @@ are sent once more after the grace period; without logs they stay uncertain, wit
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from pipeline.sandbox import FaultConfig, SandboxConfig, ScriptedFault, running_sandbox
@@ -82,3 +83,43 @@ def test_a_rerun_settles_what_a_run_left_uncertain(write, run_api, workdir):
         assert result.code == 0, result.err
         assert sandbox.stats()["submits"]["accepted"] == 2
     assert [row["settled"] for row in rows(workdir / "outputs" / "t")].count("found") == 1
+
+
+def test_reconcile_settles_on_demand_and_billing_lists_every_difference(write, run_api, cli, workdir):
+    manifest = write("m.yaml", manifest_text(jobs=3, run=FAST))
+    out = workdir / "outputs" / "t"
+    steps = (ScriptedFault("submit", "drop_after"), ScriptedFault("submit", "502"))
+    with running_sandbox(faulty(*steps, logs_status=404)) as sandbox:
+        assert run_api(sandbox, manifest).code == 1
+        assert sorted(ledger_statuses(out).values()) == ["completed", "uncertain", "uncertain"]
+        refused = cli("reconcile", out)
+        assert refused.code == 3 and "settling is unavailable: GET /v2/logs answered 404" in refused.err
+        sandbox.server.config = sandbox.server.config.replace(logs_status=200)
+        early = cli("reconcile", out)  # the 502 left no row, but its grace has not passed
+        assert early.code == 1, early.err
+        assert "1 found in the service's logs" in early.out and "not in the logs yet" in early.out
+        done = cli("reconcile", out, "--grace", "0")
+        assert done.code == 0, done.err
+        assert "never arrived" in done.out
+        assert sorted(ledger_statuses(out).values()) == ["completed", "pending", "submitted"]
+        assert run_api(sandbox, manifest).code == 0
+        assert sandbox.stats()["submits"]["accepted"] == 3  # the found one was polled, not resent
+        billing = cli("reconcile", out, "--billing")
+        assert billing.code == 0, billing.out + billing.err
+        assert "0 difference(s)" in billing.out
+
+
+def test_billing_shows_a_generation_the_ledger_does_not_know(write, run_api, cli, workdir):
+    """Resent blindly (--retry-uncertain, no logs at the time), a lost submit is paid twice: the
+    logs show the first generation billed, which the ledger no longer knows."""
+    manifest = write("m.yaml", manifest_text(jobs=1, run=FAST))
+    out = workdir / "outputs" / "t"
+    with running_sandbox(faulty(ScriptedFault("submit", "drop_after"), logs_status=404)) as sandbox:
+        assert run_api(sandbox, manifest).code == 1
+        assert run_api(sandbox, manifest, "--retry-uncertain").code == 0
+        time.sleep(0.3)  # the first generation completes (and is billed) meanwhile
+        sandbox.server.config = sandbox.server.config.replace(logs_status=200)
+        billing = cli("reconcile", out, "--billing")
+    assert billing.code == 1
+    assert "1 difference(s)" in billing.out
+    assert "which the ledger does not know" in billing.out

@@ -8,7 +8,9 @@ What the service documents, and what this module keeps to:
 - over 200 requests in 60 s the answer is 429: `LogsRate` keeps us under that, on its own clock;
 - rows come from an analytics pipeline and may appear late: a missing row is not an answer
   until the caller's grace period has passed (run/settle.py decides that);
-- 401, 403 or 404: this key cannot read its logs (`LogsUnavailable`).
+- 401, 403 or 404: this key cannot read its logs (`LogsUnavailable`); so too an answer that is
+  not the documented page, or a query the service refuses (a 400): a server that is not the
+  service, or a service whose logs differ, settles nothing rather than something wrong.
 
 Key safety: the logs hold every request made with the key. Only rows whose `client_request_id`
 is one the caller asked for leave `LogsReader`; the others are dropped as each page is read,
@@ -210,7 +212,10 @@ class LogsReader:
     async def _rows(self, window: Window, models: list[str], wanted: Collection[str]):
         offset = 0
         for _ in range(MAX_PAGES):
-            page = read_page(await self._get(page_params(window, models, offset)), wanted)
+            try:
+                page = read_page(await self._get(page_params(window, models, offset)), wanted)
+            except RejectedError as error:  # not the documented page: these are not its logs
+                raise LogsUnavailable(200, str(error)) from None
             for row in page.rows:
                 yield row
             if not page.has_more or page.size == 0:
@@ -233,10 +238,8 @@ class LogsReader:
                 return body
             except (AuthError, CreditsError) as error:
                 raise LogsUnavailable(401 if isinstance(error, AuthError) else 403, str(error)) from None
-            except RejectedError as error:
-                if error.status == 404:
-                    raise LogsUnavailable(404, str(error)) from None
-                raise
+            except RejectedError as error:  # 404, or a query it refuses (400): no settling here
+                raise LogsUnavailable(error.status, str(error)) from None
             except RequestError as error:  # 429, 5xx, not sent, or the answer lost
                 failures += 1
                 if failures >= TRIES:
