@@ -240,11 +240,18 @@ class LogsReader:
                 raise LogsUnavailable(401 if isinstance(error, AuthError) else 403, str(error)) from None
             except RejectedError as error:  # 404, or a query it refuses (400): no settling here
                 raise LogsUnavailable(error.status, str(error)) from None
-            except RequestError as error:  # 429, 5xx, not sent, or the answer lost
+            except TransientError as error:
+                if error.status is not None and 200 <= error.status < 300:  # a 2xx that is no page
+                    raise LogsUnavailable(error.status, str(error)) from None
                 failures += 1
                 if failures >= TRIES:
                     raise
-                if isinstance(error, TransientError) and error.status == 429:
+                if error.status == 429:
                     self.rate.hold(self._clock(), error.retry_after_s or THROTTLED_WAIT_S)
                 else:
                     await self._sleep(RETRY_WAIT_S * failures)
+            except RequestError:  # not sent, or the answer lost: a GET is safe to repeat
+                failures += 1
+                if failures >= TRIES:
+                    raise
+                await self._sleep(RETRY_WAIT_S * failures)

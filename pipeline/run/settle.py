@@ -44,6 +44,11 @@ CLOCK_SKEW = timedelta(seconds=60)
 REQUEST_SPAN = timedelta(seconds=180)
 
 
+# Sweeps in a row whose look failed (each after its own retries) before settling gives up for
+# this run: its jobs stay uncertain, and the next run (or `vidpipe reconcile`) looks again.
+FAILED_SWEEPS = 5
+
+
 class Verdict(str, Enum):
     FOUND = "found"  # the attempt made a generation: poll it
     NOT_ARRIVED = "not_arrived"  # it made none (no row past the grace, or a failed one)
@@ -124,6 +129,7 @@ class Settler:
         self.stopped = False
         self.counts = {verdict: 0 for verdict in Verdict}
         self._problem_said = False
+        self._failed_sweeps = 0  # in a row
 
     async def settle(self, attempt: Attempt) -> Settled:
         """The verdict on `attempt`, once there is one (WAITING only when settling stopped)."""
@@ -164,10 +170,14 @@ class Settler:
                 [attempt.window() for attempt in attempts], {a.model for a in attempts if a.model}, wanted
             )
         except RequestError as error:
+            self._failed_sweeps += 1
+            if self._failed_sweeps >= FAILED_SWEEPS:  # a run does not wait on them forever
+                raise LogsUnavailable(error.status, str(error)) from None
             if not self._problem_said:
                 self._say(f"settling: GET /v2/logs failed ({one_line(str(error))}); trying again later")
                 self._problem_said = True
             return {attempt.client_request_id: Settled(Verdict.WAITING) for attempt in attempts}
+        self._failed_sweeps = 0
         now = self._clock()
         return {
             attempt.client_request_id: decide(attempt, rows.get(attempt.client_request_id), now, self.grace_s)
