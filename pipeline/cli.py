@@ -170,6 +170,30 @@ def build_parser(*, sandbox_arguments: bool = True) -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the state as JSON")
     status.set_defaults(handler=cmd_status)
 
+    reconcile = _command(
+        commands,
+        "reconcile",
+        "settle a run's maybe-sent submits from the service's usage logs, and check its billing",
+        "Each uncertain job (its submit sent, the answer lost) is looked up by its client request\n"
+        "id in GET /v2/logs: found, the next run polls its generation; never arrived (no row past\n"
+        "the grace period), the next run submits it. --billing lists every difference between the\n"
+        "ledger and the logs' cost per generation.\n\n"
+        "Exit codes: 0 nothing left to settle (and no billing difference), 1 some jobs still\n"
+        "uncertain or the billing differs, 3 the key or its logs refused (401/403/404).\n\n"
+        "Example:\n  AIMLAPI_KEY=... vidpipe reconcile outputs/ab-seed-sweep --billing",
+    )
+    reconcile.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
+    reconcile.add_argument("--billing", action="store_true", help="compare the ledger's costs with the logs'")
+    reconcile.add_argument("--base-url", metavar="URL", help="API base URL (default: the one the run used)")
+    reconcile.add_argument(
+        "--grace",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="how long after a submit its absence from the logs means it never arrived (run.settle_grace)",
+    )
+    reconcile.set_defaults(handler=cmd_reconcile)
+
     export = _command(
         commands,
         "export",
@@ -412,6 +436,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print("\n".join(describe_status(status)))
     return EXIT_OK
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from .run.reconcile import reconcile
+
+    found = reconcile(args.out_dir, billing=args.billing, base_url=args.base_url, grace_s=args.grace)
+    print("\n".join(found.lines))
+    return found.exit_code
 
 
 def cmd_export(args: argparse.Namespace) -> int:

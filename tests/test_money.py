@@ -46,7 +46,8 @@ def test_two_runs_on_one_output_folder_cannot_both_pay(write, run_api, sandbox, 
 
 
 def test_retry_uncertain_refused_by_the_budget_leaves_jobs_uncertain(write, run_api, workdir):
-    config = SandboxConfig(gen_time=0.05, faults=FaultConfig(script=(ScriptedFault("submit", "drop_after"),)))
+    faults = FaultConfig(script=(ScriptedFault("submit", "drop_after"),))
+    config = SandboxConfig(gen_time=0.05, faults=faults, logs_status=404)  # nothing settles it
     manifest = write("m.yaml", manifest_text(jobs=2, run=FAST))
     with running_sandbox(config) as sandbox:
         assert run_api(sandbox, manifest).code == 1

@@ -85,7 +85,7 @@ def test_transient_faults_are_retried_until_every_job_completes(write, run_api, 
         ScriptedFault("submit", "429_retry_after", times=2),
         ScriptedFault("submit", "429"),
         ScriptedFault("submit", "503"),
-        ScriptedFault("submit", "502_html"),
+        ScriptedFault("submit", "500"),  # (a 502 to a submit is settled: tests/test_settling.py)
         ScriptedFault("poll", "500"),
         ScriptedFault("poll", "drop"),
         ScriptedFault("poll", "429"),
@@ -105,7 +105,9 @@ def test_transient_faults_are_retried_until_every_job_completes(write, run_api, 
 
 
 def test_a_submit_lost_after_sending_is_uncertain_never_resent_blindly(write, run_api, workdir):
-    config = SandboxConfig(gen_time=0.05, faults=FaultConfig(script=(ScriptedFault("submit", "drop_after"),)))
+    """Where the usage logs cannot settle it (here they answer 404)."""
+    faults = FaultConfig(script=(ScriptedFault("submit", "drop_after"),))
+    config = SandboxConfig(gen_time=0.05, faults=faults, logs_status=404)
     manifest = write("m.yaml", manifest_text(jobs=3))
     with running_sandbox(config) as sandbox:
         first = run_api(sandbox, manifest)
@@ -129,9 +131,10 @@ def test_a_submit_lost_after_sending_is_uncertain_never_resent_blindly(write, ru
 
 def test_a_dropped_submit_is_uncertain_even_if_the_server_made_nothing(write, run_api, workdir):
     """The client cannot tell a drop before the generation was made from one after: both are
-    `uncertain`; only a refused connection proves nothing was sent."""
+    `uncertain` until the usage logs settle them (here they answer 404); only a refused
+    connection proves nothing was sent."""
     config = SandboxConfig(
-        gen_time=0.05, faults=FaultConfig(script=(ScriptedFault("submit", "drop_before"),))
+        gen_time=0.05, faults=FaultConfig(script=(ScriptedFault("submit", "drop_before"),)), logs_status=404
     )
     with running_sandbox(config) as sandbox:
         assert run_api(sandbox, write("m.yaml", manifest_text(jobs=2))).code == 1

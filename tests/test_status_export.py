@@ -14,7 +14,7 @@ def test_status_counts_failures_uncertain_and_says_how_to_resume(write, run_api,
         error_message="Content moderation: rejected",
     )
     manifest = write("m.yaml", manifest_text(jobs=4, run="run: {concurrency: 1, poll_interval: 0.05}"))
-    with running_sandbox(SandboxConfig(gen_time=0.05, faults=faults)) as sandbox:
+    with running_sandbox(SandboxConfig(gen_time=0.05, faults=faults, logs_status=404)) as sandbox:
         assert run_api(sandbox, manifest).code == 1
         same_service = f"vidpipe run m.yaml --provider aimlapi --base-url {sandbox.base_url}"
     result = cli("status", "outputs/t")

@@ -305,7 +305,8 @@ def test_sandbox_faults_are_checked_by_validate_not_only_at_run(write):
     path = write("m.yaml", 'version: 1\nsandbox:\n  faults: {submit: {"430": 0.1}}\njobs: [{prompt: a}]\n')
     assert problems_of(path) == [
         "m.yaml:3: sandbox: faults.submit: unknown submit fault '430' (did you mean '403'?); expected one of "
-        "401, 403, 429, 429_retry_after, 500, 502, 502_html, 503, drop_before, drop_after, slow"
+        "401, 403, 429, 429_retry_after, 500, 502, 502_html, 503, drop_before, drop_after, slow, "
+        "accept_504, accept_late, accept_no_id"
     ]
 
 

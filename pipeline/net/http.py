@@ -7,6 +7,7 @@ resend would risk:
     any other ClientError, read timeout              -> MaybeSentError  (sent; outcome unknown)
     2xx                                              -> the JSON body
     401 -> AuthError; 403 -> CreditsError            (stop the run)
+    502, 504 to a paid POST                          -> MaybeSentError  (a gateway's "maybe processed")
     429, 5xx                                         -> TransientError  (not accepted; retry later)
     other 4xx                                        -> RejectedError   (404 on a poll: GenerationLostError)
 
@@ -66,12 +67,17 @@ MAX_JSON_BODY = 8 * 1024 * 1024
 # Ids seen are UUIDs, nanoids and `<uuid>:<model path>` (under 100 characters): a longer one is
 # not stored (it would be copied into every table and every poll).
 MAX_GENERATION_ID = 256
+# A gateway's 502 or 504 may come after the service took the request: for a paid POST it is the
+# classic "maybe processed", settled from the usage logs (run/settle.py), never resent blindly.
+GATEWAY_MAYBE = frozenset({502, 504})
 
 
 class SubmitHooks(Protocol):
     """What the scheduler learns about each attempt of a paid POST, as it happens."""
 
-    async def sending(self) -> None: ...  # the request is about to leave (awaited before it does)
+    # The request is about to leave (awaited before it does); returns the attempt's client
+    # request id, sent as X-Client-Request-Id (None: the one given to submit, if any).
+    async def sending(self) -> str | None: ...
 
     def not_taken(self) -> None: ...  # the service said no (or the connection was refused)
 
@@ -212,6 +218,11 @@ class ApiClient:
         if self.untrusted.carries_key(generation_id):
             raise RejectedError("the service put the API key into the generation id; it was not stored")
 
+    async def get(self, path: str, params: list[tuple[str, str]]) -> tuple[Any, Mapping[str, str]]:
+        """One GET of a service endpoint (the usage logs), not retried: its caller paces and
+        retries it. Raises what `_send` does (401 AuthError, 404 RejectedError, 429 TransientError)."""
+        return await self._send(HttpRequest("GET", path, params=params), paid=False)
+
     async def poll(
         self, generation_id: str, deadline: float | None = None, model: str | None = None
     ) -> Generation:
@@ -292,13 +303,15 @@ class ApiClient:
         session = self._submit_session if paid else self._session
         assert session is not None, "use ApiClient inside 'async with'"
         await self._wait(await self.limiter.turn(), paid)
+        headers = {**self._auth, **(extra_headers or {})}
         if hooks:
-            await hooks.sending()
+            client_request_id = await hooks.sending()
+            if client_request_id:
+                headers["X-Client-Request-Id"] = client_request_id
             if paid and self._submits_stopped.is_set():  # stopped while the intent went to disk
                 hooks.not_taken()
                 raise StoppedError("submitting stopped; the job was not sent")
         self.counters.requests += 1
-        headers = {**self._auth, **(extra_headers or {})}
         url = self.base_url + request.path
         try:
             # Redirects are not followed: the API never sends one, and following it could carry
@@ -318,13 +331,16 @@ class ApiClient:
                     try:
                         body = await self._read_json(response, started, deadline)
                     except BadAnswer as problem:
+                        if paid and response.headers.get("x-inference-id"):
+                            return None, response.headers  # the header names the generation
                         # A 2xx to a paid POST means it was taken: a generation may exist.
                         error_type = MaybeSentError if paid else TransientError
                         raise error_type(
                             f"HTTP {response.status}, but {problem}", status=response.status
                         ) from None
                     return body, response.headers
-                if hooks:
+                maybe_taken = paid and response.status in GATEWAY_MAYBE
+                if hooks and not maybe_taken:
                     hooks.not_taken()
                 text = await self._read_text(response, started, deadline)
                 if 300 <= response.status < 400:
@@ -416,6 +432,8 @@ class ApiClient:
                 f"the API answered 404 to a submit at {self.base_url}: "
                 f"check --base-url and --endpoint ({message})"
             )
+        if paid and status in GATEWAY_MAYBE:
+            return MaybeSentError(f"{described} (a gateway may have passed the submit on)", status=status)
         if status == 429 or status >= 500:
             return TransientError(described, status=status, retry_after_s=parse_retry_after(headers))
         return RejectedError(described, status=status)

@@ -47,6 +47,7 @@ class RunSettings:
     resubmit_failed: int
     max_failures: int | None
     adapt: str  # "off": a value the job's model does not take is an error; "nearest": see contracts.py
+    settle_grace: float = 900.0  # the schema's default is the one used (see _defaults)
     accounts: tuple[dict[str, Any], ...] | None = None  # as written; see account_list
 
     @classmethod

@@ -130,6 +130,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         "jobs remember their checks",
         ("ALTER TABLE jobs ADD COLUMN qc TEXT", "ALTER TABLE jobs ADD COLUMN qc_problems TEXT"),
     ),
+    # Each submit attempt's X-Client-Request-Id and when it left, so a maybe-sent one is looked up
+    # in the service's usage logs (settle.py); `settled` says how the last such lookup ended. The
+    # token makes this folder's ids its own (request_ids.py): drawn here, once.
+    Migration(
+        "jobs remember their client request ids",
+        (
+            "ALTER TABLE jobs ADD COLUMN client_request_id TEXT",
+            "ALTER TABLE jobs ADD COLUMN sent_at TEXT",
+            "ALTER TABLE jobs ADD COLUMN settled TEXT",
+            "CREATE TABLE folder (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "INSERT INTO folder (name, value) VALUES ('request_id_token', lower(hex(randomblob(6))))",
+        ),
+    ),
 )
 
 # Where a ledger records the migrations applied to it, by name.
@@ -444,14 +457,47 @@ class Ledger:
                 [(name, job) for job, name in accounts.items()],
             )
 
-    def mark_submitting(self, job_id: str, *, resubmit: bool = False, synced: bool = True) -> None:
-        """`synced=False`: the caller waits for the disk itself, off the event loop (wait_for_disk)."""
+    def mark_submitting(
+        self,
+        job_id: str,
+        *,
+        resubmit: bool = False,
+        synced: bool = True,
+        client_request_id: str | None = None,
+    ) -> None:
+        """`synced=False`: the caller waits for the disk itself, off the event loop (wait_for_disk).
+        `client_request_id` is the attempt's X-Client-Request-Id, recorded with when it left."""
+        stamp = now_iso()
         self._write(
             "UPDATE jobs SET status = ?, submits = submits + 1, resubmits = resubmits + ?, "
-            "generation_id = NULL, error_name = NULL, error_message = NULL, video_url = NULL, updated_at = ? "
-            "WHERE job_id = ?",
-            (JobState.SUBMITTING, int(resubmit), now_iso(), job_id),
+            "generation_id = NULL, error_name = NULL, error_message = NULL, video_url = NULL, "
+            "updated_at = ?, client_request_id = ?, sent_at = ? WHERE job_id = ?",
+            (JobState.SUBMITTING, int(resubmit), stamp, client_request_id, stamp, job_id),
             synced=synced,
+        )
+
+    def request_id_token(self) -> str:
+        """This folder's part of every client request id (request_ids.py)."""
+        row = self._one("SELECT value FROM folder WHERE name = 'request_id_token'")
+        return row[0]
+
+    def mark_settled_found(self, job_id: str, generation_id: str) -> None:
+        """The service's logs show the maybe-sent attempt arrived: its generation is polled, not resent."""
+        stamp = now_iso()
+        self._write(
+            "UPDATE jobs SET status = ?, generation_id = ?, settled = 'found', error_name = NULL, "
+            "error_message = NULL, submitted_at = COALESCE(submitted_at, sent_at), updated_at = ? "
+            "WHERE job_id = ?",
+            (JobState.SUBMITTED, generation_id, stamp, job_id),
+            synced=True,
+        )
+
+    def mark_settled_not_arrived(self, job_id: str) -> None:
+        """No row of the attempt in the logs past the grace period: it never arrived (pending)."""
+        self._write(
+            "UPDATE jobs SET status = ?, settled = 'not_arrived', error_name = NULL, error_message = NULL, "
+            "updated_at = ? WHERE job_id = ?",
+            (JobState.PENDING, now_iso(), job_id),
         )
 
     def mark_submitted(self, job_id: str, generation_id: str, *, synced: bool = True) -> None:

@@ -313,6 +313,9 @@ async def _execute(jobs, ledger, out_dir, settings, service, connection, request
         options,
         store=store,
         provider=service.provider(run.endpoint),
+        # Where nothing is billed, a submit not in the logs at once is simply sent again.
+        settle_grace=0.0 if service.resend_uncertain else run.settle_grace,
+        request_id_token=ledger.request_id_token(),
     ) as scheduler:
         average = sum(j.credits_estimate for j in jobs) / max(len(jobs), 1)
         progress = Progress(scheduler.tally, choose_mode(request.quiet), average)

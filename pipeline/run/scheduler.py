@@ -16,6 +16,13 @@ service reports them (else the estimate), are spent. The budget limits what this
 as the check before the start does: a generation resumed from an earlier run was reserved by
 that run, so its credits are shown as spent but leave this run's budget alone.
 
+Settling (settle.py): a submit that may have arrived without its answer reaching us gives its
+slot back while the service's logs are asked about it, so the other jobs go on; found, it
+takes a slot again and its generation is polled; never arrived, it takes a slot and is
+submitted again. A rerun starts by settling the jobs an earlier run left `uncertain`, each
+without a slot until its verdict. Without a settler (the Ray engine), or when the key cannot
+read its logs, such jobs stay `uncertain` as before.
+
 On a cluster (pipeline/cluster/), each shard runs a Scheduler whose local window is the whole
 account limit, and a `SharedWindow` all shards draw from keeps the account's limit across them:
 a shard with work left takes the slots a finished shard no longer needs.
@@ -39,7 +46,8 @@ from ..net.http import Counters
 from ..net.providers.base import Generation
 from ..states import JobState, PollState
 from .ledger import Ledger
-from .outcomes import Completed, Ending, Interrupted, Lost, TimedOut
+from .outcomes import Completed, Ending, Interrupted, Lost, TimedOut, Uncertain
+from .settle import Settled, Settler, Verdict, attempt_of
 from .steps import Job, Steps
 from .tally import Tally
 
@@ -73,6 +81,7 @@ class Scheduler:
         ledger: Ledger,
         options: SchedulerOptions,
         shared: SharedWindow | None = None,
+        settler: Settler | None = None,
     ):
         self.jobs = {job.job_id: job for job in jobs}
         self.steps = steps
@@ -83,15 +92,19 @@ class Scheduler:
         self.stop_reason: str | None = None
         self._slots = asyncio.Semaphore(options.concurrency)
         self._shared = shared
+        self.settler = settler
+        self._holding: set[str] = set()  # jobs holding a slot now
         self._tasks: set[asyncio.Task] = set()
         self._submitting: set[asyncio.Task] = set()
         self._held = 0  # slots kept by generations past run.timeout
         self._reservations: set[str] = set()  # jobs whose estimate is in credits_reserved
 
     async def run(self) -> Tally:
-        work = self._work_list()
+        work, to_settle = self._work_list()
         self.tally.queued = len(work)
         try:
+            for job_id in to_settle:  # no slot until settled: a verdict may take minutes
+                self._start(self._drive(self.jobs[job_id], JobState.UNCERTAIN, settle_first=True))
             for job_id, status in work:
                 await self._slots.acquire()
                 shared = self.stop_reason is None and self._shared is not None
@@ -104,10 +117,9 @@ class Scheduler:
                         self._shared.release(job_id)
                     break
                 self.tally.queued -= 1
+                self._holding.add(job_id)
                 self._in_flight(+1)  # counted now, so queued + running add up before the task starts
-                task = asyncio.create_task(self._drive(self.jobs[job_id], status))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._start(self._drive(self.jobs[job_id], status))
             while self._tasks:
                 await asyncio.wait(list(self._tasks))
         except asyncio.CancelledError:
@@ -117,11 +129,19 @@ class Scheduler:
             raise
         return self.tally
 
+    def _start(self, work) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def stop_submitting(self, reason: str) -> None:
-        """No new submits from now on; generations already running are seen through."""
+        """No new submits from now on; generations already running are seen through (jobs
+        waiting to be settled stay `uncertain`: the next run settles them)."""
         if self.stop_reason is None:
             self.stop_reason = reason
         self.steps.stop_submitting()
+        if self.settler is not None:
+            self.settler.stop()
 
     @property
     def http_counters(self) -> Counters:
@@ -141,10 +161,11 @@ class Scheduler:
             if task is not current and task not in self._submitting:
                 task.cancel()
 
-    def _work_list(self) -> list[tuple[str, JobState]]:
+    def _work_list(self) -> tuple[list[tuple[str, JobState]], list[str]]:
         """(job_id, status) to work on: generations to resume first (uncertain jobs whose
-        generation id is known among them), then jobs to submit."""
-        resume, submit = [], []
+        generation id is known among them), then jobs to submit; and the uncertain jobs to
+        settle from the service's logs before anything else is decided about them."""
+        resume, submit, settle = [], [], []
         rows = self.ledger.rows_by_id()
         for job_id in self.jobs:
             row = rows[job_id]
@@ -152,24 +173,37 @@ class Scheduler:
             if status.has_generation or (status is JobState.UNCERTAIN and row["generation_id"]):
                 # An uncertain job with a known id is polled again before anything is paid for.
                 resume.append((job_id, status))
+            elif self._settleable(status, row):
+                settle.append(job_id)
             elif status.to_submit(self.options.retry_uncertain) and job_id not in self.options.hold_back:
                 submit.append((job_id, status))
             elif status is JobState.COMPLETED and self.steps.video_missing(row):
                 resume.append((job_id, JobState.GENERATED))
             else:
                 self.tally.count_before(status)
-        return resume + submit
+        return resume + submit, settle
 
-    async def _drive(self, job: Job, status: JobState) -> None:
-        """Take one job from where the ledger says it is to a final state, holding a slot."""
-        slot_held = True  # until the generation is final; one past run.timeout keeps it
+    def _settleable(self, status: JobState, row: dict) -> bool:
+        return (
+            self.settler is not None
+            and status is JobState.UNCERTAIN
+            and row["job_id"] not in self.options.hold_back
+            and attempt_of(row) is not None
+        )
+
+    async def _drive(self, job: Job, status: JobState, *, settle_first: bool = False) -> None:
+        """Take one job from where the ledger says it is to a final state, holding a slot
+        (taken before this starts, or once settled)."""
         held = False  # past run.timeout: still running, so its slot and reservation stay
         try:
             resuming = status.has_generation or status is JobState.UNCERTAIN
             generation_id = self.ledger.job(job.job_id)["generation_id"] if resuming else None
-            result = await self._generate(job, generation_id, retried=status is JobState.UNCERTAIN)
+            result = await self._generate(
+                job, generation_id, retried=status is JobState.UNCERTAIN, settle_first=settle_first
+            )
             if isinstance(result, TimedOut):
-                slot_held, held = False, True
+                held = True
+                self._holding.discard(job.job_id)
                 self._hold_slot_until_the_end(job.job_id)
             if not isinstance(result, tuple):
                 if result is not None:
@@ -177,7 +211,6 @@ class Scheduler:
                 return
             generation_id, generation = result
             self._release_slot(job.job_id)
-            slot_held = False
             if generation.state is PollState.FAILED:
                 error = generation.error_name, generation.error_message, generation.credits
                 self.tally.count(self.steps.fail(job, *error))
@@ -190,13 +223,12 @@ class Scheduler:
             if ending is not None:
                 self.tally.count(ending)
         finally:
-            if slot_held:
-                self._release_slot(job.job_id)
+            self._release_slot(job.job_id)
             if not held:  # cancelled, aborted or broken mid-way: nothing of it runs on our budget
                 self._unreserve(job)
 
     async def _generate(
-        self, job: Job, generation_id: str | None, *, retried: bool
+        self, job: Job, generation_id: str | None, *, retried: bool, settle_first: bool = False
     ) -> tuple[str, Generation] | Ending | None:
         """Submit (unless resuming) and poll to the end; resubmit a failed one if allowed.
 
@@ -207,6 +239,14 @@ class Scheduler:
         resubmit = retried
         submitted_here = generation_id is None
         reserved = False  # for a resubmit, reserved when it was decided (nothing awaited since)
+        if settle_first:  # left uncertain by an earlier run
+            settled = await self._settle(job)
+            if settled.verdict is Verdict.FOUND:
+                generation_id, submitted_here = settled.generation_id, False
+            elif settled.verdict is not Verdict.NOT_ARRIVED:
+                if not self._may_retry_uncertain(job):
+                    return Uncertain(settled.reason or "its submit is not settled yet")
+                await self._take_slot(job.job_id)  # resent as the user asked (no logs to settle it)
         while True:
             if generation_id is None:
                 submitted_here = True
@@ -214,6 +254,15 @@ class Scheduler:
                     return None
                 reserved = False
                 submitted = await self._submit(job, resubmit)
+                if isinstance(submitted, Uncertain) and self.settler is not None and self.stop_reason is None:
+                    settled = await self._settle(job)
+                    if settled.verdict is Verdict.NOT_ARRIVED:
+                        resubmit = True
+                        continue
+                    if settled.verdict is not Verdict.FOUND:
+                        return submitted
+                    self._reserve_paid(job)
+                    submitted = settled.generation_id
                 if not isinstance(submitted, str):
                     return submitted
                 generation_id = submitted
@@ -244,6 +293,41 @@ class Scheduler:
                 generation_id, resubmit = None, True
                 continue
             return generation_id, outcome
+
+    async def _settle(self, job: Job) -> Settled:
+        """The logs' verdict on the job's last attempt, waited for without a slot; recorded,
+        and with a slot taken again, when it is found or never arrived."""
+        attempt = attempt_of(self.ledger.job(job.job_id))
+        if attempt is None:
+            return Settled(Verdict.UNAVAILABLE, reason="its submit has no client request id recorded")
+        self._release_slot(job.job_id)
+        self.tally.settling += 1
+        try:
+            settled = await self.settler.settle(attempt)
+        finally:
+            self.tally.settling -= 1
+        if settled.verdict is Verdict.FOUND:
+            self.ledger.mark_settled_found(job.job_id, settled.generation_id)
+        elif settled.verdict is Verdict.NOT_ARRIVED:
+            self.ledger.mark_settled_not_arrived(job.job_id)
+        else:
+            return settled
+        await self._take_slot(job.job_id)
+        return settled
+
+    async def _take_slot(self, job_id: str) -> None:
+        await self._slots.acquire()
+        if self._shared is not None:
+            await self._shared.acquire(job_id)
+        self._holding.add(job_id)
+        self._in_flight(+1)
+
+    def _reserve_paid(self, job: Job) -> None:
+        """A generation found to exist is this run's: its estimate is reserved whatever the
+        budget says (it is paid for already; the budget stops only new submits)."""
+        if job.job_id not in self._reservations:
+            self.tally.credits_reserved += job.credits_estimate
+            self._reservations.add(job.job_id)
 
     async def _submit(self, job: Job, resubmit: bool) -> str | Ending:
         """The submit, with the job's estimate reserved (by _reserve) until it has an id."""
@@ -295,6 +379,10 @@ class Scheduler:
         self.tally.peak_in_flight = max(self.tally.peak_in_flight, self.tally.running)
 
     def _release_slot(self, job_id: str) -> None:
+        """Give the job's slot back, if it holds one."""
+        if job_id not in self._holding:
+            return
+        self._holding.discard(job_id)
         self._slots.release()
         if self._shared:
             self._shared.release(job_id)

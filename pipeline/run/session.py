@@ -15,12 +15,14 @@ from typing import Any
 
 from ..net.download import Downloader
 from ..net.http import ApiClient, Limiter, RetryPolicy
+from ..net.logs import LogsReader
 from ..net.providers import Provider
 from ..read.settings import RunSettings
 from ..write.storage import Store
 from .polling import Poller, PollOptions
 from .publishing import Publisher
 from .scheduler import Scheduler, SchedulerOptions, SharedWindow
+from .settle import Settler
 from .steps import Job, Steps
 
 
@@ -37,11 +39,16 @@ async def open_scheduler(
     shared: SharedWindow | None = None,
     store: Store | None = None,
     provider: Provider,
+    settle_grace: float | None = None,
+    request_id_token: str | None = None,
 ) -> AsyncIterator[Scheduler]:
     """A Scheduler for `jobs`, its HTTP sessions open until the block ends.
 
     `service` is (base_url, api_key) and `provider` the request format it speaks (from
-    services.py); `ledger` is a Ledger or anything with its job methods.
+    services.py); `ledger` is a Ledger or anything with its job methods. With a
+    `request_id_token` (the folder's, request_ids.py) every submit attempt gets its own client
+    request id; with `settle_grace` too, maybe-sent submits are settled from the service's
+    usage logs (settle.py).
     """
     base_url, api_key = service
     rng = random.Random()
@@ -66,5 +73,13 @@ async def open_scheduler(
             Poller(client, poll_options, rng),
             Publisher(downloader, video_dir, store),
             rng,
+            request_id_token,
         )
-        yield Scheduler(jobs, steps, ledger, options, shared)
+        settler = None
+        if settle_grace is not None and request_id_token:
+            settler = Settler(LogsReader(client), settle_grace)
+        try:
+            yield Scheduler(jobs, steps, ledger, options, shared, settler)
+        finally:
+            if settler is not None:
+                await settler.close()

@@ -45,6 +45,7 @@ from .ledger import GenerationFacts, Ledger
 from .outcomes import Completed, Ending, Failed, Interrupted, Lost, NotTaken, TimedOut, Uncertain
 from .polling import Poller
 from .publishing import Publisher
+from .request_ids import client_request_id
 
 DOWNLOAD_ATTEMPTS = 4
 
@@ -78,8 +79,10 @@ class Steps:
         poller: Poller,
         publisher: Publisher,
         rng: random.Random,
+        request_id_token: str | None = None,
     ):
         self._client = client
+        self._request_id_token = request_id_token
         self._ledger = ledger
         self._poller = poller
         self._publisher = publisher
@@ -103,8 +106,9 @@ class Steps:
             body = await asyncio.to_thread(job.submit_body)
         except (OSError, ValueError) as error:
             return self.fail(job, "input", f"cannot read the job's image: {error}")
-        attempt = _Attempt(self._ledger, job.job_id, resubmit)
+        attempt = _Attempt(self._ledger, job.job_id, resubmit, self._request_id_token)
         try:
+            # Without a folder token (a shard of the Ray engine) the job id is sent as it is.
             submitted = await self._client.submit(body, client_request_id=job.job_id, hooks=attempt)
         except StoppedError:
             return self._not_taken(job, attempt)
@@ -255,18 +259,29 @@ class Steps:
 class _Attempt:
     """Records each POST attempt of one job in the ledger as it leaves (SubmitHooks)."""
 
-    def __init__(self, ledger: Ledger, job_id: str, resubmit: bool):
+    def __init__(self, ledger: Ledger, job_id: str, resubmit: bool, token: str | None = None):
         self.ledger, self.job_id, self.resubmit = ledger, job_id, resubmit
+        self.token = token
         self.sent = False
         self.in_transit = False
+        self.submits = ledger.job(job_id)["submits"] if token else 0  # attempts before this submit
 
-    async def sending(self) -> None:
-        """The intent, committed at once and on the disk before the POST leaves; the disk is
-        waited for off the event loop, so other jobs' requests go on meanwhile."""
-        self.ledger.mark_submitting(self.job_id, resubmit=self.resubmit and not self.sent, synced=False)
+    async def sending(self) -> str | None:
+        """The intent, with the attempt's client request id, committed at once and on the disk
+        before the POST leaves; the disk is waited for off the event loop, so other jobs'
+        requests go on meanwhile. Returns the id to send."""
+        client_id = None
+        if self.token:
+            self.submits += 1  # as mark_submitting counts it
+            client_id = client_request_id(self.token, self.job_id, self.submits)
+        recorded = {"client_request_id": client_id} if client_id else {}
+        self.ledger.mark_submitting(
+            self.job_id, resubmit=self.resubmit and not self.sent, synced=False, **recorded
+        )
         self.sent = True  # recorded: a POST that never leaves puts the job back to pending
         await self.ledger.wait_for_disk()
         self.in_transit = True
+        return client_id
 
     def not_taken(self) -> None:
         self.in_transit = False

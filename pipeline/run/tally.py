@@ -27,6 +27,7 @@ class Tally:
     credits_reserved: float = 0.0  # estimates of generations this run submitted, running now
     budget_spent: float = 0.0  # the part of credits_spent this run submitted: what run.budget limits
     resubmits: int = 0
+    settling: int = 0  # maybe-sent submits waiting for the service's logs (settle.py), slot given back
     peak_in_flight: int = 0
     started: float = field(default_factory=time.monotonic)
 

@@ -74,6 +74,10 @@ class SandboxConfig:
     cache_bytes: int = 256 * 1024 * 1024  # rendered clips kept in memory; the rest spill
     spill_dir: str | None = None  # where spilled clips go; None: a temporary folder
 
+    # Usage logs (GET /v2/logs)
+    logs_delay: float = 0.0  # seconds before a request's row shows (the analytics pipeline's lag)
+    logs_status: int = 200  # 401, 403 or 404: the logs are not served (a key without them)
+
     # Restarts
     state_dir: str | None = None  # keep generations in a journal here: a restart still knows them
 
@@ -102,6 +106,9 @@ class SandboxConfig:
             raise ValueError("concurrency, render_workers and fps must be 1 or more")
         if self.url_lifetime <= 0:
             raise ValueError("url_lifetime must be more than 0 seconds")
+        _one_of("logs_status", self.logs_status, (200, 401, 403, 404))
+        if self.logs_delay < 0:
+            raise ValueError("logs_delay must be 0 or more seconds")
         if not isinstance(self.faults, FaultConfig):
             raise ValueError("faults must be a FaultConfig (use FaultConfig.from_mapping)")
         if not isinstance(self.models, ModelsConfig):

@@ -5,7 +5,10 @@ A fault belongs to a *target*, the place where it happens:
     submit       POST of a generation: 401, 403, 429, 429_retry_after, 500, 502, 502_html, 503,
                  drop_before (connection closed, no generation made),
                  drop_after (generation made and running, connection closed: the "uncertain
-                 paid POST"), slow (answer after `slow_seconds`)
+                 paid POST"), slow (answer after `slow_seconds`), and three more that take
+                the submit (a generation is made and billed) and then: accept_504 (answer a
+                gateway's 504), accept_late (answer after `late_seconds`, past a client's
+                timeout), accept_no_id (a 2xx whose body has no id: only x-inference-id)
     poll         GET ?generation_id=: 401, 403, 429, 429_retry_after, 500, 502, 502_html, 503,
                  drop, slow
     download     the CDN: truncated (full Content-Length announced, connection closed halfway),
@@ -35,7 +38,7 @@ from typing import Any
 
 HTTP_KINDS = ("401", "403", "429", "429_retry_after", "500", "502", "502_html", "503")
 KINDS: dict[str, tuple[str, ...]] = {
-    "submit": (*HTTP_KINDS, "drop_before", "drop_after", "slow"),
+    "submit": (*HTTP_KINDS, "drop_before", "drop_after", "slow", "accept_504", "accept_late", "accept_no_id"),
     "poll": (*HTTP_KINDS, "drop", "slow"),
     "download": ("truncated", "short", "expired", "slow"),
     "generation": ("error",),
@@ -90,6 +93,7 @@ class Fault:
     retry_after: float
     message: str
     slow_seconds: float
+    late_seconds: float = 90.0
 
     @property
     def name(self) -> str:
@@ -112,6 +116,7 @@ class FaultConfig:
     seed: int = 0
     retry_after: float = 1.0  # seconds sent in Retry-After (rounded up to whole seconds)
     slow_seconds: float = 2.0  # delay of a `slow` answer
+    late_seconds: float = 90.0  # delay of an `accept_late` answer: past a client's 60 s read timeout
     error_message: str = DEFAULT_ERROR_MESSAGE
 
     def __post_init__(self) -> None:
@@ -130,8 +135,8 @@ class FaultConfig:
                 )
             object.__setattr__(self, target, table)
         object.__setattr__(self, "script", tuple(self.script))
-        if self.retry_after < 0 or self.slow_seconds < 0:
-            raise ValueError("faults: retry_after and slow_seconds must be 0 or more")
+        if self.retry_after < 0 or self.slow_seconds < 0 or self.late_seconds < 0:
+            raise ValueError("faults: retry_after, slow_seconds and late_seconds must be 0 or more")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> FaultConfig:
@@ -171,6 +176,7 @@ class FaultConfig:
             seed=self.seed,
             retry_after=self.retry_after,
             slow_seconds=self.slow_seconds,
+            late_seconds=self.late_seconds,
             error_message=self.error_message,
         )
         return out
@@ -269,4 +275,5 @@ class FaultPlan:
             retry_after=cfg.retry_after if retry_after is None else retry_after,
             message=message or cfg.error_message,
             slow_seconds=cfg.slow_seconds,
+            late_seconds=cfg.late_seconds,
         )

@@ -8,6 +8,7 @@ Routes (declared together in `_routes`):
     GET  /v2/video/generations?generation_id=ID        poll
     GET  /cdn/wolf/{file}.mp4?_jwt=TOKEN               download: no Authorization, token expires
     GET  /v1/models           GET  /v1/models/deprecations        (no key: models_api.py)
+    GET  /v2/logs?start=..&end=..&model=..             usage logs, one row per request (usage.py)
     GET  /_sandbox/stats      POST /_sandbox/reset      POST /_sandbox/faults (JSON FaultConfig)
 
 Each API request goes: client id echo -> auth -> injected fault, if any -> the work. Polls do
@@ -40,11 +41,17 @@ from .render import FRAME_SIZES, ClipSpec
 from .stats import Stats, poll_summary
 from .store import Renderer, VideoStore
 from .tokens import Signer, TokenError
+from .usage import UsageLog
 
 LEGACY_PATH = "/v2/generate/video/runway/generation"
 UNIVERSAL_PATH = "/v2/video/generations"
 OWN_PATHS = sorted({e["path"] for e in published_models().values()} - {LEGACY_PATH, UNIVERSAL_PATH})
 CDN_PREFIX = "/cdn/wolf"
+LOGS_PATH = "/v2/logs"
+# A gateway in front answers these without the service seeing the request: no row in the logs.
+GATEWAY_KINDS = frozenset({"502", "502_html", "drop_before"})
+# Submit faults that take the request (a generation is made) before they strike.
+TAKEN_KINDS = frozenset({"slow", "drop_after", "accept_504", "accept_late", "accept_no_id"})
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Two data URIs of 5 MB each fit; anything larger is not a plausible request.
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -67,6 +74,7 @@ class SandboxServer:
         self.restored = 0  # generations brought back from config.state_dir's journal at start
         self._faults = FaultPlan(self.config.faults)
         self._stats = Stats()
+        self.usage = UsageLog(self.config.logs_delay)
         self._runner: web.AppRunner | None = None
         self.base_url: str | None = None
 
@@ -82,6 +90,7 @@ class SandboxServer:
                 *(web.post(path, universal[0]) for path in OWN_PATHS),
                 *(web.get(path, universal[1]) for path in OWN_PATHS),
                 web.get(CDN_PREFIX + "/{file}.mp4", self._download),
+                web.get(LOGS_PATH, self._logs),
                 web.get("/_sandbox/stats", self._stats_route),
                 web.post("/_sandbox/reset", self._reset_route),
                 web.post("/_sandbox/faults", self._faults_route),
@@ -137,6 +146,7 @@ class SandboxServer:
             self._queue = GenerationQueue(self.config, self._renderer)
             self._renderer.stats = type(self._renderer.stats)()
         self._stats = Stats()
+        self.usage = UsageLog(self.config.logs_delay)
         self._faults = FaultPlan(self._faults.config)
 
     def set_faults(self, faults: FaultConfig) -> None:
@@ -180,8 +190,15 @@ class SandboxServer:
         denied = self._auth(request, headers)
         if denied is not None:
             return self._reject_submit(denied)
+        client_id = headers.get("x-client-request-id")
         fault = self._draw("submit")
-        if fault is not None and fault.kind not in ("slow", "drop_after"):
+        if (
+            fault is not None
+            and fault.kind not in ("slow", "drop_after")
+            and not fault.kind.startswith("accept_")
+        ):
+            if fault.kind not in GATEWAY_KINDS and fault.kind not in ("401", "403"):
+                self.usage.record("failed", None, client_id)  # the service refused it: billed nothing
             if fault.kind == "drop_before":
                 return await self._drop(request)
             return self._reject_submit(self._fault_answer(request, fault, headers))
@@ -206,15 +223,28 @@ class SandboxServer:
             message = f"{answers.MESSAGES[400]}: {'; '.join(problems)}"
             error = answers.nest_error(self.config, 400, request.path, message)
             error["errors"] = problems
+            self.usage.record(
+                "failed", (body or {}).get("model") if isinstance(body, dict) else None, client_id
+            )
             return self._reject_submit(web.json_response(error, status=400, headers=headers))
 
         audio = isinstance(body, dict) and body.get("generate_audio") is True
         generation = self._create(endpoint, submitted.request, audio)
         self._stats.body_fields(submitted.request.get("model"), body)
-        if fault is not None and fault.kind == "drop_after":
+        self.usage.record("succeeded", generation.request.get("model"), client_id, generation.id, generation)
+        kind = fault.kind if fault is not None else None
+        if kind == "drop_after":
             return await self._drop(request)
+        if kind == "accept_504":
+            return self._reject_submit(web.Response(status=504, text="Gateway Timeout\n", headers=headers))
+        if kind == "accept_late":
+            await asyncio.sleep(fault.late_seconds)
         headers["x-inference-id"] = generation.id
+        headers["x-aimlapi-credits-used"] = "0"  # charged when the generation completes
+        headers["x-aimlapi-usd-spent"] = "0"
         body_out = answers.submit_body(self.config, generation)
+        if kind == "accept_no_id":
+            body_out = {key: value for key, value in body_out.items() if key not in ("id", "generation_id")}
         return web.json_response(body_out, status=self.config.submit_status, headers=headers)
 
     def _create(self, endpoint: str, request: dict[str, Any], audio: bool = False) -> Generation:
@@ -283,6 +313,9 @@ class SandboxServer:
             error = answers.nest_error(self.config, 404, request.path_qs)
             return self._reject_poll(web.json_response(error, status=404, headers=headers))
         generation.polls += 1
+        self.usage.record(
+            "succeeded", generation.request.get("model"), headers.get("x-client-request-id"), generation.id
+        )
         headers["x-inference-id"] = generation.id
         url = size = None
         if generation.status == COMPLETED:
@@ -340,6 +373,21 @@ class SandboxServer:
         stats.downloads_ok += 1
         stats.download_bytes += len(data)
         return web.Response(body=data, headers=headers)
+
+    # --- usage logs ------------------------------------------------------------------------
+
+    async def _logs(self, request: web.Request) -> web.StreamResponse:
+        denied = self._auth(request, {})
+        if denied is not None:
+            return denied
+        if self.config.logs_status != 200:  # a key or service without logs
+            message = {401: None, 403: "This key may not read these logs", 404: "Cannot GET /v2/logs"}
+            error = answers.nest_error(
+                self.config, self.config.logs_status, request.path, message[self.config.logs_status]
+            )
+            return web.json_response(error, status=self.config.logs_status)
+        status, body = self.usage.answer(request.query)
+        return web.json_response(body, status=status)
 
     # --- control routes --------------------------------------------------------------------
 

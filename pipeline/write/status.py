@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..models import credits_for
 from ..read.manifest import display_path
 from ..run.ledger import LEDGER_FILE, Ledger
 from ..run.resume import ResumeCommand, legacy_command
@@ -26,6 +27,7 @@ class Status:
     runs: list[dict[str, Any]] = field(default_factory=list)
     dropped: int = 0  # jobs no longer in the manifest
     store: str | None = None  # where the run publishes its files, when output.dir is a URL
+    planned: float = 0.0  # the estimates of the manifest's jobs (models.py), to set `credits` against
 
     @property
     def jobs(self) -> int:
@@ -57,6 +59,7 @@ class Status:
             "jobs": self.jobs,
             "counts": self.counts,
             "credits": round(self.credits),
+            "credits_planned": round(self.planned),
             "failures": self.failures,
             "uncertain": self.uncertain,
             "runs": self.runs,
@@ -88,7 +91,17 @@ def read_status(out_dir: Path) -> Status:
         uncertain=_records(uncertain[columns]),
         runs=runs,
         dropped=int((frame["in_manifest"] == 0).sum()),
+        planned=float(sum(_estimate(request) for request in current["request"])),
     )
+
+
+def _estimate(request_json: str) -> int:
+    """A job's planned credits from its recorded request (0 for a model vidpipe cannot price)."""
+    request = json.loads(request_json)
+    try:
+        return credits_for(request.get("model"), request.get("duration"))
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 def _records(frame) -> list[dict[str, Any]]:
@@ -100,7 +113,10 @@ def describe(status: Status) -> list[str]:
     lines = [f"{display_path(status.out_dir)}: {status.jobs} jobs: {counts}"]
     if status.store:
         lines.append(f"Outputs published to {status.store}; the ledger is here")
-    lines.append(f"Credits recorded: {status.credits:,.0f} (about ${status.credits / 2_000_000:,.2f})")
+    planned = f" of {status.planned:,.0f} planned" if status.planned else ""
+    lines.append(
+        f"Credits recorded: {status.credits:,.0f}{planned} (about ${status.credits / 2_000_000:,.2f})"
+    )
     if status.dropped:
         lines.append(
             f"{status.dropped} job(s) from earlier runs are no longer in the manifest (kept in the table)"

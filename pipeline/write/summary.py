@@ -122,7 +122,8 @@ def describe(summary: RunSummary) -> list[str]:
         f"{tally.uncertain} uncertain in {format_seconds(summary.wall_seconds)}"
         + (f" ({tally.skipped} were done before this run)" if tally.skipped else ""),
         f"Credits spent this run: {tally.credits_spent:,.0f} "
-        f"(about ${tally.credits_spent / CREDITS_PER_USD:,.2f})"
+        + (f"of {summary.planned_credits:,} planned " if summary.planned_credits else "")
+        + f"(about ${tally.credits_spent / CREDITS_PER_USD:,.2f})"
         + (f"; the {summary.provider} charges nothing" if service(summary.provider).free else ""),
         f"Videos: {_shown(summary.out_dir, 'videos')}/",
     ]

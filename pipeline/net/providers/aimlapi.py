@@ -54,8 +54,12 @@ class AimlApi:
 
     def read_submit(self, body: Any, headers: Mapping[str, str]) -> Submitted:
         if not isinstance(body, dict):
+            if _header_id(headers):
+                return Submitted(_header_id(headers), "queued")
             raise RejectedError(f"the service answered the submit with {_kind(body)}, not a JSON object")
-        generation_id = _generation_id(body)
+        # For an async generation the inference id is the generation id: it stands in for a
+        # body that lacks one.
+        generation_id = _generation_id(body) or _header_id(headers)
         if generation_id is None:
             raise RejectedError("the service accepted the submit but sent no generation id")
         return Submitted(generation_id, str(body.get("status") or "queued"))
@@ -140,6 +144,11 @@ def _generation_id(body: dict[str, Any]) -> str | None:
         if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
             return str(value).strip()
     return None
+
+
+def _header_id(headers: Mapping[str, str]) -> str | None:
+    value = headers.get("x-inference-id") if headers is not None else None
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _has_error(error: Any) -> bool:
