@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.run.ledger import Ledger  # noqa: E402
 from pipeline.sandbox.render import ClipSpec, render_clip  # noqa: E402
+from pipeline.write.columns import OUTPUT_COLUMN_NAMES as COLUMNS  # noqa: E402
 from pipeline.write.posters import extract_poster, poster_path_for  # noqa: E402
 from pipeline.write.report import build_report, run_figures, write_report  # noqa: E402
-from pipeline.write.results import COLUMNS  # noqa: E402
 
 PROMPT = "A lighthouse on a cliff at dusk, waves crashing, slow dolly-in, variation {n}"
 
