@@ -19,23 +19,22 @@ will judge, and the page carries every scheduled pair.
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 
 MAX_PAIRS = 5000
 
 
-def round_robin(members: Sequence[int]) -> list[list[tuple[int, int]]]:
-    """The rounds of a tournament among `members` (circle method): each pair meets once."""
+def round_robin(members: Sequence[int]) -> Iterator[list[tuple[int, int]]]:
+    """The rounds of a tournament among `members` (circle method), one at a time: each pair
+    meets once. Lazily, since a long schedule is cut after a few rounds."""
     players: list[int | None] = list(members)
     if len(players) % 2:
         players.append(None)  # a bye
-    rounds = []
     for _ in range(len(players) - 1):
         half = len(players) // 2
         pairs = [(players[i], players[-1 - i]) for i in range(half)]
-        rounds.append([(a, b) for a, b in pairs if a is not None and b is not None])
+        yield [(a, b) for a, b in pairs if a is not None and b is not None]
         players = [players[0], players[-1], *players[1:-1]]
-    return rounds
 
 
 def pair_schedule(
@@ -52,16 +51,17 @@ def pair_schedule(
         groups.setdefault(group, []).append(position)
     tournaments = []
     for members in groups.values():
-        members = list(members)
         rng.shuffle(members)
-        rounds = [
-            [(a, b) for a, b in pairs if candidates[a][1] != candidates[b][1]]
-            for pairs in round_robin(members)
-        ]
-        tournaments.append([pairs for pairs in rounds if pairs])
+        tournaments.append(round_robin(members))
     schedule: list[tuple[int, int]] = []
-    for number in range(max((len(rounds) for rounds in tournaments), default=0)):
-        this_round = [pair for rounds in tournaments if number < len(rounds) for pair in rounds[number]]
+    while tournaments:
+        this_round, going = [], []
+        for rounds in tournaments:
+            pairs = next(rounds, None)
+            if pairs is not None:
+                going.append(rounds)
+                this_round.extend((a, b) for a, b in pairs if candidates[a][1] != candidates[b][1])
+        tournaments = going
         if schedule and len(schedule) + len(this_round) > max_pairs:
             break
         rng.shuffle(this_round)

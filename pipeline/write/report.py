@@ -72,6 +72,8 @@ HOVER_CHARS = 600
 
 def label(value: Any) -> str:
     """The text a value shows as, and groups by: 5 and 5.0 are one value, None and NaN are '—'."""
+    if type(value) is str:  # most values: a page of 2,000 jobs asks for 100,000 labels
+        return value
     if hasattr(value, "item"):  # numpy scalars, as pandas may hand them out
         value = value.item()
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -215,7 +217,9 @@ def build_report(
     parts = [_HEAD.replace("{title}", escape(f"{figures.get('name', 'vidpipe')} · vidpipe report"))]
     parts.append(_header(figures, rows, cols))
     parts.append(_controls(jobs, filters))
-    parts.append(_vote_data(jobs, cols, figures))
+    # Fields that do not vary cannot split a group: only the swept ones are looked at.
+    group_fields = [f for f in (rows, *filters) if f in GROUP_FIELDS and f != cols]
+    parts.append(_vote_data(jobs, cols, group_fields, figures))
     parts.append(f'<main>{_rankings(rankings or {})}{_COMPARE}<table class="grid"><thead><tr>')
     parts.append(f'<th class="corner">{escape(rows)} ╲ {escape(cols or "")}</th>')
     for number, key in enumerate(col_keys):
@@ -387,14 +391,14 @@ def _playable(job: Mapping[str, Any]) -> bool:
 GROUP_FIELDS = REQUEST_FIELDS
 
 
-def _vote_data(jobs: list[dict[str, Any]], field: str | None, figures: Mapping[str, Any]) -> str:
+def _vote_data(
+    jobs: list[dict[str, Any]], field: str | None, group_fields: list[str], figures: Mapping[str, Any]
+) -> str:
     """What compare mode and the votes need, as inline JSON: the run's identity, the videos
-    that can be compared (job id, value of the compared field) and the pairs to show."""
+    that can be compared (job id, value of the compared field) and the pairs to show. Two
+    videos are in one group when they agree on `group_fields`."""
     candidates = [job for job in jobs if _playable(job)] if field else []
-    keyed = [
-        (tuple(label(job.get(f)) for f in GROUP_FIELDS if f != field), label(job.get(field)))
-        for job in candidates
-    ]
+    keyed = [(tuple(label(job.get(f)) for f in group_fields), label(job.get(field))) for job in candidates]
     data = {
         "run": figures.get("run_id") or "",
         "name": str(figures.get("name") or "vidpipe"),
