@@ -1,7 +1,7 @@
 """A tiny headless Chromium driver for tests, over the Chrome DevTools Protocol (CDP).
 
-Only what the report tests need: open a page, evaluate JavaScript, press keys, move the
-mouse, keep downloads, collect console errors and uncaught exceptions, take a PNG screenshot. It speaks CDP over one websocket with aiohttp (a
+Only what the report tests need: open a page, evaluate JavaScript, press keys, move and
+click the mouse, keep downloads, collect console errors and uncaught exceptions, take a PNG screenshot. It speaks CDP over one websocket with aiohttp (a
 dependency already), so the tests need no Selenium, Playwright or driver binaries; the browser
 is Debian's `chromium` package.
 
@@ -129,13 +129,22 @@ class Page:
         await self.send("Input.dispatchKeyEvent", {"type": "keyDown", "key": key, **text})
         await self.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": key})
 
-    async def hover(self, selector: str) -> None:
-        """Move the mouse over the middle of the first element `selector` finds."""
-        box = await self.evaluate(
+    async def hover(self, selector: str) -> tuple[float, float]:
+        """Move the mouse over the middle of the first element `selector` finds; where it is."""
+        x, y = await self.evaluate(
             f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
             " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
-        await self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": box[0], "y": box[1]})
+        await self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+        return x, y
+
+    async def click(self, selector: str) -> None:
+        """Click the middle of the first element `selector` finds, as a mouse does."""
+        x, y = await self.hover(selector)
+        for kind in ("mousePressed", "mouseReleased"):
+            await self.send(
+                "Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}
+            )
 
     def on_event(self, method: str, params: dict[str, Any]) -> None:
         if method == "Page.loadEventFired":

@@ -441,9 +441,9 @@ READ_SYNC = """new Promise((resolve) => {
 
 
 def test_compare_mode_votes_are_exported_imported_and_ranked(sandbox_report, tmp_path, capsys):
-    """Keyboard votes in compare mode (1, 2, =, s) and a star in the grid persist in the browser,
-    download as the votes file, import with `vidpipe votes import`, and rank the seeds in order
-    with `vidpipe rank`; the report then draws the ranking."""
+    """Keyboard votes in compare mode (1, 2, =, s), a star (key) and a flag (click) in the grid
+    persist in the browser, download as the votes file, import with `vidpipe votes import`, and
+    rank the seeds in order with `vidpipe rank`; the report then draws the ranking."""
     reason = chromium_missing_reason()
     if reason:
         pytest.skip(f"browser check skipped: {reason}")
@@ -452,7 +452,9 @@ def test_compare_mode_votes_are_exported_imported_and_ranked(sandbox_report, tmp
     table = sandbox_report[1]
     seed_of = {row.job_id: str(row.seed) for row in table.itertuples()}
     fox_jobs = set(table.query("prompt == 'A fox in snow'")["job_id"])
-    fox_seed_1 = next(job for job, seed in seed_of.items() if seed == "1" and job in fox_jobs)
+    fox_seed_1, fox_seed_3 = (
+        next(job for job, seed in seed_of.items() if seed == wanted and job in fox_jobs) for wanted in "13"
+    )
     downloads = tmp_path / "downloads"
     downloads.mkdir()
 
@@ -481,6 +483,11 @@ def test_compare_mode_votes_are_exported_imported_and_ranked(sandbox_report, tmp
             await page.press("Escape")
             await page.hover(f'.clip[data-job-id="{fox_seed_1}"] .frame')
             await page.press("*")
+            await page.hover(f'.clip[data-job-id="{fox_seed_3}"] .frame')
+            await page.click('.marker button[data-mark="bad"]')
+            seen["flag"] = await page.evaluate(
+                f"""document.querySelector('.clip[data-job-id="{fox_seed_3}"]').dataset.mark"""
+            )
             await page.evaluate(
                 """(() => { const name = document.getElementById("reviewer");
                 name.value = "ann"; name.dispatchEvent(new Event("input")); })()"""
@@ -508,21 +515,22 @@ def test_compare_mode_votes_are_exported_imported_and_ranked(sandbox_report, tmp
     )
     assert [p["left"] for p in seen["pairs"]] == [f"{n} of 6 pairs left" for n in range(6, 0, -1)]
     assert seen["done"]["left"] == "0 of 6 pairs left" and seen["done"]["videos"] == []
-    assert seen["mark"] == "star" and seen["reloaded"] == "6 votes · 1 marks" and seen["errors"] == []
+    assert (seen["mark"], seen["flag"]) == ("star", "bad")
+    assert seen["reloaded"] == "6 votes · 2 marks" and seen["errors"] == []
 
     (exported,) = downloads.iterdir()
     assert exported.name == "votes-grid-ann.jsonl"
     lines = [json.loads(line) for line in exported.read_text(encoding="utf-8").splitlines()]
     pairs = [line for line in lines if "outcome" in line]
     marks = [(line["job"], line["mark"]) for line in lines if "mark" in line]
-    assert len(pairs) == 6 and marks == [(fox_seed_1, "star")]
+    assert len(pairs) == 6 and marks == [(fox_seed_1, "star"), (fox_seed_3, "bad")]
     assert {line["reviewer"] for line in lines} == {"ann"} and all(line["at"].endswith("Z") for line in lines)
     assert sorted(line["outcome"] for line in pairs).count("tie") == 1
     for line in pairs:  # every pair is one prompt, two seeds
         assert {line["a"], line["b"]} <= fox_jobs or not {line["a"], line["b"]} & fox_jobs
 
     assert main(["votes", "import", str(out), str(exported), str(exported)]) == 0
-    assert len((out / "votes.jsonl").read_text(encoding="utf-8").splitlines()) == 7  # twice counts once
+    assert len((out / "votes.jsonl").read_text(encoding="utf-8").splitlines()) == 8  # twice counts once
     capsys.readouterr()
     assert main(["rank", str(out), "--by", "seed"]) == 0
     said = capsys.readouterr().out
@@ -531,7 +539,7 @@ def test_compare_mode_votes_are_exported_imported_and_ranked(sandbox_report, tmp
     assert [row["value"] for row in ranking["ranking"]] == ["1", "2", "3"]
     best = ranking["ranking"][0]
     assert (best["wins"], best["losses"], best["stars"], best["win_rate"]) == (4, 0, 1, 1.0)
-    assert ranking["comparisons"] == 6 and ranking["marks"] == 1 and ranking["unseparated"] == [["2", "3"]]
+    assert ranking["comparisons"] == 6 and ranking["marks"] == 2 and ranking["unseparated"] == [["2", "3"]]
     assert main(["report", str(out)]) == 0
     drawn = (out / REPORT_FILE).read_text(encoding="utf-8")
     assert re.findall(r'<li data-value="(\d)">', drawn) == ["1", "2", "3"]

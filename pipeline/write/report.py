@@ -822,7 +822,12 @@ _SCRIPT = """
   });
   document.querySelector("main").addEventListener("mouseover", (event) => {
     const frame = event.target.closest(".clip .frame");
-    if (!frame || frame.contains(marker)) return;
+    if (!frame) {  // off the videos: the keys mark nothing
+      hovered = null;
+      marker.remove();
+      return;
+    }
+    if (frame.contains(marker)) return;
     hovered = frame.closest(".clip");
     frame.append(marker);
   });
