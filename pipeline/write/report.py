@@ -778,8 +778,7 @@ _SCRIPT = """
   // `vidpipe votes import` reads. The pairs and their order come from the page (pairing.py).
   const data = JSON.parse(document.getElementById("vote-data").textContent);
   const storeKey = "vidpipe-votes:" + data.run;
-  const clipOf = new Map();
-  for (const clip of document.querySelectorAll(".clip")) clipOf.set(clip.dataset.jobId, clip);
+  let clips = null;
   const state = Object.assign({ reviewer: "", pairs: {}, marks: {} }, load());
   const reviewer = document.getElementById("reviewer");
   const compare = document.getElementById("compare");
@@ -790,9 +789,20 @@ _SCRIPT = """
   function load() {
     try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch (error) { return {}; }
   }
+  function clipOf(job) {
+    // Made at first use: a page nobody votes on pays nothing for it.
+    if (!clips) {
+      clips = new Map();
+      for (const clip of document.querySelectorAll(".clip")) clips.set(clip.dataset.jobId, clip);
+    }
+    return clips.get(job);
+  }
   function save() {
     // A browser that keeps no storage for files still votes; the export is what counts.
     try { localStorage.setItem(storeKey, JSON.stringify(state)); } catch (error) { /* kept in memory */ }
+    count();
+  }
+  function count() {
     const marks = Object.values(state.marks).filter((m) => m.mark !== "none").length;
     document.getElementById("votes-count").textContent =
       Object.keys(state.pairs).length + " votes · " + marks + " marks";
@@ -832,7 +842,7 @@ _SCRIPT = """
     frame.append(marker);
   });
   for (const [job, entry] of Object.entries(state.marks)) {
-    const clip = clipOf.get(job);
+    const clip = clipOf(job);
     if (clip) showMark(clip, entry.mark);
   }
 
@@ -877,7 +887,7 @@ _SCRIPT = """
       document.getElementById("compare-prompt").textContent = "Every pair is judged: export the votes.";
       return;
     }
-    const [a, b] = jobsOf(pair).map((job) => clipOf.get(job));
+    const [a, b] = jobsOf(pair).map(clipOf);
     const heading = a.closest("tr") && a.closest("tr").querySelector("th.row .text");
     document.getElementById("compare-prompt").textContent = heading ? heading.textContent : "";
     const players = [video("a", a), video("b", b)];
@@ -961,6 +971,6 @@ _SCRIPT = """
     }
     event.preventDefault();
   });
-  save();
+  count();
 })();
 """
