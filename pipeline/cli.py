@@ -256,6 +256,40 @@ def build_parser(*, sandbox_arguments: bool = True) -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=cmd_report)
 
+    votes = _command(
+        commands,
+        "votes",
+        "votes from report.html's compare mode, stars and flags: import reviewers' files",
+        "Example:\n  vidpipe votes import outputs/ab-seed-sweep votes-ann.jsonl votes-bo.jsonl",
+    )
+    votes_commands = votes.add_subparsers(dest="votes_command", metavar="COMMAND", required=True)
+    votes_import = _command(
+        votes_commands,
+        "import",
+        "merge reviewers' votes files (exported from report.html) into OUTPUT_DIR/votes.jsonl",
+        "The same vote twice (same reviewer, same two jobs) counts once: the latest one. Every\n"
+        "problem of every file is listed (file:line: what is wrong), and then nothing is imported.\n\n"
+        "Example:\n  vidpipe votes import outputs/ab-seed-sweep votes-ann.jsonl votes-bo.jsonl",
+    )
+    votes_import.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
+    votes_import.add_argument("files", nargs="+", type=Path, metavar="FILE", help="votes files (JSON Lines)")
+    votes_import.add_argument("--json", action="store_true", help="print the counts as JSON")
+    votes_import.set_defaults(handler=cmd_votes_import)
+
+    rank = _command(
+        commands,
+        "rank",
+        "rank the values of a field from the run's votes, with bootstrap intervals",
+        "Bradley-Terry scores from the comparisons (stars and flags count too), win rates and\n"
+        "vote counts; writes OUTPUT_DIR/rankings.json, which `vidpipe report` draws.\n\n"
+        "Example:\n  vidpipe rank outputs/ab-seed-sweep --by seed\n"
+        "  vidpipe rank outputs/model-shootout --by model --json",
+    )
+    rank.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
+    rank.add_argument("--by", required=True, metavar="FIELD", help="the field to rank: seed, model, ...")
+    rank.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    rank.set_defaults(handler=cmd_rank)
+
     models = _command(
         commands,
         "models",
@@ -485,6 +519,43 @@ def cmd_report(args: argparse.Namespace) -> int:
     folder, store = locate_run(args.out_dir, args.ledger_dir)
     path = write_report(folder, rows=args.rows, cols=args.cols, store=store)
     print(f"Report: {store.join(path.name) if store else display_path(path)}")
+    return EXIT_OK
+
+
+def cmd_votes_import(args: argparse.Namespace) -> int:
+    from .read.manifest import display_path
+    from .write.votes import VOTES_FILE, import_votes, read_job_table
+
+    known = frozenset(read_job_table(args.out_dir)["job_id"].astype(str))
+    merged = import_votes(args.out_dir, args.files, known)
+    counts = merged.as_dict()
+    if args.json:
+        print(json.dumps(counts, indent=2))
+    else:
+        print(
+            f"Imported {counts['added']:,} new, {counts['replaced']:,} changed, "
+            f"{counts['already_there']:,} already there: {display_path(args.out_dir / VOTES_FILE)} holds "
+            f"{counts['comparisons']:,} comparisons and {counts['marks']:,} marks"
+        )
+    return EXIT_OK
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from .read.manifest import display_path
+    from .write.ranking import RANKINGS_FILE, describe, rank_output
+
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    ranking = rank_output(args.out_dir, args.by, now)
+    if args.json:
+        print(json.dumps(ranking, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(describe(ranking)))
+        print(
+            f"Rankings: {display_path(args.out_dir / RANKINGS_FILE)} "
+            f"(vidpipe report {display_path(args.out_dir)} draws them)"
+        )
     return EXIT_OK
 
 

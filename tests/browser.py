@@ -1,7 +1,7 @@
 """A tiny headless Chromium driver for tests, over the Chrome DevTools Protocol (CDP).
 
-Only what the report tests need: open a page, evaluate JavaScript, collect console errors and
-uncaught exceptions, take a PNG screenshot. It speaks CDP over one websocket with aiohttp (a
+Only what the report tests need: open a page, evaluate JavaScript, press keys, move and
+click the mouse, keep downloads, collect console errors and uncaught exceptions, take a PNG screenshot. It speaks CDP over one websocket with aiohttp (a
 dependency already), so the tests need no Selenium, Playwright or driver binaries; the browser
 is Debian's `chromium` package.
 
@@ -122,6 +122,30 @@ class Page:
         path.write_bytes(base64.b64decode(answer["data"]))
         return path
 
+    async def press(self, key: str) -> None:
+        """Type one key as a keyboard does: keydown (with its text, for a character), then keyup.
+        `key` is a character or a key name (Escape)."""
+        text = {"text": key} if len(key) == 1 else {}
+        await self.send("Input.dispatchKeyEvent", {"type": "keyDown", "key": key, **text})
+        await self.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": key})
+
+    async def hover(self, selector: str) -> tuple[float, float]:
+        """Move the mouse over the middle of the first element `selector` finds; where it is."""
+        x, y = await self.evaluate(
+            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        await self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+        return x, y
+
+    async def click(self, selector: str) -> None:
+        """Click the middle of the first element `selector` finds, as a mouse does."""
+        x, y = await self.hover(selector)
+        for kind in ("mousePressed", "mouseReleased"):
+            await self.send(
+                "Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}
+            )
+
     def on_event(self, method: str, params: dict[str, Any]) -> None:
         if method == "Page.loadEventFired":
             self._loaded.set()
@@ -192,6 +216,10 @@ class Chromium:
         for domain in ("Page", "Runtime", "Log"):
             await page.send(f"{domain}.enable")
         return page
+
+    async def allow_downloads(self, folder: Path) -> None:
+        """Save what pages download into `folder` (headless Chromium refuses downloads otherwise)."""
+        await self.send("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
 
     async def send(
         self,

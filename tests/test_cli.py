@@ -12,7 +12,10 @@ from tests.conftest import REPO
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["validate"], ["plan"], ["run"], ["sandbox"], ["status"], ["export"], ["report"], ["models"]],
+    [
+        *([], ["validate"], ["plan"], ["run"], ["sandbox"], ["status"], ["export"], ["report"], ["models"]),
+        *(["votes"], ["votes", "import"], ["rank"]),
+    ],
 )
 def test_help_teaches_with_an_example(cli, command):
     result = cli(*command, "--help")

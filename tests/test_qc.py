@@ -122,8 +122,9 @@ def test_videos_not_checked_yet_are_exported_and_counted(broken_run, cli, workdi
 
 
 def test_the_dataset_card_says_what_was_asked_and_what_failed(broken_run, cli, workdir):
-    rankings = [{"value": 1, "score": 0.7, "low": 0.5, "high": 0.9, "votes": 12}]
-    (broken_run / "rankings.json").write_text(json.dumps({"by": "seed", "rankings": rankings}))
+    ranked = {"value": 1, "score": 0.7, "low": 0.5, "high": 0.9, "wins": 3, "losses": 1, "ties": 0}
+    seed = {"by": "seed", "comparisons": 4, "marks": 0, "ranking": [{**ranked, "stars": 0, "flags": 1}]}
+    (broken_run / "rankings.json").write_text(json.dumps({"version": 1, "rankings": {"seed": seed}}))
     assert cli("export", broken_run, "--to", "ds").code == 0
     card = (workdir / "ds" / "README.md").read_text()
     assert card.startswith("# ds\n")
@@ -138,7 +139,8 @@ def test_the_dataset_card_says_what_was_asked_and_what_failed(broken_run, cli, w
     assert "| gen3a_turbo | 1 | 1 |" in card
     for problem in ("black for N s", "frozen for N s", "lasts N s; N s was asked", "is NxN, not N:N"):
         assert f"| {problem} | 1 |" in card
-    assert "Ranked by seed:" in card and "| 1 | 0.7 | 0.5 | 0.9 | 12 |" in card
+    assert "By seed (Bradley-Terry scores, 95% bootstrap intervals; 4 comparisons" in card
+    assert "| 1 | 1 | +0.70 | [+0.50, +0.90] | 3 | 1 | 0 | 0 | 1 |" in card
 
 
 def test_webdataset_shards_read_back_with_the_webdataset_package(broken_run, cli, workdir):

@@ -38,3 +38,13 @@ def test_every_command_the_readme_lists_exists():
 def test_the_readme_tour_manifest_is_the_shipped_file():
     (tour,) = [body for kind, body in BLOCKS if "name: tour" in body]
     assert tour == (REPO / "manifests" / "tour.yaml").read_text(encoding="utf-8")
+
+
+def test_the_readme_votes_example_lines_are_votes():
+    """The votes file format's example lines parse as a comparison and a mark."""
+    from pipeline.write.votes import Comparison, Mark, parse_line
+
+    lines = [line for line in re.findall(r"^\{.*\}$", README, re.M) if '"at"' in line]
+    jobs = {job for line in lines for job in re.findall(r'"([0-9a-f]{16})"', line)}
+    votes = [parse_line(line, jobs) for line in lines]
+    assert [type(vote) for vote in votes] == [Comparison, Mark]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import shutil
 import textwrap
 from datetime import datetime, timezone
 from html.parser import HTMLParser
@@ -14,6 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from pipeline.cli import main
 from pipeline.errors import InputError
 from pipeline.run.runner import RunRequest, run
 from pipeline.sandbox.render import ClipSpec, render_clip
@@ -427,3 +430,155 @@ def test_filters_narrow_the_cells_in_headless_chromium(tmp_path):
 
     result, errors = asyncio.run(choose())
     assert result == {"shown": "2 of 4 jobs shown", "visible": ["job001", "job003"]} and errors == []
+
+
+# --- compare mode, stars and flags, the votes file, and the ranking, in headless Chromium --------
+
+READ_COMPARE = """(() => {
+    const players = [...document.querySelectorAll("#compare video")];
+    return {
+        shown: !document.getElementById("compare").hidden,
+        left: document.getElementById("pairs-left").textContent,
+        prompt: document.getElementById("compare-prompt").textContent,
+        seeds: [...document.querySelectorAll("#compare figcaption")].map((c) => c.textContent),
+        videos: players.map((v) => v.getAttribute("src")),
+    };
+})()"""
+
+# Both videos of a pair play, together: at most a few frames apart.
+READ_SYNC = """new Promise((resolve) => {
+    const deadline = Date.now() + 15000;
+    (function check() {
+        const [a, b] = [...document.querySelectorAll("#compare video")];
+        const playing = a && b && !a.paused && !b.paused && a.currentTime > 0.3;
+        if (!playing && Date.now() < deadline) return setTimeout(check, 50);
+        resolve({playing: Boolean(playing), apart: playing ? Math.abs(a.currentTime - b.currentTime) : null});
+    })();
+})"""
+
+
+def test_compare_mode_votes_are_exported_imported_and_ranked(sandbox_report, tmp_path, capsys):
+    """Keyboard votes in compare mode (1, 2, =, s), a star (key) and a flag (click) in the grid
+    persist in the browser, download as the votes file, import with `vidpipe votes import`, and
+    rank the seeds in order with `vidpipe rank`; the report then draws the ranking."""
+    reason = chromium_missing_reason()
+    if reason:
+        pytest.skip(f"browser check skipped: {reason}")
+    out = tmp_path / "grid"
+    shutil.copytree(sandbox_report[0], out)
+    table = sandbox_report[1]
+    seed_of = {row.job_id: str(row.seed) for row in table.itertuples()}
+    fox_jobs = set(table.query("prompt == 'A fox in snow'")["job_id"])
+    fox_seed_1, fox_seed_3 = (
+        next(job for job, seed in seed_of.items() if seed == wanted and job in fox_jobs) for wanted in "13"
+    )
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+
+    async def review() -> dict[str, Any]:
+        seen: dict[str, Any] = {"pairs": []}
+        async with Chromium.launch(width=1280, height=900) as browser:
+            await browser.allow_downloads(downloads)
+            page = await browser.new_page()
+            await page.goto((out / REPORT_FILE).resolve().as_uri())
+            await page.press("c")
+            seen["first"] = await page.evaluate(READ_COMPARE)
+            seen["sync"] = await page.evaluate(READ_SYNC)
+            await page.press("s")  # skipped: another pair comes, and this one comes back last
+            seen["after_skip"] = await page.evaluate(READ_COMPARE)
+            tied = False
+            for _ in range(6):
+                shown = await page.evaluate(READ_COMPARE)
+                left, right = (int(caption.split()[-1]) for caption in shown["seeds"])
+                seen["pairs"].append(shown)
+                if {left, right} == {2, 3} and not tied:
+                    key, tied = "=", True
+                else:
+                    key = "1" if left < right else "2"  # the lower seed is the better one
+                await page.press(key)
+            seen["done"] = await page.evaluate(READ_COMPARE)
+            await page.press("Escape")
+            await page.hover(f'.clip[data-job-id="{fox_seed_1}"] .frame')
+            await page.press("*")
+            await page.hover(f'.clip[data-job-id="{fox_seed_3}"] .frame')
+            await page.click('.marker button[data-mark="bad"]')
+            seen["flag"] = await page.evaluate(
+                f"""document.querySelector('.clip[data-job-id="{fox_seed_3}"]').dataset.mark"""
+            )
+            await page.evaluate(
+                """(() => { const name = document.getElementById("reviewer");
+                name.value = "ann"; name.dispatchEvent(new Event("input")); })()"""
+            )
+            seen["mark"] = await page.evaluate(
+                f"""document.querySelector('.clip[data-job-id="{fox_seed_1}"]').dataset.mark"""
+            )
+            await page.evaluate('document.getElementById("votes-export").click()')
+            for _ in range(200):
+                if [p for p in downloads.iterdir() if p.suffix == ".jsonl"]:
+                    break
+                await asyncio.sleep(0.05)
+            await page.goto((out / REPORT_FILE).resolve().as_uri())  # choices outlive a reload
+            seen["reloaded"] = await page.evaluate('document.getElementById("votes-count").textContent')
+            seen["errors"] = page.errors
+        return seen
+
+    seen = asyncio.run(review())
+    assert seen["first"]["shown"] and seen["first"]["left"] == "6 of 6 pairs left"
+    assert seen["sync"]["playing"] and seen["sync"]["apart"] < 0.25
+    assert all(video.startswith("videos/") for video in seen["first"]["videos"])
+    assert (
+        seen["after_skip"]["seeds"] != seen["first"]["seeds"]
+        or seen["after_skip"]["prompt"] != seen["first"]["prompt"]
+    )
+    assert [p["left"] for p in seen["pairs"]] == [f"{n} of 6 pairs left" for n in range(6, 0, -1)]
+    assert seen["done"]["left"] == "0 of 6 pairs left" and seen["done"]["videos"] == []
+    assert (seen["mark"], seen["flag"]) == ("star", "bad")
+    assert seen["reloaded"] == "6 votes · 2 marks" and seen["errors"] == []
+
+    (exported,) = downloads.iterdir()
+    assert exported.name == "votes-grid-ann.jsonl"
+    lines = [json.loads(line) for line in exported.read_text(encoding="utf-8").splitlines()]
+    pairs = [line for line in lines if "outcome" in line]
+    marks = [(line["job"], line["mark"]) for line in lines if "mark" in line]
+    assert len(pairs) == 6 and marks == [(fox_seed_1, "star"), (fox_seed_3, "bad")]
+    assert {line["reviewer"] for line in lines} == {"ann"} and all(line["at"].endswith("Z") for line in lines)
+    assert sorted(line["outcome"] for line in pairs).count("tie") == 1
+    for line in pairs:  # every pair is one prompt, two seeds
+        assert {line["a"], line["b"]} <= fox_jobs or not {line["a"], line["b"]} & fox_jobs
+
+    assert main(["votes", "import", str(out), str(exported), str(exported)]) == 0
+    assert len((out / "votes.jsonl").read_text(encoding="utf-8").splitlines()) == 8  # twice counts once
+    capsys.readouterr()
+    assert main(["rank", str(out), "--by", "seed"]) == 0
+    said = capsys.readouterr().out
+    assert "too few votes to separate seed 2 and seed 3 (their intervals overlap)" in said
+    ranking = json.loads((out / "rankings.json").read_text(encoding="utf-8"))["rankings"]["seed"]
+    assert [row["value"] for row in ranking["ranking"]] == ["1", "2", "3"]
+    best = ranking["ranking"][0]
+    assert (best["wins"], best["losses"], best["stars"], best["win_rate"]) == (4, 0, 1, 1.0)
+    assert ranking["comparisons"] == 6 and ranking["marks"] == 2 and ranking["unseparated"] == [["2", "3"]]
+    assert main(["report", str(out)]) == 0
+    drawn = (out / REPORT_FILE).read_text(encoding="utf-8")
+    assert re.findall(r'<li data-value="(\d)">', drawn) == ["1", "2", "3"]
+
+
+def test_votes_import_and_rank_refuse_bad_input_in_one_line_each(sandbox_report, tmp_path, capsys):
+    """An unknown job id is an error with its file and line (exit 2, nothing imported); rank
+    without votes, or by a field that does not exist, is a one-line error too."""
+    out = tmp_path / "grid"
+    shutil.copytree(sandbox_report[0], out)
+    job = sandbox_report[1]["job_id"][0]
+    votes = tmp_path / "ann.jsonl"
+    good = {"a": job, "b": sandbox_report[1]["job_id"][1], "outcome": "a", "at": "2026-12-01T15:20:03Z"}
+    votes.write_text(json.dumps(good) + "\n" + json.dumps(good | {"b": "0123456789abcdef"}) + "\n")
+    assert main(["rank", str(out), "--by", "seed"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {out}: no votes.jsonl here; import reviewers' files first: vidpipe votes import {out} FILE...\n"
+    )
+    assert main(["votes", "import", str(out), str(votes)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {votes}:2: unknown job id '0123456789abcdef': not a job of this run\n"
+    )
+    assert not (out / "votes.jsonl").exists()
+    assert main(["rank", str(out), "--by", "colour"]) == 2
+    assert "--by 'colour' is not a field" in capsys.readouterr().err

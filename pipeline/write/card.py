@@ -5,9 +5,8 @@ the models and seeds, the counts, the credits spent, how many videos failed thei
 checks and why, and the rankings when the run has any. Built from the output table (pure: the
 caller reads the files); the same run and options give the same text.
 
-Rankings come from `OUTPUT_DIR/rankings.json` when it is there (written by the votes and rank
-commands): a list of objects (or an object holding one under `rankings`, with an optional `by`)
-is drawn as a table of their keys; anything else is shown as JSON.
+Rankings come from `OUTPUT_DIR/rankings.json` when it is there (written by `vidpipe rank`,
+ranking.py): a table per ranked field; a file of any other shape is shown as JSON.
 """
 
 from __future__ import annotations
@@ -134,15 +133,39 @@ def _failed_checks(current: pd.DataFrame, facts: CardFacts) -> list[str]:
 
 
 def _rankings(rankings: Any) -> list[str]:
-    by = rankings.get("by") if isinstance(rankings, dict) else None
-    entries = rankings.get("rankings") if isinstance(rankings, dict) else rankings
-    if isinstance(entries, list) and entries and all(isinstance(entry, dict) for entry in entries):
-        keys = list(dict.fromkeys(key for entry in entries for key in entry))
-        rows = [f"Ranked by {by}:", ""] if by else []
-        rows += ["| " + " | ".join(keys) + " |", "| " + " | ".join("---" for _ in keys) + " |"]
-        rows += ["| " + " | ".join(_shown(entry.get(key)) for key in keys) + " |" for entry in entries]
-        return rows
-    return ["```json", json.dumps(rankings, indent=2, ensure_ascii=False), "```"]
+    """One table per ranked field (rankings.json as `vidpipe rank` writes it: ranking.py);
+    a file of another shape is shown as it is."""
+    by_field = rankings.get("rankings") if isinstance(rankings, dict) else None
+    if not isinstance(by_field, dict) or not all(_is_ranking(r) for r in by_field.values()):
+        return ["```json", json.dumps(rankings, indent=2, ensure_ascii=False), "```"]
+    rows: list[str] = []
+    for by, ranking in by_field.items():
+        rows += [
+            f"By {by} (Bradley-Terry scores, 95% bootstrap intervals; "
+            f"{ranking.get('comparisons', 0)} comparisons, {ranking.get('marks', 0)} stars and flags):",
+            "",
+            "| rank | " + by + " | score | interval | wins | losses | ties | stars | flags |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for rank, row in enumerate(ranking["ranking"], 1):
+            interval = f"[{_number(row.get('low'))}, {_number(row.get('high'))}]"
+            counts = " | ".join(_shown(row.get(key)) for key in ("wins", "losses", "ties", "stars", "flags"))
+            value, score = _shown(row.get("value")), _number(row.get("score"))
+            rows.append(f"| {rank} | {value} | {score} | {interval} | {counts} |")
+        for pair in ranking.get("unseparated") or []:
+            if isinstance(pair, list) and len(pair) == 2:
+                rows.append(f"\nToo few votes to separate {by} {_shown(pair[0])} and {_shown(pair[1])}.")
+        rows.append("")
+    return rows
+
+
+def _is_ranking(ranking: Any) -> bool:
+    entries = ranking.get("ranking") if isinstance(ranking, dict) else None
+    return isinstance(entries, list) and all(isinstance(entry, dict) for entry in entries)
+
+
+def _number(value: Any) -> str:
+    return f"{value:+.2f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
 def _files(layout: str) -> str:

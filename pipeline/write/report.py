@@ -10,6 +10,13 @@ posters/), so it opens from disk, offline, and still works when the folder is mo
 Building the page (`build_report`, `choose_axes`, `run_figures`) is pure and fast; reading the
 ledger, extracting missing posters and writing the file is `write_report`'s job.
 
+Votes: a second script block makes compare mode (two videos of one group that differ in the
+columns' field, in the order pairing.py schedules, judged with the keys 1, 2, = and s), stars
+and flags on grid cells (* and x, or the buttons on the video under the pointer), keeps the
+choices in localStorage under the run's identity (`run_identity`) and exports them as a votes
+file (votes.py has the format). The page carries the videos that can be compared and the pairs
+as one inline JSON block; `rankings` (ranking.py's rankings.json) are drawn above the grid.
+
 Scale: a cell carries its poster as a lazily loaded <img>; the page's script makes the cell's
 <video> (muted, looping, `preload="none"`, `src` relative) only while the cell is near the
 viewport (an IntersectionObserver) and removes it when the cell leaves. Measured in Chromium,
@@ -20,6 +27,8 @@ and each may hold a decoder; 2,000 posters cost little.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import os
 import tempfile
@@ -39,8 +48,10 @@ from ..run.ledger import LEDGER_FILE, Ledger
 from ..run.plan import format_seconds
 from ..states import JobState, states_where
 from .atomic import replace_atomically
+from .pairing import pair_schedule
 from .posters import POSTER_DIR, PosterError, extract_poster, poster_path_for
 from .qc import FAILED
+from .ranking import read_rankings
 from .results import results_frame
 from .storage import Store
 
@@ -63,6 +74,8 @@ HOVER_CHARS = 600
 
 def label(value: Any) -> str:
     """The text a value shows as, and groups by: 5 and 5.0 are one value, None and NaN are '—'."""
+    if type(value) is str:  # most values: a page of 2,000 jobs asks for 100,000 labels
+        return value
     if hasattr(value, "item"):  # numpy scalars, as pandas may hand them out
         value = value.item()
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -161,7 +174,15 @@ def run_figures(
         "provider": runs[-1].get("provider") if runs else None,
         "unfinished_runs": len(runs) - len(durations),
         "generated_at": now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "run_id": run_identity(name, runs),
     }
+
+
+def run_identity(name: str, runs: list[Mapping[str, Any]]) -> str:
+    """What the page keys its votes by in the browser: the folder's name and its first run's
+    start, so a regenerated report keeps its votes and a --fresh start (a new ledger) does not."""
+    first = str(runs[0].get("started_at")) if runs else ""
+    return hashlib.sha256(f"{name}\n{first}".encode()).hexdigest()[:16]
 
 
 def _parse_time(text: str) -> datetime:
@@ -172,14 +193,20 @@ def _parse_time(text: str) -> datetime:
 
 
 def build_report(
-    frame: pd.DataFrame, figures: Mapping[str, Any], rows: str | None = None, cols: str | None = None
+    frame: pd.DataFrame,
+    figures: Mapping[str, Any],
+    rows: str | None = None,
+    cols: str | None = None,
+    rankings: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole page as text, for the jobs in `frame` (one row per job, as results_frame gives).
 
     Optional columns: `poster` (a path relative to the page, or None) and `present` (False when
     a completed job's video file is missing). Cells come in row order of first appearance by
     `index`, columns sorted by value; several jobs in one cell all show. No value reaches the
-    page unescaped, and the page refers to nothing but relative paths.
+    page unescaped, and the page refers to nothing but relative paths. Compare mode pairs
+    jobs that differ in the columns' field; `rankings` (as rankings.json holds them) are drawn
+    above the grid.
     """
     rows, cols = choose_axes(frame, rows, cols)
     filters = filter_fields(frame, rows, cols)
@@ -196,7 +223,10 @@ def build_report(
     parts = [_HEAD.replace("{title}", escape(f"{figures.get('name', 'vidpipe')} · vidpipe report"))]
     parts.append(_header(figures, rows, cols))
     parts.append(_controls(jobs, filters))
-    parts.append('<main><table class="grid"><thead><tr>')
+    # Fields that do not vary cannot split a group: only the swept ones are looked at.
+    group_fields = [f for f in (rows, *filters) if f in GROUP_FIELDS and f != cols]
+    parts.append(_vote_data(jobs, cols, group_fields, figures))
+    parts.append(f'<main>{_rankings(rankings or {})}{_COMPARE}<table class="grid"><thead><tr>')
     parts.append(f'<th class="corner">{escape(rows)} ╲ {escape(cols or "")}</th>')
     for number, key in enumerate(col_keys):
         heading = f"{cols} {key}" if cols else "all jobs"
@@ -286,8 +316,26 @@ def _controls(jobs: list[dict[str, Any]], filters: list[str]) -> str:
         + '<label>play <select id="play-mode"><option value="visible">all in view</option>'
         '<option value="hover">on hover</option></select></label>'
         '<label>size <input id="clip-size" type="range" min="80" max="480" step="10" value="160"></label>'
-        f'<span id="shown" class="shown">{len(jobs):,} of {len(jobs):,} jobs shown</span></nav>'
+        + _VOTE_CONTROLS
+        + f'<span id="shown" class="shown">{len(jobs):,} of {len(jobs):,} jobs shown</span></nav>'
     )
+
+
+_VOTE_CONTROLS = (
+    '<span class="votes">'
+    '<button id="compare-open" type="button" title="compare two videos (c)">compare</button>'
+    '<label>reviewer <input id="reviewer" size="10" placeholder="your name"></label>'
+    '<button id="votes-export" type="button">export votes</button>'
+    '<span id="votes-count"></span></span>'
+)
+_COMPARE = (
+    '<section id="compare" class="compare" hidden><p class="compare-head">'
+    '<span id="compare-prompt"></span><span id="pairs-left"></span></p>'
+    '<div class="pair"><figure data-side="a"><div class="stage"></div><figcaption></figcaption></figure>'
+    '<figure data-side="b"><div class="stage"></div><figcaption></figcaption></figure></div>'
+    '<p class="keys"><kbd>1</kbd> left is better · <kbd>2</kbd> right is better · <kbd>=</kbd> tie · '
+    "<kbd>s</kbd> skip · <kbd>c</kbd> or <kbd>Esc</kbd> back to the grid</p></section>"
+)
 
 
 def _row_heading(number: int, key: str, field: str, first: Mapping[str, Any]) -> str:
@@ -315,11 +363,7 @@ def _clip(job: Mapping[str, Any], filters: list[str]) -> str:
     width, height = _aspect(job.get("ratio"))
     shape = f"aspect-ratio:{width}/{height}"
     path = job.get("path")
-    present = job.get("present", True)
-    playable = (
-        status == JobState.COMPLETED and isinstance(path, str) and path and (present is None or bool(present))
-    )
-    if playable:
+    if _playable(job):
         poster = job.get("poster")
         still = (
             f'<img src="{escape(quote(poster))}" loading="lazy" decoding="async" alt="">'
@@ -356,6 +400,79 @@ def _qc_badge(job: Mapping[str, Any]) -> str:
         return ""
     reasons = escape(_cut("; ".join(job.get("qc_problems") or []), HOVER_CHARS))
     return f'<span class="qc" title="{reasons}">QC failed</span>'
+
+
+def _playable(job: Mapping[str, Any]) -> bool:
+    path, present = job.get("path"), job.get("present", True)
+    completed = label(job.get("status")) == JobState.COMPLETED
+    return bool(completed and isinstance(path, str) and path and (present is None or bool(present)))
+
+
+# The fields that make two jobs "the same request but for the compared field" (votes.py, ranking.py).
+GROUP_FIELDS = REQUEST_FIELDS
+
+
+def _vote_data(
+    jobs: list[dict[str, Any]], field: str | None, group_fields: list[str], figures: Mapping[str, Any]
+) -> str:
+    """What compare mode and the votes need, as inline JSON: the run's identity, the videos
+    that can be compared (job id, value of the compared field) and the pairs to show. Two
+    videos are in one group when they agree on `group_fields`."""
+    candidates = [job for job in jobs if _playable(job)] if field else []
+    keyed = [(tuple(label(job.get(f)) for f in group_fields), label(job.get(field))) for job in candidates]
+    data = {
+        "run": figures.get("run_id") or "",
+        "name": str(figures.get("name") or "vidpipe"),
+        "field": field,
+        "candidates": [
+            [label(job.get("job_id")), value] for job, (_, value) in zip(candidates, keyed, strict=True)
+        ],
+        "pairs": pair_schedule(keyed, str(figures.get("run_id") or "")),
+    }
+    # "<" as an escape: no "</script>" in a prompt can end the block early.
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    return f'<script type="application/json" id="vote-data">{text}</script>'
+
+
+def _rankings(rankings: Mapping[str, Any]) -> str:
+    """Ranked bars with their intervals, one block per ranked field; nothing without rankings."""
+    blocks = []
+    for by, ranking in rankings.items():
+        ranked = ranking.get("ranking") or []
+        if not isinstance(ranked, list) or not ranked:
+            continue
+        low = min(min(row["low"], row["score"]) for row in ranked)
+        high = max(max(row["high"], row["score"]) for row in ranked)
+        span = (high - low) or 1.0
+
+        def part(length: float, span: float = span) -> str:
+            return f"{length / span * 100:.1f}%"
+
+        def at(score: float, low: float = low) -> str:
+            return part(score - low)
+
+        items = "".join(
+            f'<li data-value="{escape(str(row["value"]))}">'
+            f'<span class="value">{escape(_cut(str(row["value"]), 40))}</span>'
+            f'<span class="bar"><i style="left:{at(row["low"])};width:{part(row["high"] - row["low"])}"></i>'
+            f'<b style="left:{at(row["score"])}"></b></span>'
+            f'<span class="num">{row["score"]:+.2f} [{row["low"]:+.2f}, {row["high"]:+.2f}] · '
+            f"{row['wins']}–{row['losses']}–{row['ties']} · ★{row['stars']} ⚑{row['flags']}</span></li>"
+            for row in ranked
+        )
+        notes = "".join(
+            f"<li>too few votes to separate {escape(by)} {escape(str(a))} "
+            f"and {escape(by)} {escape(str(b))}</li>"
+            for a, b in ranking.get("unseparated") or []
+        )
+        blocks.append(
+            f'<div class="ranking" data-by="{escape(by)}"><h2>Ranking by {escape(by)}</h2>'
+            f"<p>{ranking.get('comparisons', 0):,} comparisons, {ranking.get('marks', 0):,} stars and flags; "
+            f"score [95% interval] · wins–losses–ties</p><ol>{items}</ol>"
+            + (f'<ul class="unseparated">{notes}</ul>' if notes else "")
+            + "</div>"
+        )
+    return f'<section class="rankings">{"".join(blocks)}</section>' if blocks else ""
 
 
 def _problem(job: Mapping[str, Any], status: str) -> str:
@@ -408,7 +525,7 @@ def write_report(
     files = _files(output_dir, frame) if store is None else _stored(output_dir, frame, store)
     frame = frame.assign(**files)
     figures = run_figures(frame, runs, output_dir.resolve().name, datetime.now(timezone.utc))
-    page = build_report(frame, figures, rows, cols)
+    page = build_report(frame, figures, rows, cols, read_rankings(output_dir))
     target = output_dir / REPORT_FILE
     replace_atomically(target, lambda temporary: temporary.write_text(page, encoding="utf-8"))
     if store is not None:
@@ -551,6 +668,41 @@ main { flex: 1; min-height: 0; overflow: auto; padding: 0 24px 32px; }
 .frame .qc { position: absolute; top: 4px; left: 4px; z-index: 1; padding: 1px 6px; border-radius: 4px;
   background: var(--bad); color: #fff; font-size: 10px; font-weight: 600; }
 .empty { color: var(--muted); padding: 16px 0; }
+.votes { display: flex; gap: 8px; align-items: center; }
+.votes button, .marker button { font: inherit; font-size: 13px; padding: 3px 10px;
+  border: 1px solid var(--line); border-radius: 6px; background: #fff; color: var(--ink); cursor: pointer; }
+.votes input { font: inherit; padding: 3px 6px; border: 1px solid var(--line); border-radius: 6px; }
+#votes-count { color: var(--muted); font-size: 13px; }
+/* Stars and flags: one toolbar, moved into the clip under the pointer. */
+.marker { position: absolute; top: 4px; right: 4px; z-index: 1; display: flex; gap: 3px; }
+.marker button { padding: 0 5px; font-size: 12px; opacity: .85; }
+.clip[data-mark="star"] .frame { outline: 3px solid #e0a800; }
+.clip[data-mark="bad"] .frame { outline: 3px solid var(--bad); opacity: .55; }
+.clip[data-mark] figcaption::before { content: "★ "; color: #e0a800; }
+.clip[data-mark="bad"] figcaption::before { content: "⚑ bad "; color: var(--bad); }
+body.comparing .grid, body.comparing .rankings { display: none; }
+.compare-head { display: flex; gap: 16px; margin: 14px 0 8px; font-weight: 500; }
+#pairs-left { margin-left: auto; color: var(--muted); font-variant-numeric: tabular-nums; }
+.pair { display: flex; gap: 16px; }
+.pair figure { flex: 1; margin: 0; }
+.pair .stage { position: relative; aspect-ratio: 16/9; background: #1b1e24; border-radius: 8px;
+  overflow: hidden; }
+.pair video { position: absolute; inset: 0; width: 100%; height: 100%; object-fit: contain; }
+.pair figcaption { margin-top: 4px; color: var(--muted); }
+.keys { color: var(--muted); }
+kbd { padding: 0 5px; border: 1px solid var(--line); border-radius: 4px; background: #fff; font: inherit; }
+.rankings { display: flex; flex-wrap: wrap; gap: 12px 40px; padding: 12px 0; }
+.ranking h2 { margin: 0; font-size: 15px; }
+.ranking p { margin: 2px 0 6px; color: var(--muted); font-size: 12px; }
+.ranking ol { margin: 0; padding-left: 22px; }
+.ranking li { display: flex; gap: 10px; align-items: center; font-size: 13px; }
+.ranking .value { width: 90px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.ranking .bar { position: relative; width: 220px; height: 12px; background: #eef0f4; border-radius: 3px; }
+.ranking .bar i { position: absolute; top: 4px; height: 4px; background: #8da2d8; }
+.ranking .bar b { position: absolute; top: 1px; width: 3px; height: 10px; margin-left: -1px;
+  background: #34467a; }
+.ranking .num { color: var(--muted); font-variant-numeric: tabular-nums; }
+.unseparated { margin: 4px 0 0; padding-left: 22px; color: var(--warn); font-size: 12px; }
 </style></head><body>
 """
 
@@ -640,5 +792,208 @@ _SCRIPT = """
     shown.textContent = count.toLocaleString("en") + " of " + total + " jobs shown";
   }
   for (const select of filters) select.addEventListener("change", applyFilters);
+})();
+
+(() => {
+  "use strict";
+  // Votes: comparisons in compare mode, stars and flags in the grid, kept in this browser's
+  // localStorage under the run's identity, exported as the JSON Lines file that
+  // `vidpipe votes import` reads. The pairs and their order come from the page (pairing.py).
+  const data = JSON.parse(document.getElementById("vote-data").textContent);
+  const storeKey = "vidpipe-votes:" + data.run;
+  let clips = null;
+  const state = Object.assign({ reviewer: "", pairs: {}, marks: {} }, load());
+  const reviewer = document.getElementById("reviewer");
+  const compare = document.getElementById("compare");
+  const skipped = new Set();
+  let shownPair = null;
+  let hovered = null;
+
+  function load() {
+    try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch (error) { return {}; }
+  }
+  function clipOf(job) {
+    // Made at first use: a page nobody votes on pays nothing for it.
+    if (!clips) {
+      clips = new Map();
+      for (const clip of document.querySelectorAll(".clip")) clips.set(clip.dataset.jobId, clip);
+    }
+    return clips.get(job);
+  }
+  function save() {
+    // A browser that keeps no storage for files still votes; the export is what counts.
+    try { localStorage.setItem(storeKey, JSON.stringify(state)); } catch (error) { /* kept in memory */ }
+    count();
+  }
+  function count() {
+    const marks = Object.values(state.marks).filter((m) => m.mark !== "none").length;
+    document.getElementById("votes-count").textContent =
+      Object.keys(state.pairs).length + " votes · " + marks + " marks";
+  }
+  function pairKey(a, b) { return a < b ? a + " " + b : b + " " + a; }
+  function jobsOf(pair) { return [data.candidates[pair[0]][0], data.candidates[pair[1]][0]]; }
+
+  // --- stars and flags in the grid
+  const marker = document.createElement("div");
+  marker.className = "marker";
+  marker.innerHTML = '<button type="button" data-mark="star" title="star (*)">★</button>' +
+    '<button type="button" data-mark="bad" title="flag as bad (x)">⚑</button>';
+  function setMark(clip, mark) {
+    const job = clip.dataset.jobId;
+    const current = state.marks[job] ? state.marks[job].mark : "none";
+    const next = current === mark ? "none" : mark;  // the same key again clears it
+    state.marks[job] = { mark: next, at: new Date().toISOString() };
+    showMark(clip, next);
+    save();
+  }
+  function showMark(clip, mark) {
+    if (mark === "none") delete clip.dataset.mark; else clip.dataset.mark = mark;
+  }
+  marker.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (button && hovered) setMark(hovered, button.dataset.mark);
+  });
+  document.querySelector("main").addEventListener("mouseover", (event) => {
+    const frame = event.target.closest(".clip .frame");
+    if (!frame) {  // off the videos: the keys mark nothing
+      hovered = null;
+      marker.remove();
+      return;
+    }
+    if (frame.contains(marker)) return;
+    hovered = frame.closest(".clip");
+    frame.append(marker);
+  });
+  for (const [job, entry] of Object.entries(state.marks)) {
+    const clip = clipOf(job);
+    if (clip) showMark(clip, entry.mark);
+  }
+
+  // --- compare mode
+  function nextPair() {
+    let pair = data.pairs.find((p) => unjudged(p) && !skipped.has(p));
+    if (!pair && skipped.size) {  // every pair left was skipped: show them again
+      skipped.clear();
+      pair = data.pairs.find(unjudged);
+    }
+    return pair || null;
+  }
+  function unjudged(pair) {
+    const [a, b] = jobsOf(pair);
+    return !(pairKey(a, b) in state.pairs);
+  }
+  function video(side, clip) {
+    const stage = compare.querySelector('[data-side="' + side + '"] .stage');
+    stage.replaceChildren();
+    const frame = clip.querySelector(".frame");
+    const player = document.createElement("video");
+    for (const name of ["muted", "loop", "playsinline"]) player.setAttribute(name, "");
+    player.muted = true;
+    const still = frame.querySelector("img");
+    if (still) player.poster = still.getAttribute("src");
+    player.src = frame.dataset.src;
+    stage.append(player);
+    return player;
+  }
+  function showPair() {
+    const pair = nextPair();
+    const left = data.pairs.filter(unjudged).length;
+    document.getElementById("pairs-left").textContent = left + " of " + data.pairs.length + " pairs left";
+    shownPair = pair;
+    for (const player of compare.querySelectorAll("video")) {
+      player.pause();
+      player.removeAttribute("src");
+      player.load();  // gives the decoder back
+    }
+    if (!pair) {
+      for (const stage of compare.querySelectorAll(".stage")) stage.replaceChildren();
+      document.getElementById("compare-prompt").textContent = "Every pair is judged: export the votes.";
+      return;
+    }
+    const [a, b] = jobsOf(pair).map(clipOf);
+    const heading = a.closest("tr") && a.closest("tr").querySelector("th.row .text");
+    document.getElementById("compare-prompt").textContent = heading ? heading.textContent : "";
+    const players = [video("a", a), video("b", b)];
+    for (const [side, position] of [["a", pair[0]], ["b", pair[1]]]) {
+      const caption = compare.querySelector('[data-side="' + side + '"] figcaption');
+      caption.textContent = data.field + " " + data.candidates[position][1];
+    }
+    // In sync: both start together once both can play, and the right follows the left.
+    const ready = (p) => new Promise((resolve) => p.addEventListener("canplay", resolve, { once: true }));
+    Promise.all(players.map(ready)).then(() => {
+      for (const p of players) {
+        p.currentTime = 0;
+        p.play().catch(() => {});  // cut short by the next pair: expected
+      }
+    });
+    players[0].addEventListener("timeupdate", () => {
+      const [lead, follow] = players;
+      if (lead.currentTime < follow.duration && Math.abs(follow.currentTime - lead.currentTime) > 0.15) {
+        follow.currentTime = lead.currentTime;
+      }
+    });
+  }
+  function judge(outcome) {
+    if (!shownPair) return;
+    if (outcome === "skip") {
+      skipped.add(shownPair);
+    } else {
+      const [a, b] = jobsOf(shownPair);
+      state.pairs[pairKey(a, b)] = { a: a, b: b, outcome: outcome, at: new Date().toISOString() };
+      save();
+    }
+    showPair();
+  }
+  function openCompare(show) {
+    compare.hidden = !show;
+    document.body.classList.toggle("comparing", show);
+    if (show) showPair();
+    else for (const player of compare.querySelectorAll("video")) player.pause();
+  }
+  const compareButton = document.getElementById("compare-open");
+  compareButton.disabled = data.pairs.length === 0;
+  compareButton.addEventListener("click", () => openCompare(compare.hidden));
+
+  // --- the votes file
+  function votesText() {
+    const name = state.reviewer ? { reviewer: state.reviewer } : {};
+    const lines = Object.values(state.pairs).map((v) => (
+      { a: v.a, b: v.b, outcome: v.outcome, ...name, at: v.at }));
+    for (const [job, entry] of Object.entries(state.marks)) {
+      lines.push({ job: job, mark: entry.mark, ...name, at: entry.at });
+    }
+    return lines.map((line) => JSON.stringify(line) + "\\n").join("");
+  }
+  document.getElementById("votes-export").addEventListener("click", () => {
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([votesText()], { type: "application/x-ndjson" }));
+    const who = state.reviewer ? "-" + state.reviewer : "";
+    link.download = ("votes-" + data.name + who).replace(/[^A-Za-z0-9._-]+/g, "_") + ".jsonl";
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  });
+  reviewer.value = state.reviewer;
+  reviewer.addEventListener("input", () => { state.reviewer = reviewer.value.trim(); save(); });
+
+  const compareKeys = { "1": "a", "2": "b", "=": "tie", "s": "skip" };
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest && event.target.closest("input, select, textarea")) return;
+    if (!compare.hidden) {
+      if (event.key in compareKeys) judge(compareKeys[event.key]);
+      else if (event.key === "c" || event.key === "Escape") openCompare(false);
+      else return;
+    } else if (event.key === "c" && data.pairs.length) {
+      openCompare(true);
+    } else if ((event.key === "*" || event.key === "x") && hovered) {
+      setMark(hovered, event.key === "*" ? "star" : "bad");
+    } else {
+      return;
+    }
+    event.preventDefault();
+  });
+  count();
 })();
 """
