@@ -3,6 +3,8 @@ only the fields it declares, under its own names, and the table and report show 
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from pipeline import catalogue
@@ -21,7 +23,7 @@ def small_model_ab(extra_defaults: dict | None = None, **run) -> str:
     return yaml.safe_dump(manifest, sort_keys=False)
 
 
-def test_each_model_gets_only_its_declared_fields_under_its_own_names(write, run_api, sandbox, workdir):
+def test_each_model_gets_only_its_declared_fields_under_its_own_names(write, run_api, sandbox, workdir, cli):
     manifest = write("m.yaml", small_model_ab({"generate_audio": True}))
     result = run_api(sandbox, manifest)
     assert result.code == 0, result.err
@@ -40,6 +42,10 @@ def test_each_model_gets_only_its_declared_fields_under_its_own_names(write, run
     assert sorted(zip(table["model"], table["duration"], strict=True)) == sorted(
         [(MODELS[0], 6)] * 2 + [(MODELS[1], 5)] * 2 + [(MODELS[2], 5)] * 2
     )
+    assert set(table["qc"]) == {"passed"}, list(zip(table["model"], table["qc_problems"], strict=True))
+    status = cli("status", str(workdir / "outputs" / "t"))  # no price known for these models
+    assert status.code == 0, status.err
+    assert status.out.startswith("outputs/t: 6 jobs: 6 completed")
 
 
 def test_a_budget_refuses_a_run_with_no_known_price_before_any_post(write, run_api, sandbox):
@@ -52,8 +58,10 @@ def test_a_budget_refuses_a_run_with_no_known_price_before_any_post(write, run_a
     assert sandbox.stats()["submits"]["accepted"] == 0
 
 
-def test_the_shipped_manifest_plans_24_jobs_with_prices_unknown(cli):
+def test_the_shipped_manifest_plans_24_jobs_priced_by_the_sandbox(cli):
     result = cli("plan", str(REPO / "manifests" / "model-ab.yaml"))
     assert result.code == 0, result.err
     assert "model-ab: 24 jobs on sandbox" in result.out
-    assert "price unknown for 24 jobs" in result.out
+    assert "price unknown" not in result.out
+    for model in ("google/veo-3.1-t2v-fast", "alibaba/wan-2-6-t2v", "pixverse/v5.5/text-to-video"):
+        assert re.search(rf"{re.escape(model)} +8 +[\d,]+ +\$[\d.]+ +the sandbox's price list", result.out)

@@ -84,6 +84,16 @@ def published_models() -> dict[str, Any]:
     return {name: entry for entry in entries.values() for name in (entry["id"], *entry["aliases"])}
 
 
+def asks_for_audio(body: Any) -> bool:
+    """True when the body turns its model's audio on, under the name the model publishes for it
+    (`generate_audio`, or `generate_audio_switch` on PixVerse)."""
+    if not isinstance(body, dict):
+        return False
+    entry = published(body.get("model"))
+    name = (entry or {}).get("fields", {}).get("generate_audio", "generate_audio")
+    return body.get(name) is True
+
+
 def published(model: Any) -> dict[str, Any] | None:
     """The published entry of a model the sandbox checks by its schema (every one but Runway's two)."""
     if not isinstance(model, str) or model in MODELS:

@@ -31,7 +31,7 @@ from aiohttp import web
 from . import answers
 from .bodies import LEGACY, UNIVERSAL, body_hash, read_body
 from .config import SandboxConfig
-from .contract import DEFAULT_DURATION, DEFAULT_RATIO, published_models
+from .contract import DEFAULT_DURATION, DEFAULT_RATIO, asks_for_audio, published_models
 from .faults import Fault, FaultConfig, FaultPlan
 from .flaws import variant_of
 from .journal import GenerationJournal
@@ -228,7 +228,7 @@ class SandboxServer:
             )
             return self._reject_submit(web.json_response(error, status=400, headers=headers))
 
-        audio = isinstance(body, dict) and body.get("generate_audio") is True
+        audio = asks_for_audio(body)
         generation = self._create(endpoint, submitted.request, audio)
         self._stats.body_fields(submitted.request.get("model"), body)
         self.usage.record("succeeded", generation.request.get("model"), client_id, generation.id, generation)

@@ -99,7 +99,7 @@ def _estimate(request_json: str) -> int:
     """A job's planned credits from its recorded request (0 for a model vidpipe cannot price)."""
     request = json.loads(request_json)
     try:
-        return credits_for(request.get("model"), request.get("duration"))
+        return credits_for(request.get("model"), request.get("duration"), request.get("resolution")) or 0
     except (KeyError, TypeError, ValueError):
         return 0
 
