@@ -170,3 +170,40 @@ def test_webdataset_shards_read_back_with_the_webdataset_package(broken_run, cli
     # A smaller export leaves no stale shard behind.
     assert cli("export", broken_run, "--to", "wds", "--format", "webdataset").code == 0
     assert sorted(path.name for path in (workdir / "wds").glob("*.tar")) == ["shard-000000.tar"]
+
+
+def resized_clip(path) -> None:
+    """A clip whose frame size changes mid-stream (two MPEG-TS segments, 64x64 then 96x64)."""
+    import io
+
+    import av
+    import numpy as np
+
+    def segment(width: int, height: int) -> bytes:
+        buffer = io.BytesIO()
+        with av.open(buffer, "w", format="mpegts") as container:
+            stream = container.add_stream("mpeg2video", rate=24)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            for seed in range(12):
+                picture = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        return buffer.getvalue()
+
+    path.write_bytes(segment(64, 64) + segment(96, 64))
+
+
+def test_vidpipe_qc_checks_a_clip_whose_frame_size_changes(write, run_api, cli, sandbox, workdir):
+    assert run_api(sandbox, write("m.yaml", manifest_text(jobs=2))).code == 0
+    out = workdir / "outputs" / "t"
+    first = results(out)["path"][0]
+    resized_clip(out / first)
+    result = cli("qc", "outputs/t")
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        f"{first}: lasts 1.0 s; 5 s was asked; is 96x64, not 16:9",
+        "Checked 2 videos: 1 failed",
+    ]
+    assert list(results(out)["qc"]) == ["failed", "passed"]

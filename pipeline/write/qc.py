@@ -165,7 +165,8 @@ def _run_problems(measured: Measured) -> Iterator[str]:
 
 def measure(path: Path) -> Measured:
     """Decode `path` to the end, looking at each frame's luma. Never raises for a bad file:
-    what went wrong is `unreadable`."""
+    what went wrong is `unreadable` (a frame size that changes mid-stream only restarts the
+    comparison of one frame with the next)."""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -181,6 +182,8 @@ def measure(path: Path) -> Measured:
                     tally.add(_luma(frame))
             except av.FFmpegError as error:
                 return Measured(unreadable=f"stops decoding after {tally.frames} frames: {_said(error)}")
+            except (ValueError, RuntimeError, MemoryError) as error:  # a frame numpy cannot read
+                return Measured(unreadable=f"cannot be measured after {tally.frames} frames: {error}")
     except (av.FFmpegError, OSError) as error:
         return Measured(unreadable=f"does not open as a video: {_said(error)}")
     if tally.frames == 0:
@@ -238,6 +241,7 @@ class _RunTally:
         frozen = (
             not flat
             and self._previous is not None
+            and self._previous.shape == luma.shape  # a new frame size: a new picture
             and float(np.abs(luma - self._previous).sum()) / count < FROZEN_CHANGE
         )
         for kind, now in (("black", black), ("flat", flat and not black), ("frozen", frozen)):

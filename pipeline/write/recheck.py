@@ -73,6 +73,8 @@ def _check(out_dir: Path, store: Store | None, relative: str | None, request: di
         return Checks(FAILED, ("missing: the file is not there",))
     try:
         verdict = check_video(video, request)
+    except Exception as error:  # one video's surprise must not lose the others' checks
+        return Checks(FAILED, (f"cannot be checked: {type(error).__name__}: {error}",))
     finally:
         if store is not None:
             video.unlink(missing_ok=True)

@@ -76,3 +76,31 @@ def test_audio_is_checked_only_when_asked():
 
 def test_an_unreadable_video_says_only_that():
     assert problems(Measured(unreadable="no frame decodes"), duration=5) == ("no frame decodes",)
+
+
+def test_a_frame_size_that_changes_restarts_the_comparison():
+    """A clip whose frame size changes mid-stream: no numpy error, and no frozen run across it."""
+    import numpy as np
+
+    from pipeline.write.qc import _RunTally
+
+    tally = _RunTally(1 / 24)
+    rng = np.random.default_rng(0)
+    for size in (64, 64, 96, 96):
+        tally.add(rng.integers(0, 255, size).astype(np.float32))
+    assert tally.frames == 4 and tally.runs().frozen_s == 0
+
+
+def test_a_frame_that_cannot_be_measured_makes_the_video_unreadable(tmp_path, monkeypatch):
+    from pipeline.sandbox.render import ClipSpec, render_clip
+    from pipeline.write import qc
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(render_clip(ClipSpec(seed=1, duration=1)))
+
+    def broken(frame):
+        raise ValueError("cannot reshape array")
+
+    monkeypatch.setattr(qc, "_luma", broken)
+    measured = qc.measure(video)
+    assert measured.unreadable == "cannot be measured after 0 frames: cannot reshape array"
