@@ -34,6 +34,7 @@ MARKS = ("star", "bad", "none")
 _FLIPPED = {"a": "b", "b": "a", "tie": "tie"}
 _PAIR_KEYS = {"a", "b", "outcome", "reviewer", "at"}
 _MARK_KEYS = {"job", "mark", "reviewer", "at"}
+MAX_LINE_CHARS = 10_000  # a vote is two job ids, a name and a time: a few hundred characters
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,14 @@ Vote = Comparison | Mark
 
 def parse_line(text: str, known_jobs: set[str] | frozenset[str]) -> Vote:
     """One line of a votes file as a vote; ValueError says what is wrong with it."""
+    if len(text) > MAX_LINE_CHARS:
+        raise ValueError(f"a line of {len(text):,} characters; a vote is under {MAX_LINE_CHARS:,}")
     try:
         record = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"not JSON ({error.msg})") from None
+    except RecursionError:
+        raise ValueError("not JSON (nested too deeply)") from None
     if not isinstance(record, dict):
         raise ValueError("expected a JSON object with a, b and outcome, or job and mark")
     keys = _PAIR_KEYS if "outcome" in record or "a" in record else _MARK_KEYS

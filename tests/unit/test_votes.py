@@ -93,3 +93,15 @@ def test_import_writes_nothing_when_any_file_is_wrong(tmp_path):
     )
     assert (tmp_path / "votes.jsonl").read_text(encoding="utf-8") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "good.jsonl", "votes.jsonl"]
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("[" * 9_000, "not JSON (nested too deeply)"),
+        ('{"a": "' + "x" * 20_000 + '"}', "a line of 20,009 characters"),
+    ],
+)
+def test_a_deeply_nested_or_huge_line_is_a_problem_of_that_line(text, said):
+    votes, problems = parse_files([("v.jsonl", text)], {"j1"})
+    assert votes == [] and len(problems) == 1 and said in str(problems[0])
