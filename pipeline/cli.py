@@ -199,7 +199,8 @@ def build_parser(*, sandbox_arguments: bool = True) -> argparse.ArgumentParser:
         "export",
         "write a dataset folder: the completed videos and a metadata.jsonl",
         "The folder follows the video/image-folder convention that dataset loaders read: each\n"
-        "line of metadata.jsonl has file_name and every parameter of that video.\n\n"
+        "line of metadata.jsonl has file_name and every parameter of that video. --to must be a\n"
+        "new or empty folder, or an earlier export of the same --format (it is brought up to date).\n\n"
         "Example:\n  vidpipe export outputs/ab-seed-sweep --to datasets/ab-seed-sweep",
     )
     export.add_argument("out_dir", type=_location, metavar="OUTPUT_DIR", help=OUTPUT_HELP)

@@ -59,3 +59,35 @@ def test_output_dataset_true_exports_at_the_end_of_the_run(write, run_api, sandb
     assert result.code == 0
     assert json.loads(result.out)["dataset"] == "outputs/t/dataset"
     assert len((workdir / "outputs" / "t" / "dataset" / "metadata.jsonl").read_text().splitlines()) == 2
+
+
+def test_export_to_a_file_or_an_unwritable_place_is_one_line(write, run_api, cli, sandbox, workdir):
+    assert run_api(sandbox, write("m.yaml", manifest_text(jobs=1))).code == 0
+    (workdir / "afile").write_text("x")
+    result = cli("export", "outputs/t", "--to", "afile")
+    assert (result.code, result.err_lines) == (
+        2,
+        ["error: afile: not a folder; give --to a new or empty folder"],
+    )
+    result = cli("export", "outputs/t", "--to", "/proc/nope")
+    assert result.code not in (0, 1, 70) and len(result.err_lines) == 1, result.err
+    assert result.err_lines[0].startswith("error: /proc/nope: ") and "Traceback" not in result.err
+
+
+def test_export_never_mixes_layouts_or_other_files_in_one_folder(write, run_api, cli, sandbox, workdir):
+    assert run_api(sandbox, write("m.yaml", manifest_text(jobs=2))).code == 0
+    assert cli("export", "outputs/t", "--to", "ds").code == 0
+    before = sorted(path.name for path in (workdir / "ds").iterdir())
+    result = cli("export", "outputs/t", "--to", "ds", "--format", "webdataset")
+    assert result.code == 2 and result.err_lines == [
+        "error: ds: holds a videofolder export, not an earlier webdataset export; "
+        "export to a new or empty folder (or remove that one first)"
+    ]
+    assert sorted(path.name for path in (workdir / "ds").iterdir()) == before
+    assert cli("export", "outputs/t", "--to", "wds", "--format", "webdataset").code == 0
+    assert cli("export", "outputs/t", "--to", "wds").code == 2
+    (workdir / "notes").mkdir()
+    (workdir / "notes" / "todo.txt").write_text("mine")
+    result = cli("export", "outputs/t", "--to", "notes")
+    assert result.code == 2 and "holds other files" in result.err
+    assert cli("export", "outputs/t", "--to", "ds").code == 0  # an earlier export of its layout: updated

@@ -10,7 +10,8 @@ allows (no extra space), else copied, and checked against the ledger's sha256 ei
 A video that failed its automatic checks (`qc: failed`, qc.py) is left out unless
 `include_failed_qc`; one not checked yet is exported. Every export writes a dataset card,
 `README.md` (card.py). `layout="webdataset"` writes tar shards instead (shards.py, to a local
-folder only).
+folder only). A local dataset folder must be new, empty or an earlier export of the same
+layout: anything else there is refused, never removed or mixed in.
 
 A run that publishes to a store (output.dir as a URL) exports from it: to a local folder each
 video is downloaded and checked against its sha256; to a folder in the same store (what
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, refused
 from ..net.download import file_sha256
 from ..read.manifest import display_path
 from ..read.schema import REQUEST_FIELDS
@@ -94,6 +95,8 @@ def export_dataset(
     if not options.include_failed_qc:
         done = done[~failed]
     left_out = 0 if options.include_failed_qc else int(failed.sum())
+    if not isinstance(target, Store):
+        _prepare_target(Path(target), options.layout)
     card = dataset_card(frame, done, _card_facts(out_dir, target, manifest, options))
     remote = store is not None or isinstance(target, Store)
     if options.layout == "webdataset":
@@ -117,6 +120,28 @@ def export_dataset(
     _write_jsonl(records, target / METADATA)
     _write_card(card, target / CARD)
     return Exported(len(records), left_out)
+
+
+def _prepare_target(target: Path, layout: str) -> None:
+    """Make the dataset folder; one that holds anything but an earlier export of the same
+    layout is refused (nothing of it is removed or mixed with this export)."""
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{display_path(target)}: not a folder; give --to a new or empty folder")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        names = {entry.name for entry in target.iterdir()}
+    except OSError as error:
+        raise refused(display_path(target), error, "give --to a folder you can write") from None
+    names.discard(CARD)
+    shards = {name for name in names if name.startswith("shard-") and name.endswith(".tar")}
+    videofolder = METADATA in names
+    ours = (videofolder and not shards) if layout == "videofolder" else (shards and not videofolder)
+    if names and not ours:
+        found = "a videofolder export" if videofolder else "webdataset shards" if shards else "other files"
+        raise InputError(
+            f"{display_path(target)}: holds {found}, not an earlier {layout} export; "
+            f"export to a new or empty folder (or remove that one first)"
+        )
 
 
 def _failed_checks(rows: pd.DataFrame) -> pd.Series:
