@@ -91,3 +91,20 @@ def test_export_never_mixes_layouts_or_other_files_in_one_folder(write, run_api,
     result = cli("export", "outputs/t", "--to", "notes")
     assert result.code == 2 and "holds other files" in result.err
     assert cli("export", "outputs/t", "--to", "ds").code == 0  # an earlier export of its layout: updated
+
+
+def test_a_malformed_rankings_file_is_a_warning_not_a_crash(write, run_api, cli, sandbox, workdir):
+    out = workdir / "outputs" / "t"
+    assert run_api(sandbox, write("m.yaml", manifest_text(jobs=1))).code == 0
+    (out / "rankings.json").write_text(json.dumps({"rankings": {"model": {"ranking": [{"value": "a"}]}}}))
+    result = run_api(sandbox, write("m.yaml", manifest_text(jobs=2)))
+    assert result.code == 0, result.err
+    assert [line for line in result.err_lines if "rankings.json" in line] == [
+        "warning: outputs/t/rankings.json: ranking by model is not as vidpipe rank writes it; not drawn "
+        "(vidpipe rank OUTPUT_DIR --by FIELD writes it again)"
+    ]
+    for document in ({"model": "x"}, {"rankings": {"seed": {"ranking": [{"value": 1, "score": None}]}}}):
+        (out / "rankings.json").write_text(json.dumps(document))
+        result = cli("report", "outputs/t")
+        assert result.code == 0, result.err
+    assert (out / "report.html").is_file()

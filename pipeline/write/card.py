@@ -23,6 +23,7 @@ import pandas as pd
 from ..read.schema import REQUEST_FIELDS
 from ..states import JobState
 from .qc import FAILED
+from .ranking import is_ranking
 
 CARD = "README.md"
 RANKINGS = "rankings.json"
@@ -136,7 +137,7 @@ def _rankings(rankings: Any) -> list[str]:
     """One table per ranked field (rankings.json as `vidpipe rank` writes it: ranking.py);
     a file of another shape is shown as it is."""
     by_field = rankings.get("rankings") if isinstance(rankings, dict) else None
-    if not isinstance(by_field, dict) or not all(_is_ranking(r) for r in by_field.values()):
+    if not isinstance(by_field, dict) or not all(is_ranking(r) for r in by_field.values()):
         return ["```json", json.dumps(rankings, indent=2, ensure_ascii=False), "```"]
     rows: list[str] = []
     for by, ranking in by_field.items():
@@ -157,11 +158,6 @@ def _rankings(rankings: Any) -> list[str]:
                 rows.append(f"\nToo few votes to separate {by} {_shown(pair[0])} and {_shown(pair[1])}.")
         rows.append("")
     return rows
-
-
-def _is_ranking(ranking: Any) -> bool:
-    entries = ranking.get("ranking") if isinstance(ranking, dict) else None
-    return isinstance(entries, list) and all(isinstance(entry, dict) for entry in entries)
 
 
 def _number(value: Any) -> str:

@@ -38,6 +38,9 @@ def _report(out_dir: Path) -> Path | None:
     except (OSError, VidpipeError) as error:
         print(f"warning: report.html was not written: {error}", file=sys.stderr)
         return None
+    except Exception as error:  # the run's paid work is done: a report bug is no failure
+        print(f"warning: report.html was not written: {type(error).__name__}: {error}", file=sys.stderr)
+        return None
 
 
 def remote_store(target: Path | str, settings) -> Store | None:
@@ -75,5 +78,8 @@ def _report_in_store(out_dir: Path, store: Store) -> str | None:
         path = write_report(out_dir, store=store)
     except (OSError, VidpipeError) as error:
         print(f"warning: report.html was not written: {error}", file=sys.stderr)
+        return None
+    except Exception as error:  # the run's paid work is done: a report bug is no failure
+        print(f"warning: report.html was not written: {type(error).__name__}: {error}", file=sys.stderr)
         return None
     return store.join(path.name)

@@ -24,6 +24,8 @@ and the ranking says so.
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,6 +250,46 @@ def read_rankings(output_dir: Path) -> dict[str, Any]:
         return {}
     rankings = document.get("rankings") if isinstance(document, dict) else None
     return rankings if isinstance(rankings, dict) else {}
+
+
+_NUMBERS = ("score", "low", "high")
+_TALLIES = ("wins", "losses", "ties", "stars", "flags")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_ranking(ranking: Any) -> bool:
+    """Whether `ranking` has the shape `rank` gives (a report or card can draw it): rows with a
+    value and numbers where numbers are drawn, and pairs in `unseparated`."""
+    if not isinstance(ranking, dict) or not isinstance(ranking.get("ranking"), list):
+        return False
+    if not all(_number(ranking.get(key, 0)) for key in ("comparisons", "marks", "ignored")):
+        return False
+    unseparated = ranking.get("unseparated") or []
+    if not isinstance(unseparated, list) or not all(isinstance(p, list) and len(p) == 2 for p in unseparated):
+        return False
+    return all(
+        isinstance(row, dict)
+        and isinstance(row.get("value"), (str, int, float))
+        and all(_number(row.get(key)) for key in _NUMBERS)
+        and all(_number(row.get(key)) for key in _TALLIES)
+        for row in ranking["ranking"]
+    )
+
+
+def drawable_rankings(rankings: Mapping[str, Any], where: Path) -> dict[str, Any]:
+    """The rankings of a run that have `rank`'s shape; one warning line names those skipped."""
+    kept = {by: ranking for by, ranking in rankings.items() if is_ranking(ranking)}
+    if len(kept) < len(rankings):
+        skipped = ", ".join(str(by) for by in rankings if by not in kept)
+        print(
+            f"warning: {where}: ranking by {skipped} is not as vidpipe rank writes it; not drawn "
+            f"(vidpipe rank OUTPUT_DIR --by FIELD writes it again)",
+            file=sys.stderr,
+        )
+    return kept
 
 
 def write_ranking(output_dir: Path, ranking: Mapping[str, Any], generated_at: str) -> Path:

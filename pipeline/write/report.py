@@ -43,6 +43,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from ..errors import InputError, VidpipeError
+from ..read.manifest import display_path
 from ..read.schema import REQUEST_FIELDS
 from ..run.ledger import LEDGER_FILE, Ledger
 from ..run.plan import format_seconds
@@ -51,7 +52,7 @@ from .atomic import replace_atomically
 from .pairing import pair_schedule
 from .posters import POSTER_DIR, PosterError, extract_poster, poster_path_for
 from .qc import FAILED
-from .ranking import read_rankings
+from .ranking import RANKINGS_FILE, drawable_rankings, read_rankings
 from .results import results_frame
 from .storage import Store
 
@@ -525,7 +526,8 @@ def write_report(
     files = _files(output_dir, frame) if store is None else _stored(output_dir, frame, store)
     frame = frame.assign(**files)
     figures = run_figures(frame, runs, output_dir.resolve().name, datetime.now(timezone.utc))
-    page = build_report(frame, figures, rows, cols, read_rankings(output_dir))
+    rankings = drawable_rankings(read_rankings(output_dir), display_path(output_dir / RANKINGS_FILE))
+    page = build_report(frame, figures, rows, cols, rankings)
     target = output_dir / REPORT_FILE
     replace_atomically(target, lambda temporary: temporary.write_text(page, encoding="utf-8"))
     if store is not None:

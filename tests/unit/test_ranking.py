@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from pipeline.write.ranking import PRIOR, describe, fit, gather, rank
+from pipeline.write.ranking import PRIOR, describe, drawable_rankings, fit, gather, is_ranking, rank
 from pipeline.write.votes import Comparison, Mark
 
 AT = "2026-12-01T15:20:03Z"
@@ -100,3 +100,18 @@ def test_the_table_says_what_the_votes_cannot_separate():
     assert lines[3].split()[:2] == ["1", "1"] and lines[3].split()[-4:] == ["1", "75%", "0", "0"]
     assert lines[-1] == "too few votes to separate seed 1 and seed 2 (their intervals overlap)"
     assert describe(rank(gather([], JOBS), "seed"))[-1] == "no votes compare two values of seed yet"
+
+
+def test_only_rankings_of_rank_s_shape_are_drawn(capsys, tmp_path):
+    good = rank(gather([versus("wide-1", "wide-2")], JOBS), "seed", samples=20)
+    assert is_ranking(good)
+    bad = {
+        "model": {"ranking": [{"value": "a"}]},
+        "prompt": "x",
+        "ratio": {"ranking": [{**good["ranking"][0], "score": None}]},
+        "duration": {**good, "unseparated": [["a"]]},
+    }
+    assert not any(is_ranking(ranking) for ranking in bad.values())
+    assert drawable_rankings({"seed": good, **bad}, tmp_path / "rankings.json") == {"seed": good}
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1 and said[0].startswith("warning: ") and "model, prompt, ratio, duration" in said[0]
