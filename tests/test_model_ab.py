@@ -65,3 +65,33 @@ def test_the_shipped_manifest_plans_24_jobs_priced_by_the_sandbox(cli):
     assert "price unknown" not in result.out
     for model in ("google/veo-3.1-t2v-fast", "alibaba/wan-2-6-t2v", "pixverse/v5.5/text-to-video"):
         assert re.search(rf"{re.escape(model)} +8 +[\d,]+ +\$[\d.]+ +the sandbox's price list", result.out)
+
+
+def test_compare_mode_and_rank_by_model_include_veo_at_its_own_duration(
+    write, run_api, sandbox, workdir, cli
+):
+    """Veo's per_model duration (6 s, the others 5 s) does not split its jobs from the others':
+    compare mode pairs it, and a vote or star on it counts for `rank --by model`."""
+    import json
+
+    assert run_api(sandbox, write("m.yaml", small_model_ab())).code == 0
+    out = workdir / "outputs" / "t"
+    assert cli("report", "outputs/t", "--cols", "model").code == 0
+    page = (out / "report.html").read_text()
+    data = json.loads(re.search(r'id="vote-data">(.*?)</script>', page).group(1))
+    paired = {data["candidates"][i][1] for pair in data["pairs"] for i in pair}
+    assert paired == set(MODELS), data["pairs"]
+    table = results(out)
+    job = {(row.model, row.seed): row.job_id for row in table.itertuples()}
+    at = "2026-12-01T15:20:03Z"
+    votes = [
+        {"a": job[(MODELS[0], 11)], "b": job[(MODELS[1], 11)], "outcome": "a", "at": at},
+        {"job": job[(MODELS[0], 12)], "mark": "star", "at": at},
+    ]
+    write("v.jsonl", "".join(json.dumps(vote) + "\n" for vote in votes))
+    assert cli("votes", "import", "outputs/t", "v.jsonl").code == 0
+    ranked = cli("rank", "outputs/t", "--by", "model", "--json")
+    assert ranked.code == 0, ranked.err
+    ranking = json.loads(ranked.out)
+    assert (ranking["comparisons"], ranking["marks"], ranking["ignored"]) == (1, 1, 0)
+    assert ranking["ranking"][0]["value"] == MODELS[0]

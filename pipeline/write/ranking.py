@@ -8,8 +8,11 @@ log of its strength, centred on the mean of the values ranked: a difference d be
 values means the first wins a comparison with odds e^d.
 
 What counts, for `--by FIELD`:
-- a comparison between two jobs whose FIELD values differ is a win for one (`a` or `b`) or
-  half a win for each (`tie`); one whose values are equal says nothing about FIELD (ignored);
+- a comparison between two jobs of one group (the same request apart from FIELD) whose FIELD
+  values differ is a win for one (`a` or `b`) or half a win for each (`tie`); one whose values
+  are equal, or whose jobs differ in another field too, says nothing about FIELD (ignored);
+- for `--by model`, ratio and duration do not split a group (a model's own rules set them:
+  per_model, run.adapt), as in compare mode (report.py's `group_fields`);
 - a star on a job is one win for its value, spread evenly over the jobs of its group (the
   same request apart from FIELD) that have another value; a flag (`bad`) is one loss, spread
   the same way. So a star weighs as much as one comparison, whatever the group's size.
@@ -94,7 +97,8 @@ def _values_named(votes: list[Vote], jobs, members) -> set[str]:
     named = set()
     for vote in votes:
         if isinstance(vote, Comparison):
-            named.update(jobs[job][0] for job in (vote.a, vote.b) if job in jobs)
+            if _comparable(vote, jobs):
+                named.update(jobs[job][0] for job in (vote.a, vote.b))
         elif vote.mark != "none" and vote.job in jobs:
             group = {jobs[job][0] for job in members[jobs[vote.job][1]]}
             named.update(group if len(group) > 1 else ())
@@ -104,8 +108,17 @@ def _values_named(votes: list[Vote], jobs, members) -> set[str]:
 _COUNTS = ("wins", "losses", "ties", "comparisons", "stars", "flags")
 
 
+def _comparable(vote: Comparison, jobs) -> bool:
+    """Whether a comparison says something about the field: two jobs of one group (the same
+    request apart from the field) with different values of it."""
+    if vote.a not in jobs or vote.b not in jobs:
+        return False
+    (value_a, group_a), (value_b, group_b) = jobs[vote.a], jobs[vote.b]
+    return value_a != value_b and group_a == group_b
+
+
 def _add_comparison(evidence: Evidence, vote: Comparison, jobs, index) -> None:
-    if vote.a not in jobs or vote.b not in jobs or jobs[vote.a][0] == jobs[vote.b][0]:
+    if not _comparable(vote, jobs):
         evidence.ignored += 1
         return
     a, b = jobs[vote.a][0], jobs[vote.b][0]
@@ -304,12 +317,12 @@ def write_ranking(output_dir: Path, ranking: Mapping[str, Any], generated_at: st
 def jobs_by(frame: Any, by: str) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Each completed job of the manifest: (its value of `by`, its group), as `gather` takes them."""
     # report.py draws the rankings: imported here, not at the top, or the two would import each other.
-    from .report import GROUP_FIELDS, label
+    from .report import group_fields, label
 
     rows = frame[frame["in_manifest"] & (frame["status"] == "completed")].to_dict("records")
+    fields = group_fields(by)
     return {
-        label(job["job_id"]): (label(job.get(by)), tuple(label(job.get(f)) for f in GROUP_FIELDS if f != by))
-        for job in rows
+        label(job["job_id"]): (label(job.get(by)), tuple(label(job.get(f)) for f in fields)) for job in rows
     }
 
 

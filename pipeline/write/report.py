@@ -225,8 +225,7 @@ def build_report(
     parts.append(_header(figures, rows, cols))
     parts.append(_controls(jobs, filters))
     # Fields that do not vary cannot split a group: only the swept ones are looked at.
-    group_fields = [f for f in (rows, *filters) if f in GROUP_FIELDS and f != cols]
-    parts.append(_vote_data(jobs, cols, group_fields, figures))
+    parts.append(_vote_data(jobs, cols, group_fields(cols, (rows, *filters)), figures))
     parts.append(f'<main>{_rankings(rankings or {})}{_COMPARE}<table class="grid"><thead><tr>')
     parts.append(f'<th class="corner">{escape(rows)} ╲ {escape(cols or "")}</th>')
     for number, key in enumerate(col_keys):
@@ -411,6 +410,16 @@ def _playable(job: Mapping[str, Any]) -> bool:
 
 # The fields that make two jobs "the same request but for the compared field" (votes.py, ranking.py).
 GROUP_FIELDS = REQUEST_FIELDS
+# Fields a model's own rules set (per_model values, run.adapt's nearest values): when models are
+# compared, a job of Veo at 6 s and one of Wan at 5 s are the same request, so these do not split.
+MODEL_SET_FIELDS = ("ratio", "duration")
+
+
+def group_fields(by: str | None, fields: Iterable[str] = GROUP_FIELDS) -> list[str]:
+    """Of `fields`, those two jobs must agree on to be compared for `by`: the one definition of
+    a group, for compare mode's pairs, stars and `vidpipe rank`."""
+    ignored = MODEL_SET_FIELDS if by == "model" else ()
+    return [f for f in fields if f in GROUP_FIELDS and f != by and f not in ignored]
 
 
 def _vote_data(

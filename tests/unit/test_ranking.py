@@ -102,6 +102,26 @@ def test_the_table_says_what_the_votes_cannot_separate():
     assert describe(rank(gather([], JOBS), "seed"))[-1] == "no votes compare two values of seed yet"
 
 
+def test_a_comparison_of_jobs_that_differ_in_another_field_too_says_nothing():
+    """wide-1 against tall-2 differs in seed and ratio: it counts for neither."""
+    votes = [versus("wide-1", "tall-2"), versus("wide-1", "wide-2")]
+    evidence = gather(votes, JOBS)
+    assert (evidence.ignored, evidence.comparisons) == (1, 1)
+    assert rank(evidence, "seed", samples=20)["ranking"][0]["comparisons"] == 1
+    only_mixed = gather([versus("wide-1", "tall-2")], JOBS)
+    assert (only_mixed.values, only_mixed.ignored) == ([], 1)
+
+
+def test_models_are_compared_whatever_duration_or_ratio_their_rules_set():
+    """One definition of a group: for model, duration and ratio do not split it (per_model)."""
+    from pipeline.write.report import group_fields
+
+    assert "duration" in group_fields("seed") and "ratio" in group_fields("seed")
+    assert "duration" not in group_fields("model") and "ratio" not in group_fields("model")
+    assert "prompt" in group_fields("model") and "seed" in group_fields("model")
+    assert group_fields("model", ["seed", "duration", "tags"]) == ["seed"]
+
+
 def test_only_rankings_of_rank_s_shape_are_drawn(capsys, tmp_path):
     good = rank(gather([versus("wide-1", "wide-2")], JOBS), "seed", samples=20)
     assert is_ranking(good)
