@@ -284,7 +284,7 @@ def build_parser(*, sandbox_arguments: bool = True) -> argparse.ArgumentParser:
         "Bradley-Terry scores from the comparisons (stars and flags count too), win rates and\n"
         "vote counts; writes OUTPUT_DIR/rankings.json, which `vidpipe report` draws.\n\n"
         "Example:\n  vidpipe rank outputs/ab-seed-sweep --by seed\n"
-        "  vidpipe rank outputs/model-shootout --by model --json",
+        "  vidpipe rank outputs/model-ab --by model --json   # manifests/model-ab.yaml",
     )
     rank.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
     rank.add_argument("--by", required=True, metavar="FIELD", help="the field to rank: seed, model, ...")

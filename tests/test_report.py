@@ -551,7 +551,7 @@ def test_compare_mode_votes_are_exported_imported_and_ranked(sandbox_report, tmp
     capsys.readouterr()
     assert main(["rank", str(out), "--by", "seed"]) == 0
     said = capsys.readouterr().out
-    assert "too few votes to separate seed 2 and seed 3 (their intervals overlap)" in said
+    assert "too few votes to separate seed 2 (ranked higher) from seed 3: their intervals overlap" in said
     ranking = json.loads((out / "rankings.json").read_text(encoding="utf-8"))["rankings"]["seed"]
     assert [row["value"] for row in ranking["ranking"]] == ["1", "2", "3"]
     best = ranking["ranking"][0]

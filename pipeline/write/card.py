@@ -23,7 +23,7 @@ import pandas as pd
 from ..read.schema import REQUEST_FIELDS
 from ..states import JobState
 from .qc import FAILED
-from .ranking import is_ranking
+from .ranking import is_ranking, unseparated_note, vote_counts
 
 CARD = "README.md"
 RANKINGS = "rankings.json"
@@ -142,8 +142,7 @@ def _rankings(rankings: Any) -> list[str]:
     rows: list[str] = []
     for by, ranking in by_field.items():
         rows += [
-            f"By {by} (Bradley-Terry scores, 95% bootstrap intervals; "
-            f"{ranking.get('comparisons', 0)} comparisons, {ranking.get('marks', 0)} stars and flags):",
+            f"By {by} (Bradley-Terry scores, 95% bootstrap intervals; {vote_counts(ranking)}):",
             "",
             "| rank | " + by + " | score | interval | wins | losses | ties | stars | flags |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -155,7 +154,8 @@ def _rankings(rankings: Any) -> list[str]:
             rows.append(f"| {rank} | {value} | {score} | {interval} | {counts} |")
         for pair in ranking.get("unseparated") or []:
             if isinstance(pair, list) and len(pair) == 2:
-                rows.append(f"\nToo few votes to separate {by} {_shown(pair[0])} and {_shown(pair[1])}.")
+                note = unseparated_note(by, _shown(pair[0]), _shown(pair[1]))
+                rows.append(f"\n{note[0].upper()}{note[1:]}.")
         rows.append("")
     return rows
 

@@ -220,12 +220,32 @@ def _row(evidence: Evidence, value: str, score: float, low: float, high: float) 
     return {"value": value, **rounded, **counts, "win_rate": None if win_rate is None else round(win_rate, 4)}
 
 
+def counted(count: int, one: str, many: str | None = None) -> str:
+    """`1 comparison`, `2 comparisons`: a count with its noun."""
+    return f"{count:,} {one if count == 1 else many or one + 's'}"
+
+
+def vote_counts(ranking: Mapping[str, Any]) -> str:
+    """`1 comparison, 2 stars and flags` (or `1 star or flag`), as a ranking's text says them."""
+    comparisons = counted(ranking.get("comparisons", 0), "comparison")
+    return f"{comparisons}, {counted(ranking.get('marks', 0), 'star or flag', 'stars and flags')}"
+
+
+def unseparated_note(by: str, upper: Any, lower: Any) -> str:
+    """What the votes cannot separate, the two values in rank order (the higher first)."""
+    return (
+        f"too few votes to separate {by} {upper} (ranked higher) from {by} {lower}: their intervals overlap"
+    )
+
+
 def describe(ranking: Mapping[str, Any]) -> list[str]:
     """The ranking as a table for a terminal, with what the votes cannot separate."""
     by = ranking["by"]
+    ignored = ranking["ignored"]
+    say = "says" if ignored == 1 else "say"
     lines = [
-        f"Ranking by {by}: {ranking['comparisons']:,} comparisons, {ranking['marks']:,} stars and flags"
-        + (f" ({ranking['ignored']:,} votes say nothing about {by})" if ranking["ignored"] else ""),
+        f"Ranking by {by}: {vote_counts(ranking)}"
+        + (f" ({counted(ignored, 'vote')} {say} nothing about {by})" if ignored else ""),
         f"Bradley-Terry scores; interval: {ranking['bootstrap']['interval']:.0%} of "
         f"{ranking['bootstrap']['samples']:,} bootstrap resamples",
     ]
@@ -247,7 +267,7 @@ def describe(ranking: Mapping[str, Any]) -> list[str]:
         ]
         lines.append("  ".join(cells).rstrip())
     for upper, lower in ranking["unseparated"]:
-        lines.append(f"too few votes to separate {by} {upper} and {by} {lower} (their intervals overlap)")
+        lines.append(unseparated_note(by, upper, lower))
     return lines
 
 

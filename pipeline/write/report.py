@@ -52,7 +52,7 @@ from .atomic import replace_atomically
 from .pairing import pair_schedule
 from .posters import POSTER_DIR, PosterError, extract_poster, poster_path_for
 from .qc import FAILED
-from .ranking import RANKINGS_FILE, drawable_rankings, read_rankings
+from .ranking import RANKINGS_FILE, drawable_rankings, read_rankings, unseparated_note, vote_counts
 from .results import results_frame
 from .storage import Store
 
@@ -471,13 +471,11 @@ def _rankings(rankings: Mapping[str, Any]) -> str:
             for row in ranked
         )
         notes = "".join(
-            f"<li>too few votes to separate {escape(by)} {escape(str(a))} "
-            f"and {escape(by)} {escape(str(b))}</li>"
-            for a, b in ranking.get("unseparated") or []
+            f"<li>{escape(unseparated_note(str(by), a, b))}</li>" for a, b in ranking.get("unseparated") or []
         )
         blocks.append(
             f'<div class="ranking" data-by="{escape(by)}"><h2>Ranking by {escape(by)}</h2>'
-            f"<p>{ranking.get('comparisons', 0):,} comparisons, {ranking.get('marks', 0):,} stars and flags; "
+            f"<p>{escape(vote_counts(ranking))}; "
             f"score [95% interval] · wins–losses–ties</p><ol>{items}</ol>"
             + (f'<ul class="unseparated">{notes}</ul>' if notes else "")
             + "</div>"

@@ -98,7 +98,9 @@ def test_the_table_says_what_the_votes_cannot_separate():
         "flags",
     ]
     assert lines[3].split()[:2] == ["1", "1"] and lines[3].split()[-4:] == ["1", "75%", "0", "0"]
-    assert lines[-1] == "too few votes to separate seed 1 and seed 2 (their intervals overlap)"
+    assert (
+        lines[-1] == "too few votes to separate seed 1 (ranked higher) from seed 2: their intervals overlap"
+    )
     assert describe(rank(gather([], JOBS), "seed"))[-1] == "no votes compare two values of seed yet"
 
 
@@ -120,6 +122,13 @@ def test_models_are_compared_whatever_duration_or_ratio_their_rules_set():
     assert "duration" not in group_fields("model") and "ratio" not in group_fields("model")
     assert "prompt" in group_fields("model") and "seed" in group_fields("model")
     assert group_fields("model", ["seed", "duration", "tags"]) == ["seed"]
+
+
+def test_counts_are_said_in_the_singular_for_one():
+    ranking = rank(gather([versus("wide-1", "wide-2"), Mark("wide-3", "star", "bo", AT)], JOBS), "seed", 20)
+    assert describe(ranking)[0] == "Ranking by seed: 1 comparison, 1 star or flag"
+    ignored = rank(gather([versus("wide-1", "tall-1"), versus("wide-1", "wide-2")], JOBS), "seed", 20)
+    assert describe(ignored)[0].endswith("(1 vote says nothing about seed)")
 
 
 def test_only_rankings_of_rank_s_shape_are_drawn(capsys, tmp_path):
