@@ -45,7 +45,7 @@ def fit_models(
 ) -> list[Problem]:
     """Steps 1-5 above, on `table` in place; every problem found."""
     problems = _resolve_models(table, origins)
-    per_model, found = _per_model(data, origins)
+    per_model, found = _per_model(data, origins, table["model"])
     problems += found
     _apply_per_model(table, per_model, origins)
     _model_defaults(table, origins, endpoint)
@@ -91,14 +91,19 @@ def unknown_model(name: str) -> str:
 # --- 2. per_model ----------------------------------------------------------------------------
 
 
-def _per_model(data: Mapping[str, Any], origins: Origins) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
-    """per_model by canonical id (unknown names reported at their key); origins learns where
-    each model's entry is written."""
+def _per_model(
+    data: Mapping[str, Any], origins: Origins, used: Iterable[Any] = ()
+) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
+    """per_model by canonical id (unknown names, and catalogued ones no job uses, reported at
+    their key); origins learns where each model's entry is written."""
     section = data.get("per_model")
     if not isinstance(section, dict):
         return {}, []
     out: dict[str, dict[str, Any]] = {}
     problems = []
+    used = list(used)
+    # Only when every job's model is known: a refused name may be the one per_model meant.
+    jobs_use = set(used) if used and all(isinstance(m, str) for m in used) else None
     for name, values in section.items():
         if not isinstance(values, dict):
             continue
@@ -107,6 +112,11 @@ def _per_model(data: Mapping[str, Any], origins: Origins) -> tuple[dict[str, dic
         except InputError:
             where = origins.document.where(("per_model", name))
             problems.append(Problem(where, field_path(("per_model", name)), unknown_model(str(name))))
+            continue
+        if jobs_use is not None and model_id not in jobs_use:
+            where = origins.document.where(("per_model", name))
+            message = f"{shorten(str(name))} is used by no job (the jobs use: {', '.join(sorted(jobs_use))})"
+            problems.append(Problem(where, field_path(("per_model", name)), message))
             continue
         # A refused value (INVALID) is applied too: the rows holding it skip the checks that
         # need it, rather than report the matrix or defaults value it would hide.
