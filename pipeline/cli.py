@@ -20,6 +20,7 @@ from .errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     BudgetError,
+    InputError,
     ManifestError,
     VidpipeError,
     one_line,
@@ -407,6 +408,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print("\n".join([*describe(plan), *check.lines]))
         if args.out:
             print(f"Job table: {display_path(args.out)}")
+    if plan.budget_refusal:
+        raise InputError(plan.budget_refusal)
     if plan.over_budget:
         raise BudgetError(
             f"the plan needs {plan.credits:,} credits, over the budget of {plan.budget:,} "

@@ -65,3 +65,16 @@ def test_the_shipped_manifest_plans_24_jobs_priced_by_the_sandbox(cli):
     assert "price unknown" not in result.out
     for model in ("google/veo-3.1-t2v-fast", "alibaba/wan-2-6-t2v", "pixverse/v5.5/text-to-video"):
         assert re.search(rf"{re.escape(model)} +8 +[\d,]+ +\$[\d.]+ +the sandbox's price list", result.out)
+
+
+def test_plan_with_a_budget_and_no_known_price_refuses_as_run_does(write, cli, sandbox, monkeypatch):
+    monkeypatch.setenv("AIMLAPI_BASE_URL", sandbox.base_url)
+    text = small_model_ab(budget=10_000_000).replace("provider: sandbox", "provider: aimlapi")
+    result = cli("plan", write("m.yaml", text))
+    assert result.code == 2
+    assert "a run refuses to start: some jobs have no known price" in result.out
+    assert "within budget" not in result.out
+    assert result.err_lines[-1] == (
+        "error: run.budget is set, but 6 jobs have no known price (alibaba/wan-2-6-t2v, "
+        "google/veo-3.1-t2v-fast, pixverse/v5.5/text-to-video); remove the budget to run them"
+    )

@@ -37,6 +37,7 @@ from ..write.table import parquet_available
 from .interrupts import install_stop_signals, remove_stop_signals
 from .ledger import LEDGER_FILE, Ledger, RunLock
 from .model_check import ModelCheck, check_models
+from .plan import unpriced_refusal
 from .progress import Progress, choose_mode
 from .resume import resume_command
 from .runplan import jobs_of, ledger_rows, to_pay
@@ -268,11 +269,8 @@ def _check_budget_before_start(
     paying = to_pay(jobs, ledger.rows_by_id(), retry_uncertain)
     unpriced = [job for job in paying if not job.price_known]
     if budget is not None and unpriced:
-        names = ", ".join(sorted({str(job.request.get("model")) for job in unpriced}))
-        raise InputError(
-            f"run.budget is set, but {len(unpriced):,} jobs have no known price ({names}); "
-            "remove the budget to run them; nothing was sent"
-        )
+        models = {job.request.get("model") for job in unpriced}
+        raise InputError(f"{unpriced_refusal(len(unpriced), models)}; nothing was sent")
     credits = sum(job.credits_estimate for job in paying)
     if budget is not None and credits > budget:
         raise BudgetError(
