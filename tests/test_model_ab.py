@@ -78,3 +78,14 @@ def test_plan_with_a_budget_and_no_known_price_refuses_as_run_does(write, cli, s
         "error: run.budget is set, but 6 jobs have no known price (alibaba/wan-2-6-t2v, "
         "google/veo-3.1-t2v-fast, pixverse/v5.5/text-to-video); remove the budget to run them"
     )
+
+
+def test_run_warns_before_submitting_when_adapt_nearest_changes_jobs(write, run_api, sandbox, cli):
+    manifest = write("m.yaml", small_model_ab({"duration": 5}, adapt="nearest"))
+    manifest.write_text(manifest.read_text().replace("duration: 6", "duration: 5"))
+    plan = cli("plan", manifest)
+    note = "run.adapt: nearest {} 2 of 6 jobs a value their model takes instead of the one asked"
+    assert f"warning: {note.format('will send')}" in plan.err_lines
+    result = run_api(sandbox, manifest)
+    assert result.code == 0, result.err
+    assert f"warning: {note.format('sends')}" in result.err_lines

@@ -190,7 +190,7 @@ def test_adapt_nearest_sends_the_nearest_value_and_keeps_what_was_asked(write):
     assert columns["duration"] == [6, 5] and columns["asked_duration"] == [5, None]
     assert columns["ratio"] == ["16:9", "4:3"] and columns["asked_ratio"] == ["4:3", None]
     assert (
-        "run.adapt: nearest sent 1 of 2 jobs a value their model takes instead of the one asked"
+        "run.adapt: nearest will send 1 of 2 jobs a value their model takes instead of the one asked"
         in batch.notes
     )
 

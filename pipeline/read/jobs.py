@@ -14,7 +14,7 @@ import functools
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, ManifestError, Problem
 from ..services import DEFAULT_SERVICE
@@ -114,12 +114,34 @@ def load_batch(path: Path, endpoint: str | None = None) -> Batch:
     keys = {ref: info.key for ref, info in images.items()}
     table = expand.assign_seeds_and_ids(table, keys)
     table, notes = expand.drop_duplicates(table)
-    adapted = sum(1 for d, r in zip(table["asked_duration"], table["asked_ratio"], strict=True) if d or r)
-    if adapted:
-        count = len(table["model"])
-        what = "a value their model takes instead of the one asked"
-        notes.append(f"run.adapt: nearest sent {adapted:,} of {count:,} jobs {what}")
+    note = adapt_note(table, "will send")
+    if note:
+        notes.append(note)
     return Batch(document, settings, expand.finish(table), notes, images)
+
+
+def adapt_note(table: Any, verb: str) -> str | None:
+    """The warning line for jobs `run.adapt: nearest` changed ("will send" in validate and
+    plan, "sends" in run, on the jobs it runs), or None when it changed none."""
+    asked = zip(list(table["asked_duration"]), list(table["asked_ratio"]), strict=True)
+    adapted = sum(1 for d, r in asked if _given(d) or _given(r))
+    if not adapted:
+        return None
+    what = "a value their model takes instead of the one asked"
+    return f"run.adapt: nearest {verb} {adapted:,} of {len(table['model']):,} jobs {what}"
+
+
+def _given(value: Any) -> bool:
+    """A value was asked (None in the plain columns; NaN or NA in a pandas table)."""
+    if isinstance(value, str):
+        return value != ""
+    if isinstance(value, float):
+        return value == value  # NaN is not
+    if value is None or isinstance(value, int):
+        return value is not None
+    import pandas as pd
+
+    return not pd.isna(value)
 
 
 def _prompt_limits() -> list[int]:

@@ -27,7 +27,7 @@ from ..errors import (
 )
 from ..net.download import is_loopback_host
 from ..net.model_feeds import offline
-from ..read.jobs import load_batch
+from ..read.jobs import adapt_note, load_batch
 from ..read.manifest import display_path
 from ..read.settings import output_folder, output_target
 from ..write.outputs import prepare_store, publish_outputs, remote_store
@@ -114,6 +114,9 @@ def run(request: RunRequest) -> RunSummary:
     _show_model_check(check, request.quiet)
     check.refuse_withdrawn(display_path(request.manifest))
     table = check.resolved(table)
+    adapted = adapt_note(table, "sends")
+    if adapted:
+        print(f"warning: {adapted}", file=sys.stderr)
     jobs = jobs_of(table, batch.images, settings.output.filename, video_dir, check.prices)
     if request.fresh and request.rebuild_ledger:
         raise InputError("--fresh and --rebuild-ledger exclude each other: start over, or rebuild")
