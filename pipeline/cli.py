@@ -394,6 +394,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     embedded = settings.sandbox if plan_base_url(settings.provider) is None else None
     check = check_models(plan_base_url(settings.provider), batch.table["model"].unique(), embedded)
     check.refuse_withdrawn(display_path(args.manifest))
+    if check.renames:  # a superseded model's jobs, checked against its replacement's schema
+        batch = load_batch(args.manifest, renames=check.renames)
     table = check.resolved(batch.table)
     plan = make_plan(table, settings, batch.swept_fields, earlier, display_path(folder), check.prices)
     if args.out:

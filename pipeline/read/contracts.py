@@ -41,11 +41,18 @@ SEED_HINT = "repeats, not seeds, give it several samples (repeat: N in a job)"
 
 
 def fit_models(
-    table: JobColumns, data: Mapping[str, Any], origins: Origins, endpoint: str, adapt: str
+    table: JobColumns,
+    data: Mapping[str, Any],
+    origins: Origins,
+    endpoint: str,
+    adapt: str,
+    renames: Mapping[str, str] | None = None,
 ) -> list[Problem]:
-    """Steps 1-5 above, on `table` in place; every problem found."""
-    problems = _resolve_models(table, origins)
-    per_model, found = _per_model(data, origins, table["model"])
+    """Steps 1-5 above, on `table` in place; every problem found. `renames` sends a superseded
+    model's jobs (and its per_model entry) to its replacement, checked as that model."""
+    renames = renames or {}
+    problems = _resolve_models(table, origins, renames)
+    per_model, found = _per_model(data, origins, table["model"], renames)
     problems += found
     _apply_per_model(table, per_model, origins)
     _model_defaults(table, origins, endpoint)
@@ -60,7 +67,7 @@ def fit_models(
 # --- 1. model names --------------------------------------------------------------------------
 
 
-def _resolve_models(table: JobColumns, origins: Origins) -> list[Problem]:
+def _resolve_models(table: JobColumns, origins: Origins, renames: Mapping[str, str]) -> list[Problem]:
     problems: list[Problem] = []
     holders: dict[Any, list[int]] = {}
     for index, name in enumerate(table["model"]):
@@ -73,6 +80,7 @@ def _resolve_models(table: JobColumns, origins: Origins) -> list[Problem]:
         except InputError:
             problems += origins.problems(rows_at(table, indices), "model", unknown_model(name))
             model_id = INVALID
+        model_id = renames.get(model_id, model_id)
         if model_id != name:
             for index in indices:
                 table["model"][index] = model_id
@@ -92,7 +100,10 @@ def unknown_model(name: str) -> str:
 
 
 def _per_model(
-    data: Mapping[str, Any], origins: Origins, used: Iterable[Any] = ()
+    data: Mapping[str, Any],
+    origins: Origins,
+    used: Iterable[Any] = (),
+    renames: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
     """per_model by canonical id (unknown names, and catalogued ones no job uses, reported at
     their key); origins learns where each model's entry is written."""
@@ -109,6 +120,7 @@ def _per_model(
             continue
         try:
             model_id = models.canonical(str(name))
+            model_id = (renames or {}).get(model_id, model_id)
         except InputError:
             where = origins.document.where(("per_model", name))
             problems.append(Problem(where, field_path(("per_model", name)), unknown_model(str(name))))

@@ -69,10 +69,11 @@ class Batch:
         return [f for f in REQUEST_FIELDS if self.table[f].nunique(dropna=False) > 1]
 
 
-def load_batch(path: Path, endpoint: str | None = None) -> Batch:
+def load_batch(path: Path, endpoint: str | None = None, renames: dict[str, str] | None = None) -> Batch:
     """Read, validate and expand a manifest. Raises InputError/ManifestError with every problem.
     `endpoint` (the --endpoint flag) replaces run.endpoint: the jobs are checked for the path
-    they will be sent on."""
+    they will be sent on. `renames` (a superseded model's id -> its catalogued replacement, from
+    the deprecation feed) sends those jobs to the replacement, checked against its schema."""
     document = read_manifest(path)
     problems: list[Problem] = []
     prompt_limit_known = True
@@ -105,7 +106,7 @@ def load_batch(path: Path, endpoint: str | None = None) -> Batch:
         raise ManifestError(problems)
     table = expand.explode(frame)
     endpoint = endpoint or settings.run.endpoint
-    problems += fit_models(table, document.data, origins, endpoint, settings.run.adapt)
+    problems += fit_models(table, document.data, origins, endpoint, settings.run.adapt, renames)
     # A refused prompt_limit may have meant 1000: hold prompts to the schema's cap only.
     limit = settings.run.prompt_limit if prompt_limit_known else max(_prompt_limits())
     problems += table_problems(table, limit, origins)

@@ -113,6 +113,9 @@ def run(request: RunRequest) -> RunSummary:
     check = check_models(None if service.embedded else base_url, table["model"].unique(), embedded)
     _show_model_check(check, request.quiet)
     check.refuse_withdrawn(display_path(request.manifest))
+    if check.renames:  # a superseded model's jobs, checked against its replacement's schema
+        batch = load_batch(request.manifest, endpoint=request.endpoint, renames=check.renames)
+        table = batch.table if request.limit is None else batch.table.head(request.limit)
     table = check.resolved(table)
     adapted = adapt_note(table, "sends")
     if adapted:
