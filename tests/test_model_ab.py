@@ -3,6 +3,7 @@ only the fields it declares, under its own names, and the table and report show 
 
 from __future__ import annotations
 
+import json
 import re
 
 import yaml
@@ -89,3 +90,14 @@ def test_run_warns_before_submitting_when_adapt_nearest_changes_jobs(write, run_
     result = run_api(sandbox, manifest)
     assert result.code == 0, result.err
     assert f"warning: {note.format('sends')}" in result.err_lines
+
+
+def test_the_embedded_sandbox_charges_what_plan_priced_from_its_price_list(write, cli, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    manifest = write("m.yaml", small_model_ab())
+    planned = json.loads(cli("plan", manifest, "--json").out)["credits"]
+    result = cli("run", manifest, "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["credits_spent"] == summary["credits_planned"] == planned
+    assert planned != 6 * 105_000 * 5  # not the flat Runway rate for every model
