@@ -383,6 +383,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .run.ledger import statuses_in
     from .run.model_check import check_models, plan_base_url
     from .run.plan import describe, make_plan
+    from .write.columns import OUTPUT_COLUMNS, Column
     from .write.table import write_table
 
     batch = load_batch(args.manifest)
@@ -398,8 +399,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         batch = load_batch(args.manifest, renames=check.renames)
     table = check.resolved(batch.table)
     plan = make_plan(table, settings, batch.swept_fields, earlier, display_path(folder), check.prices)
-    if args.out:
-        write_table(table, args.out)
+    if args.out:  # typed as in results: tags a list in JSONL and Parquet, `a|b` in CSV
+        kinds = {column.name: column.kind for column in OUTPUT_COLUMNS}
+        write_table(table, args.out, tuple(Column(name, kinds.get(name, "string")) for name in table.columns))
     if args.json:
         print(json.dumps({**plan.as_dict(), **check.as_dict()}, indent=2))
     else:

@@ -101,3 +101,26 @@ def test_the_embedded_sandbox_charges_what_plan_priced_from_its_price_list(write
     summary = json.loads(result.out)
     assert summary["credits_spent"] == summary["credits_planned"] == planned
     assert planned != 6 * 105_000 * 5  # not the flat Runway rate for every model
+
+
+def test_model_specific_fields_are_in_the_table_the_export_and_the_card(
+    write, run_api, sandbox, workdir, cli
+):
+    manifest = write("m.yaml", small_model_ab({"generate_audio": True, "resolution": "720p"}))
+    assert run_api(sandbox, manifest).code == 0
+    folder = workdir / "outputs" / "t"
+    table = results(folder)
+    assert set(table["negative_prompt"]) == {"blurry, text, watermark"}
+    assert set(table["resolution"]) == {"720p"}
+    assert list(table["generate_audio"]).count(True) == 6
+    veo = table[table["model"] == MODELS[0]]
+    assert set(veo["extra"]) == {'{"enhance_prompt": false}'}
+    assert set(table[table["model"] != MODELS[0]]["extra"].fillna("")) == {""}
+    exported = cli("export", str(folder), "--to", str(workdir / "ds"))
+    assert exported.code == 0, exported.err
+    lines = [json.loads(line) for line in (workdir / "ds" / "metadata.jsonl").read_text().splitlines()]
+    assert {line["negative_prompt"] for line in lines} == {"blurry, text, watermark"}
+    assert {line["extra"] for line in lines if line["model"] == MODELS[0]} == {'{"enhance_prompt": false}'}
+    card = (workdir / "ds" / "README.md").read_text()
+    assert "| negative_prompt | blurry, text, watermark (6) |" in card
+    assert "| extra |" in card
