@@ -20,6 +20,7 @@ from .errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     BudgetError,
+    InputError,
     ManifestError,
     VidpipeError,
     one_line,
@@ -383,6 +384,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .run.ledger import statuses_in
     from .run.model_check import check_models, plan_base_url
     from .run.plan import describe, make_plan
+    from .write.columns import OUTPUT_COLUMNS, Column
     from .write.table import write_table
 
     batch = load_batch(args.manifest)
@@ -394,10 +396,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     embedded = settings.sandbox if plan_base_url(settings.provider) is None else None
     check = check_models(plan_base_url(settings.provider), batch.table["model"].unique(), embedded)
     check.refuse_withdrawn(display_path(args.manifest))
+    if check.renames:  # a superseded model's jobs, checked against its replacement's schema
+        batch = load_batch(args.manifest, renames=check.renames)
     table = check.resolved(batch.table)
     plan = make_plan(table, settings, batch.swept_fields, earlier, display_path(folder), check.prices)
-    if args.out:
-        write_table(table, args.out)
+    if args.out:  # typed as in results: tags a list in JSONL and Parquet, `a|b` in CSV
+        kinds = {column.name: column.kind for column in OUTPUT_COLUMNS}
+        write_table(table, args.out, tuple(Column(name, kinds.get(name, "string")) for name in table.columns))
     if args.json:
         print(json.dumps({**plan.as_dict(), **check.as_dict()}, indent=2))
     else:
@@ -408,6 +413,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print("\n".join([*describe(plan), *check.lines]))
         if args.out:
             print(f"Job table: {display_path(args.out)}")
+    if plan.budget_refusal:
+        raise InputError(plan.budget_refusal)
     if plan.over_budget:
         raise BudgetError(
             f"the plan needs {plan.credits:,} credits, over the budget of {plan.budget:,} "

@@ -3,6 +3,7 @@ only the fields it declares, under its own names, and the table and report show 
 
 from __future__ import annotations
 
+import json
 import re
 
 import yaml
@@ -95,3 +96,61 @@ def test_compare_mode_and_rank_by_model_include_veo_at_its_own_duration(
     ranking = json.loads(ranked.out)
     assert (ranking["comparisons"], ranking["marks"], ranking["ignored"]) == (1, 1, 0)
     assert ranking["ranking"][0]["value"] == MODELS[0]
+
+
+def test_plan_with_a_budget_and_no_known_price_refuses_as_run_does(write, cli, sandbox, monkeypatch):
+    monkeypatch.setenv("AIMLAPI_BASE_URL", sandbox.base_url)
+    text = small_model_ab(budget=10_000_000).replace("provider: sandbox", "provider: aimlapi")
+    result = cli("plan", write("m.yaml", text))
+    assert result.code == 2
+    assert "a run refuses to start: some jobs have no known price" in result.out
+    assert "within budget" not in result.out
+    assert result.err_lines[-1] == (
+        "error: run.budget is set, but 6 jobs have no known price (alibaba/wan-2-6-t2v, "
+        "google/veo-3.1-t2v-fast, pixverse/v5.5/text-to-video); remove the budget to run them"
+    )
+
+
+def test_run_warns_before_submitting_when_adapt_nearest_changes_jobs(write, run_api, sandbox, cli):
+    manifest = write("m.yaml", small_model_ab({"duration": 5}, adapt="nearest"))
+    manifest.write_text(manifest.read_text().replace("duration: 6", "duration: 5"))
+    plan = cli("plan", manifest)
+    note = "run.adapt: nearest {} 2 of 6 jobs a value their model takes instead of the one asked"
+    assert f"warning: {note.format('will send')}" in plan.err_lines
+    result = run_api(sandbox, manifest)
+    assert result.code == 0, result.err
+    assert f"warning: {note.format('sends')}" in result.err_lines
+
+
+def test_the_embedded_sandbox_charges_what_plan_priced_from_its_price_list(write, cli, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    manifest = write("m.yaml", small_model_ab())
+    planned = json.loads(cli("plan", manifest, "--json").out)["credits"]
+    result = cli("run", manifest, "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["credits_spent"] == summary["credits_planned"] == planned
+    assert planned != 6 * 105_000 * 5  # not the flat Runway rate for every model
+
+
+def test_model_specific_fields_are_in_the_table_the_export_and_the_card(
+    write, run_api, sandbox, workdir, cli
+):
+    manifest = write("m.yaml", small_model_ab({"generate_audio": True, "resolution": "720p"}))
+    assert run_api(sandbox, manifest).code == 0
+    folder = workdir / "outputs" / "t"
+    table = results(folder)
+    assert set(table["negative_prompt"]) == {"blurry, text, watermark"}
+    assert set(table["resolution"]) == {"720p"}
+    assert list(table["generate_audio"]).count(True) == 6
+    veo = table[table["model"] == MODELS[0]]
+    assert set(veo["extra"]) == {'{"enhance_prompt": false}'}
+    assert set(table[table["model"] != MODELS[0]]["extra"].fillna("")) == {""}
+    exported = cli("export", str(folder), "--to", str(workdir / "ds"))
+    assert exported.code == 0, exported.err
+    lines = [json.loads(line) for line in (workdir / "ds" / "metadata.jsonl").read_text().splitlines()]
+    assert {line["negative_prompt"] for line in lines} == {"blurry, text, watermark"}
+    assert {line["extra"] for line in lines if line["model"] == MODELS[0]} == {'{"enhance_prompt": false}'}
+    card = (workdir / "ds" / "README.md").read_text()
+    assert "| negative_prompt | blurry, text, watermark (6) |" in card
+    assert "| extra |" in card

@@ -130,6 +130,48 @@ def test_a_superseded_name_is_sent_and_recorded_as_its_replacement(online, workd
     assert set(results(workdir / "outputs" / "t")["model"]) == {"runway/gen4_turbo"}
 
 
+def test_a_model_superseded_after_a_run_keeps_its_jobs_ids_so_a_rerun_pays_nothing_again(
+    online, workdir, write, run_api
+):
+    manifest = write("m.yaml", manifest_text(jobs=2))
+    with feeds_sandbox() as sandbox:
+        assert run_api(sandbox, manifest).code == 0
+    before = sorted(results(workdir / "outputs" / "t")["job_id"])
+    with feeds_sandbox(superseded={"gen3a_turbo": "runway/gen4_turbo"}) as sandbox:
+        result = run_api(sandbox, manifest)
+        accepted = sandbox.stats()["submits"]["accepted"]
+    assert result.code == 0, result.err
+    assert accepted == 0  # the same jobs, found done
+    assert sorted(results(workdir / "outputs" / "t")["job_id"]) == before
+
+
+def test_a_superseded_name_whose_replacement_is_not_catalogued_is_sent_as_written(
+    online, workdir, write, run_api
+):
+    with feeds_sandbox(superseded={"gen3a_turbo": "runway/gen9_hyper"}) as sandbox:
+        result = run_api(sandbox, write("m.yaml", manifest_text(jobs=2)))
+        accepted = sandbox.stats()["submits"]["accepted"]
+    assert result.code == 0, result.err
+    assert accepted == 2
+    assert result.err_lines == [
+        "warning: model gen3a_turbo is superseded by runway/gen9_hyper, which is not in vidpipe's "
+        "catalogue: sent as gen3a_turbo (the service still resolves it)"
+    ]
+    assert set(results(workdir / "outputs" / "t")["model"]) == {"gen3a_turbo"}
+
+
+def test_a_superseded_names_jobs_are_checked_against_the_replacement_before_any_post(online, write, run_api):
+    text = "name: t\ndefaults: {duration: 5}\njobs:\n  - {prompt: a}\n"
+    with feeds_sandbox(superseded={"gen3a_turbo": "google/veo-3.1-t2v-fast"}) as sandbox:
+        result = run_api(sandbox, write("m.yaml", text))
+        accepted = sandbox.stats()["submits"]["accepted"]
+    assert result.code == 2
+    assert accepted == 0
+    assert result.err_lines[-1] == (
+        "error: m.yaml:2: defaults.duration: 5 is not allowed; google/veo-3.1-t2v-fast takes 4, 6 or 8"
+    )
+
+
 def test_models_stays_offline_until_refresh(online, cli, monkeypatch):
     with feeds_sandbox(deprecated={"luma/ray-2": "2027-02-01"}) as sandbox:
         monkeypatch.setenv("AIMLAPI_BASE_URL", sandbox.base_url)

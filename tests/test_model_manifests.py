@@ -122,6 +122,27 @@ def test_a_per_model_value_its_model_refuses_is_reported_under_per_model(write):
     ]
 
 
+def test_a_per_model_entry_for_a_model_no_job_uses_is_an_error_naming_the_used_ones(write):
+    path = write(
+        "m.yaml",
+        f"""
+        version: 1
+        per_model:
+          {VEO}: {{duration: 6}}
+        matrix:
+          model: [{WAN}, pixverse/v5.5/text-to-video]
+        jobs:
+          - prompt: a
+            duration: 7
+        """,
+    )
+    assert problems_of(path)[0] == (
+        f"m.yaml:3: per_model.{VEO}: {VEO!r} is used by no job "
+        f"(the jobs use: {WAN}, pixverse/v5.5/text-to-video)"
+    )
+    assert len(problems_of(path)) > 1  # the jobs' own problems come in the same pass
+
+
 def test_a_model_specific_field_another_model_declares_is_an_error_for_one_that_does_not(write):
     path = write("m.yaml", f"version: 1\njobs:\n  - {{model: {KLING}, prompt: a, enhance_prompt: true}}\n")
     [problem] = problems_of(path)
@@ -169,7 +190,7 @@ def test_adapt_nearest_sends_the_nearest_value_and_keeps_what_was_asked(write):
     assert columns["duration"] == [6, 5] and columns["asked_duration"] == [5, None]
     assert columns["ratio"] == ["16:9", "4:3"] and columns["asked_ratio"] == ["4:3", None]
     assert (
-        "run.adapt: nearest sent 1 of 2 jobs a value their model takes instead of the one asked"
+        "run.adapt: nearest will send 1 of 2 jobs a value their model takes instead of the one asked"
         in batch.notes
     )
 

@@ -69,6 +69,13 @@ def test_out_writes_the_job_table(write, cli, workdir):
     assert not list(workdir.glob(".jobs.csv.*"))  # no temporary file left behind
 
 
+def test_out_jsonl_writes_tags_as_a_list(write, cli, workdir):
+    text = "version: 1\njobs:\n  - {prompt: a, tags: [coast, dusk]}\n  - {prompt: b}\n"
+    assert cli("plan", write("m.yaml", text), "--out", "jobs.jsonl").code == 0
+    rows = [json.loads(line) for line in (workdir / "jobs.jsonl").read_text().splitlines()]
+    assert [row["tags"] for row in rows] == [["coast", "dusk"], []]
+
+
 def test_out_refuses_unknown_formats(write, cli):
     result = cli("plan", write("m.yaml", SWEEP), "--out", "jobs.xlsx")
     assert result.code == 2

@@ -14,7 +14,7 @@ import sys
 import termios
 import time
 
-from pipeline.run.progress import Progress, choose_mode, pace, pace_text
+from pipeline.run.progress import Progress, choose_mode, pace, pace_text, status_text
 from pipeline.run.tally import Tally
 from tests.runner_helpers import REPO, manifest_text
 
@@ -54,6 +54,12 @@ def test_the_bar_shows_counts_and_credits():
     assert "3/10" in shown
     assert "4 queued, 3 running, 0 downloading, 3 done, 0 failed" in shown
     assert "1,575,000 credits spent, 5,250,000 projected" in shown
+
+
+def test_the_projection_counts_the_queued_jobs_own_estimates_not_the_average():
+    """A model mix: 2 queued jobs of 300,000 each, though the run's average is 1,000,000."""
+    tally = Tally(total=4, queued=2, running=2, credits_reserved=2_000_000, credits_queued=600_000)
+    assert status_text(tally, average_credits=1_000_000).endswith("0 credits spent, 2,600,000 projected")
 
 
 def test_plain_lines_say_what_is_left():

@@ -30,7 +30,7 @@ from jsonschema import Draft202012Validator
 
 from .. import catalogue, models
 from ..errors import InputError, Problem
-from .expand import JobColumns, rows_at
+from .expand import ID_MODEL, JobColumns, rows_at
 from .origins import Origins
 from .salvage import INVALID, is_invalid
 from .schema import REQUEST_FIELDS, field_path, shorten
@@ -41,11 +41,18 @@ SEED_HINT = "repeats, not seeds, give it several samples (repeat: N in a job)"
 
 
 def fit_models(
-    table: JobColumns, data: Mapping[str, Any], origins: Origins, endpoint: str, adapt: str
+    table: JobColumns,
+    data: Mapping[str, Any],
+    origins: Origins,
+    endpoint: str,
+    adapt: str,
+    renames: Mapping[str, str] | None = None,
 ) -> list[Problem]:
-    """Steps 1-5 above, on `table` in place; every problem found."""
-    problems = _resolve_models(table, origins)
-    per_model, found = _per_model(data, origins)
+    """Steps 1-5 above, on `table` in place; every problem found. `renames` sends a superseded
+    model's jobs (and its per_model entry) to its replacement, checked as that model."""
+    renames = renames or {}
+    problems = _resolve_models(table, origins, renames)
+    per_model, found = _per_model(data, origins, table["model"], renames)
     problems += found
     _apply_per_model(table, per_model, origins)
     _model_defaults(table, origins, endpoint)
@@ -60,7 +67,7 @@ def fit_models(
 # --- 1. model names --------------------------------------------------------------------------
 
 
-def _resolve_models(table: JobColumns, origins: Origins) -> list[Problem]:
+def _resolve_models(table: JobColumns, origins: Origins, renames: Mapping[str, str]) -> list[Problem]:
     problems: list[Problem] = []
     holders: dict[Any, list[int]] = {}
     for index, name in enumerate(table["model"]):
@@ -73,9 +80,17 @@ def _resolve_models(table: JobColumns, origins: Origins) -> list[Problem]:
         except InputError:
             problems += origins.problems(rows_at(table, indices), "model", unknown_model(name))
             model_id = INVALID
-        if model_id != name:
+        replacement = renames.get(model_id, model_id)
+        if replacement != model_id:
+            # The feed names a superseded model's replacement, and may start to between two runs:
+            # its jobs keep the ids (and chosen seeds) of the model they were written for, so a
+            # rerun finds them done instead of paying for them again.
+            ids_of = table.setdefault(ID_MODEL, [None] * len(table["model"]))
             for index in indices:
-                table["model"][index] = model_id
+                ids_of[index] = model_id
+        if replacement != name:
+            for index in indices:
+                table["model"][index] = replacement
     return problems
 
 
@@ -91,22 +106,36 @@ def unknown_model(name: str) -> str:
 # --- 2. per_model ----------------------------------------------------------------------------
 
 
-def _per_model(data: Mapping[str, Any], origins: Origins) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
-    """per_model by canonical id (unknown names reported at their key); origins learns where
-    each model's entry is written."""
+def _per_model(
+    data: Mapping[str, Any],
+    origins: Origins,
+    used: Iterable[Any] = (),
+    renames: Mapping[str, str] | None = None,
+) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
+    """per_model by canonical id (unknown names, and catalogued ones no job uses, reported at
+    their key); origins learns where each model's entry is written."""
     section = data.get("per_model")
     if not isinstance(section, dict):
         return {}, []
     out: dict[str, dict[str, Any]] = {}
     problems = []
+    used = list(used)
+    # Only when every job's model is known: a refused name may be the one per_model meant.
+    jobs_use = set(used) if used and all(isinstance(m, str) for m in used) else None
     for name, values in section.items():
         if not isinstance(values, dict):
             continue
         try:
             model_id = models.canonical(str(name))
+            model_id = (renames or {}).get(model_id, model_id)
         except InputError:
             where = origins.document.where(("per_model", name))
             problems.append(Problem(where, field_path(("per_model", name)), unknown_model(str(name))))
+            continue
+        if jobs_use is not None and model_id not in jobs_use:
+            where = origins.document.where(("per_model", name))
+            message = f"{shorten(str(name))} is used by no job (the jobs use: {', '.join(sorted(jobs_use))})"
+            problems.append(Problem(where, field_path(("per_model", name)), message))
             continue
         # A refused value (INVALID) is applied too: the rows holding it skip the checks that
         # need it, rather than report the matrix or defaults value it would hide.

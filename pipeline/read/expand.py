@@ -61,6 +61,8 @@ TABLE_COLUMNS = (
 INTEGER_COLUMNS = ("index", "seed", "duration", "sample")
 # The job table as plain Python: column name -> one value per job, in TABLE_COLUMNS order.
 JobColumns = dict[str, list[Any]]
+# A column only while ids are made: the model a superseded model's job was written for.
+ID_MODEL = "id_model"
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -150,6 +152,9 @@ def canonical_requests(
     stand as their content key."""
     fields = ("model", "prompt", "ratio", "duration", "seed", "watermark", "image_url", "last_image_url")
     columns = [table[field] for field in fields] + [table["sample"], table["extra"]]
+    if ID_MODEL in table:  # superseded models' jobs: identified by the model they were written for
+        written = zip(table[ID_MODEL], table["model"], strict=True)
+        columns[0] = [asked or model for asked, model in written]
     if indices is not None:
         columns = [[column[i] for i in indices] for column in columns]
     encode, image = _ENCODE, image_keys.get
@@ -199,6 +204,7 @@ def assign_seeds_and_ids(table: JobColumns, image_keys: dict[str, str]) -> JobCo
         sha = name.removesuffix("url") + "sha256"
         table[sha] = [None if ref is None else digest(ref) for ref in table[name]]
     table["job_id"] = [_digest(text)[:16] for text in canonical_requests(table, image_keys, with_seed=True)]
+    table.pop(ID_MODEL, None)
     return table
 
 

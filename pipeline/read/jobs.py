@@ -14,7 +14,7 @@ import functools
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, ManifestError, Problem
 from ..services import DEFAULT_SERVICE
@@ -69,10 +69,11 @@ class Batch:
         return [f for f in REQUEST_FIELDS if self.table[f].nunique(dropna=False) > 1]
 
 
-def load_batch(path: Path, endpoint: str | None = None) -> Batch:
+def load_batch(path: Path, endpoint: str | None = None, renames: dict[str, str] | None = None) -> Batch:
     """Read, validate and expand a manifest. Raises InputError/ManifestError with every problem.
     `endpoint` (the --endpoint flag) replaces run.endpoint: the jobs are checked for the path
-    they will be sent on."""
+    they will be sent on. `renames` (a superseded model's id -> its catalogued replacement, from
+    the deprecation feed) sends those jobs to the replacement, checked against its schema."""
     document = read_manifest(path)
     problems: list[Problem] = []
     prompt_limit_known = True
@@ -105,7 +106,7 @@ def load_batch(path: Path, endpoint: str | None = None) -> Batch:
         raise ManifestError(problems)
     table = expand.explode(frame)
     endpoint = endpoint or settings.run.endpoint
-    problems += fit_models(table, document.data, origins, endpoint, settings.run.adapt)
+    problems += fit_models(table, document.data, origins, endpoint, settings.run.adapt, renames)
     # A refused prompt_limit may have meant 1000: hold prompts to the schema's cap only.
     limit = settings.run.prompt_limit if prompt_limit_known else max(_prompt_limits())
     problems += table_problems(table, limit, origins)
@@ -114,12 +115,34 @@ def load_batch(path: Path, endpoint: str | None = None) -> Batch:
     keys = {ref: info.key for ref, info in images.items()}
     table = expand.assign_seeds_and_ids(table, keys)
     table, notes = expand.drop_duplicates(table)
-    adapted = sum(1 for d, r in zip(table["asked_duration"], table["asked_ratio"], strict=True) if d or r)
-    if adapted:
-        count = len(table["model"])
-        what = "a value their model takes instead of the one asked"
-        notes.append(f"run.adapt: nearest sent {adapted:,} of {count:,} jobs {what}")
+    note = adapt_note(table, "will send")
+    if note:
+        notes.append(note)
     return Batch(document, settings, expand.finish(table), notes, images)
+
+
+def adapt_note(table: Any, verb: str) -> str | None:
+    """The warning line for jobs `run.adapt: nearest` changed ("will send" in validate and
+    plan, "sends" in run, on the jobs it runs), or None when it changed none."""
+    asked = zip(list(table["asked_duration"]), list(table["asked_ratio"]), strict=True)
+    adapted = sum(1 for d, r in asked if _given(d) or _given(r))
+    if not adapted:
+        return None
+    what = "a value their model takes instead of the one asked"
+    return f"run.adapt: nearest {verb} {adapted:,} of {len(table['model']):,} jobs {what}"
+
+
+def _given(value: Any) -> bool:
+    """A value was asked (None in the plain columns; NaN or NA in a pandas table)."""
+    if isinstance(value, str):
+        return value != ""
+    if isinstance(value, float):
+        return value == value  # NaN is not
+    if value is None or isinstance(value, int):
+        return value is not None
+    import pandas as pd
+
+    return not pd.isna(value)
 
 
 def _prompt_limits() -> list[int]:

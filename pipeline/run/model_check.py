@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -45,9 +45,16 @@ class ModelCheck:
         """The findings a run must show even when quiet: deprecated and superseded models."""
         return [f"warning: {f.message}" for f in self.findings if not f.stops]
 
+    @property
+    def renames(self) -> dict[str, str]:
+        """Each superseded name -> its catalogued replacement (`_catalogued` kept only those)."""
+        return {f.asked: f.model_id for f in self.findings if f.model_id != f.asked}
+
     def resolved(self, table: pd.DataFrame) -> pd.DataFrame:
-        """`table` with each superseded model name replaced by its canonical id."""
-        renames = {f.asked: f.model_id for f in self.findings if f.model_id != f.asked}
+        """`table` with each superseded model name replaced by its catalogued replacement. The
+        callers load the manifest again with `renames` first, so that those jobs are checked
+        against the replacement's schema (load_batch); this is then a no-op."""
+        renames = self.renames
         if not renames:
             return table
         return table.assign(model=table["model"].map(lambda m: renames.get(m, m)))
@@ -95,7 +102,7 @@ def model_check(catalogue: Feed, feed: Feed, models: list[str], host: str, now: 
     else:
         prices = Prices(price_book(catalogue.answer, source), snapshot_book())
     lines = [f"prices: {source}" + (f" ({catalogue.problem})" if catalogue.problem else "")]
-    found = findings(models, deprecations(feed.answer)) if feed.answer is not None else []
+    found = _catalogued(findings(models, deprecations(feed.answer))) if feed.answer is not None else []
     if feed.answer is None:
         lines.append(f"deprecations: not checked ({feed.problem})")
     elif feed.origin == "cached":
@@ -131,7 +138,28 @@ def _embedded_findings(models: Iterable[str], config: ModelsConfig | None) -> li
 
     if config is None:
         return []
-    return findings(models, deprecations(deprecations_answer(config)))
+    return _catalogued(findings(models, deprecations(deprecations_answer(config))))
+
+
+def _catalogued(found: list[Finding]) -> list[Finding]:
+    """A superseded name is renamed only to a catalogued model (its id); a replacement vidpipe
+    does not know is not sent (its fields could not be checked): the name goes as written, which
+    the service still resolves (the contract), with a warning."""
+    from .. import models
+
+    out = []
+    for finding in found:
+        if finding.model_id != finding.asked:
+            try:
+                finding = replace(finding, model_id=models.canonical(finding.model_id))
+            except InputError:
+                message = (
+                    f"model {finding.asked} is superseded by {finding.model_id}, which is not in "
+                    f"vidpipe's catalogue: sent as {finding.asked} (the service still resolves it)"
+                )
+                finding = replace(finding, model_id=finding.asked, message=message)
+        out.append(finding)
+    return out
 
 
 def _source(catalogue: Feed, host: str, now: float) -> str:

@@ -57,6 +57,14 @@ class Plan:
     def over_budget(self) -> bool:
         return self.budget is not None and self.credits > self.budget
 
+    @property
+    def budget_refusal(self) -> str | None:
+        """Why a run would refuse to start with this budget though the sum fits: jobs with no
+        known price (the runner's own check, `unpriced_refusal`)."""
+        if self.budget is None or not self.unpriced:
+            return None
+        return unpriced_refusal(sum(self.unpriced.values()), self.unpriced)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -187,6 +195,14 @@ def _value_counts(column: pd.Series) -> dict[str, int]:
     return {str(value): int(count) for value, count in counts.items()}
 
 
+def unpriced_refusal(count: int, models: Any) -> str:
+    """The one line plan and run give when run.budget is set and `count` jobs have no price."""
+    names = ", ".join(sorted({str(m) for m in models}))
+    return (
+        f"run.budget is set, but {count:,} jobs have no known price ({names}); remove the budget to run them"
+    )
+
+
 def describe(plan: Plan) -> list[str]:
     """The plan as lines for a terminal."""
     models = ", ".join(plan.models)
@@ -206,6 +222,8 @@ def describe(plan: Plan) -> list[str]:
         lines.extend(_cost_table(plan.cost_by_model))
     if plan.budget is not None:
         verdict = "OVER BUDGET" if plan.over_budget else "within budget"
+        if plan.budget_refusal:
+            verdict = "a run refuses to start: some jobs have no known price"
         lines.append(f"Budget: {plan.budget:,} credits ({verdict})")
     lines.append(
         f"Estimated time: {format_seconds(plan.wall_seconds)} at concurrency {plan.concurrency} "

@@ -45,7 +45,10 @@ def pace(tally: Tally, now: float) -> tuple[float | None, float | None]:
 
 def status_text(tally: Tally, average_credits: float) -> str:
     """The counts, which add up to the total: queued + running + downloading + finished."""
-    projected = tally.credits_spent + tally.credits_reserved + tally.queued * average_credits
+    # The queued jobs' own estimates when the scheduler counts them (a mix of models differs
+    # from the average); so a run's first line projects what plan estimated.
+    queued = tally.credits_queued if tally.credits_queued is not None else tally.queued * average_credits
+    projected = tally.credits_spent + tally.credits_reserved + queued
     failed = tally.failed + tally.uncertain
     return (
         f"{tally.queued} queued, {tally.running} running, {tally.downloading} downloading, "

@@ -27,7 +27,7 @@ from ..errors import (
 )
 from ..net.download import is_loopback_host
 from ..net.model_feeds import offline
-from ..read.jobs import load_batch
+from ..read.jobs import adapt_note, load_batch
 from ..read.manifest import display_path
 from ..read.settings import output_folder, output_target
 from ..write.outputs import prepare_store, publish_outputs, remote_store
@@ -37,6 +37,7 @@ from ..write.table import parquet_available
 from .interrupts import install_stop_signals, remove_stop_signals
 from .ledger import LEDGER_FILE, Ledger, RunLock
 from .model_check import ModelCheck, check_models
+from .plan import unpriced_refusal
 from .progress import Progress, choose_mode
 from .resume import resume_command
 from .runplan import jobs_of, ledger_rows, to_pay
@@ -112,7 +113,13 @@ def run(request: RunRequest) -> RunSummary:
     check = check_models(None if service.embedded else base_url, table["model"].unique(), embedded)
     _show_model_check(check, request.quiet)
     check.refuse_withdrawn(display_path(request.manifest))
+    if check.renames:  # a superseded model's jobs, checked against its replacement's schema
+        batch = load_batch(request.manifest, endpoint=request.endpoint, renames=check.renames)
+        table = batch.table if request.limit is None else batch.table.head(request.limit)
     table = check.resolved(table)
+    adapted = adapt_note(table, "sends")
+    if adapted:
+        print(f"warning: {adapted}", file=sys.stderr)
     jobs = jobs_of(table, batch.images, settings.output.filename, video_dir, check.prices)
     if request.fresh and request.rebuild_ledger:
         raise InputError("--fresh and --rebuild-ledger exclude each other: start over, or rebuild")
@@ -268,11 +275,8 @@ def _check_budget_before_start(
     paying = to_pay(jobs, ledger.rows_by_id(), retry_uncertain)
     unpriced = [job for job in paying if not job.price_known]
     if budget is not None and unpriced:
-        names = ", ".join(sorted({str(job.request.get("model")) for job in unpriced}))
-        raise InputError(
-            f"run.budget is set, but {len(unpriced):,} jobs have no known price ({names}); "
-            "remove the budget to run them; nothing was sent"
-        )
+        models = {job.request.get("model") for job in unpriced}
+        raise InputError(f"{unpriced_refusal(len(unpriced), models)}; nothing was sent")
     credits = sum(job.credits_estimate for job in paying)
     if budget is not None and credits > budget:
         raise BudgetError(

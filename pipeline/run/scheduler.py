@@ -102,6 +102,7 @@ class Scheduler:
     async def run(self) -> Tally:
         work, to_settle = self._work_list()
         self.tally.queued = len(work)
+        self.tally.credits_queued = float(sum(self.jobs[job_id].credits_estimate for job_id, _ in work))
         try:
             for job_id in to_settle:  # no slot until settled: a verdict may take minutes
                 self._start(self._drive(self.jobs[job_id], JobState.UNCERTAIN, settle_first=True))
@@ -117,6 +118,7 @@ class Scheduler:
                         self._shared.release(job_id)
                     break
                 self.tally.queued -= 1
+                self.tally.credits_queued -= self.jobs[job_id].credits_estimate
                 self._holding.add(job_id)
                 self._in_flight(+1)  # counted now, so queued + running add up before the task starts
                 self._start(self._drive(self.jobs[job_id], status))

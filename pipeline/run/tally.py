@@ -25,6 +25,7 @@ class Tally:
     skipped: int = 0  # final before this run started
     credits_spent: float = 0.0
     credits_reserved: float = 0.0  # estimates of generations this run submitted, running now
+    credits_queued: float | None = None  # estimates of the queued jobs (None: not counted, see progress)
     budget_spent: float = 0.0  # the part of credits_spent this run submitted: what run.budget limits
     resubmits: int = 0
     settling: int = 0  # maybe-sent submits waiting for the service's logs (settle.py), slot given back

@@ -36,6 +36,7 @@ from ..errors import EnvironmentRefusedError, InputError, LedgerDamagedError, re
 from ..read.manifest import display_path
 from ..read.schema import REQUEST_FIELDS
 from ..states import JobState
+from ..write.columns import MODEL_FIELDS
 from .ledger import LEDGER_FILE, RESTORED, Ledger, now_iso
 from .runplan import LABELS
 
@@ -237,6 +238,10 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
         raise _cannot_rebuild(where, f"cannot be read ({error})") from None
 
 
+def _blank(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and value != value)
+
+
 def _cannot_rebuild(where: str, problem: str) -> EnvironmentRefusedError:
     return EnvironmentRefusedError(
         f"{where}: {problem}, so the ledger cannot be rebuilt from it; restore the ledger from a "
@@ -254,7 +259,17 @@ def _ledger_row(row: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise _cannot_rebuild(where, "not a results row (it needs a job_id, a status and an index)")
     restored = {column: row.get(column) for column in RESTORED}
     restored["idx"] = row.get("index")
-    restored["request"] = json.dumps({field: row.get(field) for field in REQUEST_FIELDS}, sort_keys=True)
+    request = {field: row.get(field) for field in REQUEST_FIELDS}
+    request.update({f: row.get(f) for f in MODEL_FIELDS if not _blank(row.get(f))})
+    extra = row.get("extra")
+    if isinstance(extra, str) and extra.strip():
+        try:
+            loaded = json.loads(extra)
+        except ValueError:
+            raise _cannot_rebuild(where, "its extra column is not JSON") from None
+        if isinstance(loaded, dict):
+            request.update(loaded)
+    restored["request"] = json.dumps(request, sort_keys=True)
     restored["labels"] = json.dumps({label: row.get(label) for label in LABELS}, sort_keys=True)
     restored["in_manifest"] = int(bool(row.get("in_manifest", True)))
     restored["qc_problems"] = json.dumps(list(row.get("qc_problems") or [])) if row.get("qc") else None

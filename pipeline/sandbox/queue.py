@@ -19,6 +19,7 @@ from typing import Any
 from .config import SandboxConfig
 from .ids import IdMaker
 from .journal import GenerationJournal
+from .models_api import RUNWAY
 from .render import ClipSpec, RenderError
 from .store import Renderer
 
@@ -74,6 +75,7 @@ class GenerationQueue:
         self._files = IdMaker("uuid", config.seed + 1)
         self._rng = random.Random(config.seed)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._prices = None  # the price list the sandbox serves (_price_book)
 
     def draw_seed(self) -> int:
         """A seed for a request that has none (the service picks one at random)."""
@@ -198,10 +200,32 @@ class GenerationQueue:
             if render is not None:
                 render.cancel()
             raise
-        generation.credits = self.config.credits_per_second * int(generation.spec.duration)
+        generation.credits = self.charge(generation)
         generation.status = COMPLETED
         self.counters.completed += 1
         self._journal_end(generation)
+
+    def charge(self, generation: Generation) -> int:
+        """What a generation costs: its model's price for its duration and resolution in the
+        sandbox's own /v1/models price list (what plan reads); the Runway models, and a model
+        the list cannot price (variable, or not listed), the contract's credits per second."""
+        seconds = int(generation.spec.duration)
+        model = generation.request.get("model")
+        flat = self.config.credits_per_second * seconds
+        if not isinstance(model, str) or model in RUNWAY:
+            return flat
+        quoted = self._price_book().credits_for(model, seconds, generation.request.get("resolution"))
+        return flat if quoted is None else int(quoted)
+
+    def _price_book(self):
+        if self._prices is None:  # built at the first completion: the catalogue is read only then
+            from ..catalogue.pricing import price_book
+            from .models_api import models_answer
+
+            query = {"output_modalities": ["video"], "include": ["pricing"]}
+            answer = models_answer(self.config.models, self.config.credits_per_second, query)
+            self._prices = price_book(answer, "the sandbox's price list")
+        return self._prices
 
     def _fail(self, generation: Generation, message: str) -> None:
         generation.status = ERROR

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..read.schema import REQUEST_FIELDS
 from ..states import JobState
+from .columns import MODEL_FIELDS
 from .qc import FAILED
 from .ranking import is_ranking, unseparated_note, vote_counts
 
@@ -81,7 +82,8 @@ def _origin(current: pd.DataFrame, facts: CardFacts) -> list[str]:
 
 def _asked(current: pd.DataFrame) -> list[str]:
     rows = ["| field | values (jobs) |", "| --- | --- |"]
-    for name in REQUEST_FIELDS:
+    asked = [*REQUEST_FIELDS, *MODEL_FIELDS, "extra"]  # every field sent (extra: the others, JSON)
+    for name in (name for name in asked if name in current.columns):
         counts = Counter(_shown(value) for value in current[name] if _plain(value) is not None)
         if not counts:
             continue

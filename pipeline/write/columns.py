@@ -25,6 +25,9 @@ from ..read.schema import REQUEST_FIELDS
 
 # The request fields' kinds; a field the schema adds later is a string until it is listed here.
 REQUEST_KINDS = {"duration": "int", "seed": "int", "watermark": "bool"}
+# The model-specific fields many models declare (catalogue COMMON_FIELDS beyond vidpipe's own),
+# each a typed column; every other model-specific field goes in `extra`, one JSON object as text.
+MODEL_FIELDS = {"resolution": "string", "negative_prompt": "string", "generate_audio": "bool"}
 LIST_SEPARATOR = "|"
 # OWASP's CSV injection rule: a cell starting with one of these runs as a formula in a spreadsheet.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -46,6 +49,8 @@ OUTPUT_COLUMNS = _columns(
     ("id", "string"),
     ("status", "string"),
     *((name, REQUEST_KINDS.get(name, "string")) for name in REQUEST_FIELDS),
+    *MODEL_FIELDS.items(),
+    ("extra", "string"),  # the other model-specific fields sent: {"enhance_prompt": false}
     ("seed_chosen", "bool"),
     ("sample", "int"),
     # What a job asked for, when run.adapt: nearest sent its model's nearest value instead.

@@ -38,6 +38,7 @@ from ..run.ledger import LEDGER_FILE, Ledger
 from ..states import JobState
 from .atomic import replace_atomically
 from .card import CARD, RANKINGS, CardFacts, dataset_card
+from .columns import MODEL_FIELDS
 from .qc import FAILED
 from .results import output_table
 from .shards import SHARD_SIZE, write_shards
@@ -49,6 +50,8 @@ FEATURES = (
     "job_id",
     "id",
     *REQUEST_FIELDS,
+    *MODEL_FIELDS,  # the model-specific fields sent: typed, the rest as JSON text in `extra`
+    "extra",
     "seed_chosen",
     "sample",
     "tags",
@@ -150,7 +153,7 @@ def _failed_checks(rows: pd.DataFrame) -> pd.Series:
 
 
 def _features(row: dict) -> dict:
-    return {key: python_value(row[key]) for key in FEATURES}
+    return {key: python_value(row.get(key)) for key in FEATURES}
 
 
 def _card_facts(

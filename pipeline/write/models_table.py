@@ -44,10 +44,13 @@ FIXED = ("id", "seconds", "seed", "last")
 FLEX = ("ratios", "resolutions")
 
 
-def record(entry: Mapping[str, Any], legacy: Iterable[str]) -> dict[str, Any]:
-    """The facts `vidpipe models` shows of one catalogue entry."""
+def record(entry: Mapping[str, Any], legacy: Iterable[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """The facts `vidpipe models` shows of one catalogue entry. A model of `legacy` (models.MODELS:
+    id -> its legacy facts) shows what its default path, the legacy Runway one, takes: its
+    durations, ratios, seed and last frame, and no resolutions (the legacy path sends none); on
+    run.endpoint: universal it follows its published schema instead."""
     allowed = entry["allowed"]
-    return {
+    out = {
         "id": entry["id"],
         "aliases": list(entry["aliases"]),
         "path": entry["path"],
@@ -58,6 +61,14 @@ def record(entry: Mapping[str, Any], legacy: Iterable[str]) -> dict[str, Any]:
         "last_frame": "last_image_url" in entry["fields"],
         "legacy_path": entry["id"] in set(legacy),
     }
+    facts = legacy.get(entry["id"]) if isinstance(legacy, Mapping) else None
+    if facts is not None:
+        out["durations"] = list(facts.durations) or None
+        out["ratios"] = list(facts.ratios) or None
+        out["resolutions"] = None
+        out["seed"] = bool(facts.seed)
+        out["last_frame"] = bool(facts.last_frame)
+    return out
 
 
 def with_availability(
@@ -235,7 +246,7 @@ def _notes(
         if item.get("deprecation"):
             notes.append(_deprecation_note(item["id"], item["deprecation"]))
     if any(item["legacy_path"] for item in records):
-        notes.append(f"{MARK} sent on the legacy Runway path unless run.endpoint is universal.")
+        notes.append(f"{MARK} legacy Runway path, its rules shown (run.endpoint: universal: its schema).")
     cut = any(_text_len(row[key]) > widths[key] for row in cells for key in FLEX if key in widths)
     empty = [HEADERS[key] for key in FLEX if not any(row[key] for row in cells)]
     hidden = [HEADERS[key] for key in FLEX if key not in widths and HEADERS[key] not in empty]

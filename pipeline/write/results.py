@@ -14,18 +14,23 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import refused
+from ..read.schema import REQUEST_FIELDS
 from ..run.ledger import LEDGER_FILE, Ledger
-from .columns import OUTPUT_COLUMN_NAMES, OUTPUT_COLUMNS, typed_frame
+from .columns import MODEL_FIELDS, OUTPUT_COLUMN_NAMES, OUTPUT_COLUMNS, typed_frame
 from .table import write_table
 
 TABLE_REFRESH_S = 5.0
+OWN_FIELDS = frozenset((*REQUEST_FIELDS, *MODEL_FIELDS))  # request fields with a column each
 
 
 def results_frame(ledger: Ledger) -> pd.DataFrame:
     rows = ledger.frame()
     requests = pd.DataFrame([json.loads(text) for text in rows["request"]], index=rows.index)
     labels = pd.DataFrame([json.loads(text) for text in rows["labels"]], index=rows.index)
+    extra = [_extra(json.loads(text)) for text in rows["request"]]
+    requests = requests.drop(columns=[c for c in requests.columns if c not in OWN_FIELDS])
     frame = pd.concat([rows.drop(columns=["request", "labels"]), requests, labels], axis=1)
+    frame["extra"] = extra
     frame = frame.rename(columns={"idx": "index"})
     frame["in_manifest"] = frame["in_manifest"].astype(bool)
     frame["qc_problems"] = [
@@ -35,6 +40,12 @@ def results_frame(ledger: Ledger) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = None
     return frame[list(OUTPUT_COLUMN_NAMES)]
+
+
+def _extra(request: dict) -> str | None:
+    """The model-specific fields without a column of their own, as JSON text (None: none)."""
+    rest = {key: value for key, value in request.items() if key not in OWN_FIELDS}
+    return json.dumps(rest, sort_keys=True) if rest else None
 
 
 def output_table(ledger: Ledger) -> pd.DataFrame:

@@ -105,7 +105,16 @@ def test_short_ids_leave_room_for_every_value_and_the_path():
     assert lines[0].split() == ["model", "seconds", "seed", "last", "ratios", "resolutions", "path"]
     assert row_of(lines, "v/a") == ["v/a", "5,10", "yes", "no", "16:9,9:16", "720p", "/v2/video/generations"]
     assert lines[2].startswith("* v/b ")
-    assert lines[3:] == ["* sent on the legacy Runway path unless run.endpoint is universal."]
+    assert lines[3:] == ["* legacy Runway path, its rules shown (run.endpoint: universal: its schema)."]
+
+
+def test_the_runway_models_show_what_their_default_legacy_path_takes():
+    by_id = {item["id"]: item for item in RECORDS}
+    gen4, gen3 = by_id["runway/gen4_turbo"], by_id["gen3a_turbo"]
+    assert gen4["legacy_path"] and not gen4["last_frame"]  # validate refuses it a last frame
+    assert gen3["legacy_path"] and gen3["last_frame"]
+    assert gen4["ratios"] == list(MODELS["runway/gen4_turbo"].ratios) and gen4["durations"] == [5, 10]
+    assert gen4["resolutions"] is None
 
 
 def test_the_full_list_says_what_it_cut_and_where_models_are_served():
