@@ -141,8 +141,7 @@ async def _billing(ledger: Ledger, reader: LogsReader, out: Reconciled) -> None:
     runs = ledger.runs()
     start = parse_when(runs[0]["started_at"]) - CLOCK_SKEW if runs else datetime.now(timezone.utc)
     windows = _windows(start, datetime.now(timezone.utc) + CLOCK_SKEW)
-    models = {str(json.loads(row["request"]).get("model") or "") for row in jobs.values()} - {""}
-    found = await reader.find(windows, models, set(job_of))
+    found = await reader.find(windows, (), set(job_of))  # by our ids alone: a model may log as an alias
     by_generation: dict[str, LogRow] = {row.inference_id: row for row in found.values() if row.inference_id}
     differences = []
     for row in found.values():

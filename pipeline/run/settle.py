@@ -13,8 +13,9 @@ recorded with a client request id before it left (request_ids.py), so the servic
     logs unavailable         -> the job stays `uncertain` (401/403/404: --retry-uncertain)
 
 `decide` is that table, pure. `Settler` looks up every waiting attempt together, one sweep of
-merged windows (each attempt's: from just before it left to when its answer was given up, with
-room for clock skew) every `interval_s`, so a thousand uncertain jobs cost a few requests, not a
+merged windows (each attempt's: from well before it left, for clock skew, to now) every
+`interval_s`, by client request id alone (never by model: the service may log a model under an
+alias), so a thousand uncertain jobs cost a few requests, not a
 thousand; a job waits for its verdict without holding a generation slot (the scheduler gives
 it back, see scheduler.py). `sweep` is one look, used by `vidpipe reconcile` too.
 """
@@ -31,17 +32,16 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 
 from ..errors import RequestError, one_line
-from ..net.logs import LogRow, LogsReader, LogsUnavailable, Window
+from ..net.logs import MAX_WINDOW, LogRow, LogsReader, LogsUnavailable, Window
 
 # The docs give no figure for the logs' delay; the cost of each mistake decides. Settling too
 # early pays for a second generation (525,000 credits and more); settling late only keeps one
 # job waiting, without its slot. So the default is generous: 15 minutes.
 DEFAULT_GRACE_S = 900.0
-# A row's `created` is the service's clock: the window opens this long before the attempt left.
-CLOCK_SKEW = timedelta(seconds=60)
-# ... and closes this long after it: the request was taken, if at all, before its answer was
-# given up (http.py's Timeouts: 120 s in all), plus the same skew.
-REQUEST_SPAN = timedelta(seconds=180)
+# A row's `created` is the service's clock, which may differ from ours: the window opens this
+# long before the attempt left (by our clock) and closes at the look's "now" (the rows are
+# matched by client request id, so a wide window costs a page or two, never a wrong row).
+CLOCK_SKEW = timedelta(minutes=15)
 
 
 # Sweeps in a row whose look failed (each after its own retries) before settling gives up for
@@ -65,8 +65,10 @@ class Attempt:
     sent_at: datetime  # UTC
     model: str
 
-    def window(self) -> Window:
-        return Window(self.sent_at - CLOCK_SKEW, self.sent_at + REQUEST_SPAN)
+    def window(self, now: datetime) -> Window:
+        """From CLOCK_SKEW before it left to `now` (at least to when it left), at most 92 days."""
+        start = self.sent_at - CLOCK_SKEW
+        return Window(start, min(max(now, self.sent_at), start + MAX_WINDOW))
 
 
 @dataclass(frozen=True)
@@ -165,10 +167,10 @@ class Settler:
         if not attempts:
             return {}
         wanted = {attempt.client_request_id for attempt in attempts}
+        looked_at = self._clock()
         try:
-            rows = await self.reader.find(
-                [attempt.window() for attempt in attempts], {a.model for a in attempts if a.model}, wanted
-            )
+            # No `model` filter: only rows whose client_request_id is ours are kept anyway.
+            rows = await self.reader.find([attempt.window(looked_at) for attempt in attempts], (), wanted)
         except RequestError as error:
             self._failed_sweeps += 1
             if self._failed_sweeps >= FAILED_SWEEPS:  # a run does not wait on them forever
@@ -178,9 +180,10 @@ class Settler:
                 self._problem_said = True
             return {attempt.client_request_id: Settled(Verdict.WAITING) for attempt in attempts}
         self._failed_sweeps = 0
-        now = self._clock()
         return {
-            attempt.client_request_id: decide(attempt, rows.get(attempt.client_request_id), now, self.grace_s)
+            attempt.client_request_id: decide(
+                attempt, rows.get(attempt.client_request_id), looked_at, self.grace_s
+            )
             for attempt in attempts
         }
 
