@@ -210,13 +210,23 @@ class ApiClient:
 
     def _check_generation_id(self, generation_id: str) -> None:
         """Refuse an id that cannot be stored as it is: too long, or hiding the key."""
+        problem = self.generation_id_problem(generation_id)
+        if problem:
+            raise RejectedError(problem)
+
+    def generation_id_problem(self, generation_id: str) -> str | None:
+        """Why `generation_id` (from a submit's answer or the usage logs) cannot be stored and
+        polled as it is (too long, hiding the key, not printable on one line), or None."""
         if len(generation_id) > MAX_GENERATION_ID:
-            raise RejectedError(
+            return (
                 f"its generation id is {len(generation_id):,} characters long; "
                 f"at most {MAX_GENERATION_ID} are accepted, so it was not stored"
             )
         if self.untrusted.carries_key(generation_id):
-            raise RejectedError("the service put the API key into the generation id; it was not stored")
+            return "the service put the API key into the generation id; it was not stored"
+        if not generation_id.isprintable():
+            return "its generation id holds unprintable characters; it was not stored"
+        return None
 
     async def get(self, path: str, params: list[tuple[str, str]]) -> tuple[Any, Mapping[str, str]]:
         """One GET of a service endpoint (the usage logs), not retried: its caller paces and

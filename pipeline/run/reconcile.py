@@ -78,7 +78,9 @@ async def _reconcile(ledger, service, base_url, key, billing, grace_s) -> Reconc
     async with ApiClient(
         base_url, key, service.provider("legacy"), requests_per_minute=None, retry=RetryPolicy()
     ) as client:
-        settler = Settler(LogsReader(client), grace_s, say=out.lines.append)
+        settler = Settler(
+            LogsReader(client, check_id=client.generation_id_problem), grace_s, say=out.lines.append
+        )
         try:
             await _settle(ledger, settler, out)
             if billing:
@@ -100,7 +102,7 @@ async def _settle(ledger: Ledger, settler: Settler, out: Reconciled) -> None:
     for job_id, attempt in sorted(attempts.items()):
         settled = verdicts.get(attempt.client_request_id) if attempt else None
         out.lines.append(f"  {job_id}  {_describe(settled, attempt, settler.grace_s)}")
-        if settled is None or settled.verdict is Verdict.WAITING:
+        if settled is None or settled.verdict in (Verdict.WAITING, Verdict.UNAVAILABLE):
             out.waiting += 1
             counts[Verdict.WAITING] += 1
         elif settled.verdict is Verdict.FOUND:
@@ -124,6 +126,8 @@ def _describe(settled: Settled | None, attempt, grace_s: float) -> str:
         return f"found: generation {settled.generation_id}; the next run polls it"
     if settled.verdict is Verdict.NOT_ARRIVED:
         return f"never arrived ({settled.reason}); the next run submits it"
+    if settled.verdict is Verdict.UNAVAILABLE:
+        return f"still uncertain: {settled.reason}"
     until = attempt.sent_at + timedelta(seconds=grace_s)
     return f"not in the logs yet; reconcile again after {until:%Y-%m-%d %H:%M:%S} UTC (the grace period)"
 
@@ -149,7 +153,8 @@ async def _billing(ledger: Ledger, reader: LogsReader, out: Reconciled) -> None:
         known = jobs[job_id]["generation_id"]
         if row.status == "succeeded" and row.inference_id != known and (row.credits or 0) > 0:
             differences.append(
-                f"  {job_id}  billed {row.credits:,.0f} credits for generation {row.inference_id} "
+                f"  {job_id}  billed {row.credits:,.0f} credits for generation "
+                f"{row.inference_id or '(id not shown: ' + str(row.id_problem) + ')'} "
                 f"({row.client_request_id}), which the ledger does not know"
             )
     for job_id, row in sorted(jobs.items()):

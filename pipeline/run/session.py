@@ -77,7 +77,7 @@ async def open_scheduler(
         )
         settler = None
         if settle_grace is not None and request_id_token:
-            settler = Settler(LogsReader(client), settle_grace)
+            settler = Settler(LogsReader(client, check_id=client.generation_id_problem), settle_grace)
         try:
             yield Scheduler(jobs, steps, ledger, options, shared, settler)
         finally:

@@ -6,7 +6,8 @@ recorded with a client request id before it left (request_ids.py), so the servic
 (net/logs.py) say what happened:
 
     a `succeeded` row        -> found: its inference_id is the generation id; the job is polled,
-                                nothing is sent again
+                                nothing is sent again (an id that fails ApiClient's checks, or
+                                none: the job stays `uncertain`)
     a `failed` row           -> refused (billed nothing): the job is submitted again
     no row, grace not over   -> waiting: the logs come from an analytics pipeline, and lag
     no row after the grace   -> never arrived: the job is submitted again
@@ -82,6 +83,9 @@ def decide(attempt: Attempt, row: LogRow | None, now: datetime, grace_s: float) 
     """What the logs say of one attempt (the table in the module doc)."""
     if row is not None and row.status == "succeeded" and row.inference_id:
         return Settled(Verdict.FOUND, row.inference_id, "the service's logs show it was taken")
+    if row is not None and row.status == "succeeded":  # taken, and paid: never sent again
+        why = row.id_problem or "its row has no inference_id"
+        return Settled(Verdict.UNAVAILABLE, reason=f"the service's logs show it was taken, but {why}")
     if row is not None:
         return Settled(Verdict.NOT_ARRIVED, reason=f"the service's logs show it {row.status or 'failed'}")
     if (now - attempt.sent_at).total_seconds() >= grace_s:

@@ -163,3 +163,25 @@ def test_a_row_logged_under_an_alias_by_a_clock_ten_minutes_behind_is_found():
     verdicts = asyncio.run(settler.sweep([ATTEMPT]))
     assert verdicts["vp.t.job.1"].verdict is Verdict.FOUND and verdicts["vp.t.job.1"].generation_id == "gen-1"
     assert not any(key == "model" for query in getter.queries for key, _ in query)
+
+
+def test_an_inference_id_that_fails_the_clients_checks_is_never_stored_or_polled():
+    """A succeeded row whose id is too long or holds the key: the job stays uncertain (it was
+    taken, so it is not sent again), and the id goes nowhere."""
+    from pipeline import services
+    from pipeline.net.http import ApiClient, RetryPolicy
+
+    key = "sk-test-0123456789abcdef"
+    client = ApiClient(
+        "http://127.0.0.1:1", key, services.service("aimlapi").provider("legacy"),
+        requests_per_minute=None, retry=RetryPolicy(),
+    )  # fmt: skip
+    for bad in ("x" * 300, f"gen-{key}"):
+        log = UsageLog(0.0, clock=Clock(), wall=lambda: SENT)
+        log.record("succeeded", "gen3a_turbo", "vp.t.job.1", bad)
+        reader = LogsReader(LogsOf(log), check_id=client.generation_id_problem)
+        settled = asyncio.run(Settler(reader, grace_s=900, clock=lambda: later(30)).sweep([ATTEMPT]))[
+            "vp.t.job.1"
+        ]
+        assert settled.verdict is Verdict.UNAVAILABLE and settled.generation_id is None
+        assert "taken" in settled.reason and key not in settled.reason and bad not in settled.reason
