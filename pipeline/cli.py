@@ -184,7 +184,11 @@ def build_parser(*, sandbox_arguments: bool = True) -> argparse.ArgumentParser:
     )
     reconcile.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
     reconcile.add_argument("--billing", action="store_true", help="compare the ledger's costs with the logs'")
-    reconcile.add_argument("--base-url", metavar="URL", help="API base URL (default: the one the run used)")
+    reconcile.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="API base URL (default: the run's, if on this machine or the service's own; else required)",
+    )
     reconcile.add_argument(
         "--grace",
         type=float,

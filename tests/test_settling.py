@@ -123,3 +123,22 @@ def test_billing_shows_a_generation_the_ledger_does_not_know(write, run_api, cli
     assert billing.code == 1
     assert "1 difference(s)" in billing.out
     assert "which the ledger does not know" in billing.out
+
+
+def test_reconcile_sends_the_key_to_a_recorded_base_url_only_when_it_is_this_machine(
+    write, run_api, cli, workdir, sandbox
+):
+    """A folder whose run went to another URL (someone else's, an old test server) does not
+    get the key sent there unasked: one line, exit 2; --base-url says where to look."""
+    out = workdir / "outputs" / "t"
+    assert run_api(sandbox, write("m.yaml", manifest_text(jobs=1, run=FAST))).code == 0
+    with sqlite3.connect(out / "ledger.sqlite") as db:
+        (command,) = db.execute("SELECT command FROM runs").fetchone()
+        db.execute(
+            "UPDATE runs SET command = ?", (command.replace(sandbox.base_url, "https://old-test.example"),)
+        )
+    refused = cli("reconcile", out)
+    assert refused.code == 2 and len(refused.err_lines) == 1, refused.err
+    assert "https://old-test.example" in refused.err and "pass --base-url" in refused.err
+    chosen = cli("reconcile", out, "--base-url", sandbox.base_url)
+    assert chosen.code == 0, chosen.err

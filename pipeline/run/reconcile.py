@@ -8,7 +8,8 @@ found -> `submitted` with its generation id (the next run polls it), never arriv
 Exit codes: 0 nothing is left to settle (and, with --billing, no difference); 1 some jobs are
 still uncertain (not in the logs yet, within the grace period, or with no client request id
 recorded) or the billing differs; 3 the service refused (the key, or its logs: 401/403/404);
-2 bad input.
+2 bad input (no ledger here, no key, or a recorded --base-url that is neither this machine nor
+the service's, so the key is not sent there without --base-url).
 
 Only rows whose client_request_id is one this folder sent are read; no other row is shown.
 """
@@ -22,11 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import services
 from ..errors import AbortError, InputError
+from ..net.download import is_loopback_host
 from ..net.http import ApiClient, RetryPolicy
 from ..net.logs import LogRow, LogsReader, LogsUnavailable, Window
+from ..net.untrusted import printable
 from ..states import JobState
 from .ledger import LEDGER_FILE, Ledger, RunLock
 from .request_ids import ids_of_job
@@ -56,12 +60,16 @@ def reconcile(
     with RunLock(folder), Ledger(folder / LEDGER_FILE) as ledger:
         runs = ledger.runs()
         service = services.service(runs[-1]["provider"] if runs else "aimlapi")
-        url = (
-            base_url
-            or _recorded_base_url(runs)
-            or os.environ.get(service.base_url_env or "")
-            or service.base_url
-        )
+        env_url = os.environ.get(service.base_url_env or "")
+        recorded = _recorded_base_url(runs)
+        if not base_url and recorded and not _may_get_the_key(recorded, service, env_url):
+            # A folder from someone else, or an old test URL: the key is not sent there unasked.
+            raise InputError(
+                f"{folder}: its run used --base-url {printable(recorded)[:80]}, which is neither this "
+                f"machine nor {service.base_url}; pass --base-url to say where its logs are "
+                f"({service.key_env or 'the key'} is sent there)"
+            )
+        url = base_url or recorded or env_url or service.base_url
         if not url:
             raise InputError(
                 f"{folder} ran on the embedded {service.name}, whose logs ended with its run; "
@@ -191,6 +199,14 @@ def _windows(start: datetime, end: datetime) -> list[Window]:
         windows.append(Window(start, min(end, start + step)))
         start += step
     return windows
+
+
+def _may_get_the_key(url: str, service, env_url: str | None) -> bool:
+    """A recorded base URL the key may be sent to unasked: this machine, or the service's own
+    (as vidpipe knows it, or as AIMLAPI_BASE_URL names it)."""
+    if is_loopback_host(urlsplit(url).hostname):
+        return True
+    return url.rstrip("/") in {(known or "").rstrip("/") for known in (service.base_url, env_url) if known}
 
 
 def _recorded_base_url(runs: list[dict[str, Any]]) -> str | None:
