@@ -142,3 +142,19 @@ def test_reconcile_sends_the_key_to_a_recorded_base_url_only_when_it_is_this_mac
     assert "https://old-test.example" in refused.err and "pass --base-url" in refused.err
     chosen = cli("reconcile", out, "--base-url", sandbox.base_url)
     assert chosen.code == 0, chosen.err
+
+
+def test_reconcile_of_a_run_on_the_embedded_sandbox_says_there_is_nothing_to_settle(
+    write, cli, workdir, sandbox
+):
+    """Free, and its logs ended with it: nothing to settle or bill-check, exit 0, even when a
+    fresh sandbox's URL is given (its logs know nothing of this folder)."""
+    out = workdir / "outputs" / "t"
+    assert cli("run", write("m.yaml", manifest_text(jobs=2, run=FAST)), "--quiet").code == 0
+    for flags in ((), ("--billing", "--base-url", sandbox.base_url)):
+        result = cli("reconcile", out, *flags)
+        assert result.code == 0, result.err
+        assert result.out.splitlines() == [
+            f"{out} ran on the embedded sandbox (free; its logs ended with its run): nothing to settle or "
+            "bill-check (a rerun sends any uncertain job again)"
+        ]

@@ -5,7 +5,8 @@ Settling here is one look (settle.py's `sweep`), recorded in the ledger for the 
 found -> `submitted` with its generation id (the next run polls it), never arrived -> `pending`
 (the next run submits it), too early to tell -> left `uncertain`.
 
-Exit codes: 0 nothing is left to settle (and, with --billing, no difference); 1 some jobs are
+Exit codes: 0 nothing is left to settle (and, with --billing, no difference), or the folder ran
+on the embedded sandbox (free, its logs gone with it: nothing to settle); 1 some jobs are
 still uncertain (not in the logs yet, within the grace period, or with no client request id
 recorded) or the billing differs; 3 the service refused (the key, or its logs: 401/403/404);
 2 bad input (no ledger here, no key, or a recorded --base-url that is neither this machine nor
@@ -60,6 +61,13 @@ def reconcile(
     with RunLock(folder), Ledger(folder / LEDGER_FILE) as ledger:
         runs = ledger.runs()
         service = services.service(runs[-1]["provider"] if runs else "aimlapi")
+        if runs and all(_embedded(run) for run in runs):
+            return Reconciled(
+                [
+                    f"{folder} ran on the embedded {service.name} (free; its logs ended with its run): "
+                    "nothing to settle or bill-check (a rerun sends any uncertain job again)"
+                ]
+            )
         env_url = os.environ.get(service.base_url_env or "")
         recorded = _recorded_base_url(runs)
         if not base_url and recorded and not _may_get_the_key(recorded, service, env_url):
@@ -70,11 +78,8 @@ def reconcile(
                 f"({service.key_env or 'the key'} is sent there)"
             )
         url = base_url or recorded or env_url or service.base_url
-        if not url:
-            raise InputError(
-                f"{folder} ran on the embedded {service.name}, whose logs ended with its run; "
-                "pass --base-url of a running sandbox"
-            )
+        if not url:  # the last run was on the embedded sandbox, earlier ones elsewhere
+            raise InputError(f"{folder}: its last run used the embedded {service.name}; pass --base-url")
         key = os.environ.get(service.key_env, "").strip() if service.key_env else "sandbox"
         if not key:
             raise InputError(f"{service.key_env} is not set: the usage logs need the key the run used")
@@ -199,6 +204,14 @@ def _windows(start: datetime, end: datetime) -> list[Window]:
         windows.append(Window(start, min(end, start + step)))
         start += step
     return windows
+
+
+def _embedded(run: dict[str, Any]) -> bool:
+    """The run was on a service vidpipe started for it (the sandbox), whose logs died with it."""
+    try:
+        return services.service(run["provider"] or "aimlapi").embedded
+    except InputError:  # a provider this vidpipe does not know
+        return False
 
 
 def _may_get_the_key(url: str, service, env_url: str | None) -> bool:
