@@ -218,6 +218,20 @@ class LogsReader:
                     found.setdefault(row.client_request_id, row)
         return found
 
+    async def probe(self, now: datetime) -> None:
+        """One page of one row of the last minute, nothing of it kept: raises LogsUnavailable
+        when this key cannot read its logs (a transient failure says nothing, and passes)."""
+        params = [
+            (k, "1" if k == "limit" else v)
+            for k, v in page_params(Window(now - timedelta(minutes=1), now), (), 0)
+        ]
+        try:
+            read_page(await self._get(params), ())
+        except RejectedError as error:
+            raise LogsUnavailable(200, str(error)) from None
+        except RequestError:
+            pass
+
     async def _rows(self, window: Window, models: list[str], wanted: Collection[str]):
         offset = 0
         for _ in range(MAX_PAGES):

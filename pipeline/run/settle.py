@@ -1,7 +1,9 @@
 """Settling maybe-paid submits from the service's own records, instead of guessing.
 
 A submit whose answer was lost after it was sent (a read timeout, a dropped connection, a
-gateway 502/504, a 2xx with no readable id) may have made a paid generation. Its attempt was
+gateway 502/504 while settling is possible, a 2xx with no readable id) may have made a paid
+generation. `probe` asks the logs once before the first submit, so a key that cannot read them
+gets its 502/504s retried (http.py's GATEWAY_MAYBE) instead of left uncertain. Its attempt was
 recorded with a client request id before it left (request_ids.py), so the service's usage logs
 (net/logs.py) say what happened:
 
@@ -137,6 +139,27 @@ class Settler:
         self._problem_said = False
         self._failed_sweeps = 0  # in a row
 
+    def available(self) -> bool:
+        """Whether a maybe-sent submit can be settled (the logs were not refused): by this run,
+        or by the next one when this one is stopping."""
+        return self.unavailable is None
+
+    async def probe(self) -> None:
+        """Ask the logs once, before anything is sent, whether this key can read them: if not,
+        say so in one line, and a gateway's 502/504 is retried rather than left uncertain."""
+        try:
+            await self.reader.probe(self._clock())
+        except LogsUnavailable as error:
+            self._unavailable(error)
+
+    def _unavailable(self, error: LogsUnavailable) -> None:
+        self.unavailable = (
+            f"settling is unavailable: GET /v2/logs answered {error.status}; "
+            "maybe-sent jobs stay uncertain (check the account, then --retry-uncertain resends them)"
+        )
+        self._say(self.unavailable)
+        self._resolve_all(Settled(Verdict.UNAVAILABLE, reason=self.unavailable))
+
     async def settle(self, attempt: Attempt) -> Settled:
         """The verdict on `attempt`, once there is one (WAITING only when settling stopped)."""
         if self.unavailable is not None:
@@ -197,12 +220,7 @@ class Settler:
             try:
                 verdicts = await self.sweep(attempts)
             except LogsUnavailable as error:
-                self.unavailable = (
-                    f"settling is unavailable: GET /v2/logs answered {error.status}; "
-                    "maybe-sent jobs stay uncertain (check the account, then --retry-uncertain resends them)"
-                )
-                self._say(self.unavailable)
-                self._resolve_all(Settled(Verdict.UNAVAILABLE, reason=self.unavailable))
+                self._unavailable(error)
                 return
             for client_id, settled in verdicts.items():
                 entry = self._waiting.get(client_id)
