@@ -179,13 +179,19 @@ def build_parser(*, sandbox_arguments: bool = True) -> argparse.ArgumentParser:
         "id in GET /v2/logs: found, the next run polls its generation; never arrived (no row past\n"
         "the grace period), the next run submits it. --billing lists every difference between the\n"
         "ledger and the logs' cost per generation.\n\n"
-        "Exit codes: 0 nothing left to settle (and no billing difference), 1 some jobs still\n"
-        "uncertain or the billing differs, 3 the key or its logs refused (401/403/404).\n\n"
+        "Exit codes: 0 nothing left to settle (and no billing difference; also a run on the\n"
+        "embedded sandbox, free, whose logs ended with it), 1 some jobs still uncertain or the\n"
+        "billing differs, 2 bad input (no ledger, no key, or --base-url needed), 3 the key or its\n"
+        "logs refused (401/403/404).\n\n"
         "Example:\n  AIMLAPI_KEY=... vidpipe reconcile outputs/ab-seed-sweep --billing",
     )
     reconcile.add_argument("out_dir", type=Path, metavar="OUTPUT_DIR", help="a run's output folder")
     reconcile.add_argument("--billing", action="store_true", help="compare the ledger's costs with the logs'")
-    reconcile.add_argument("--base-url", metavar="URL", help="API base URL (default: the one the run used)")
+    reconcile.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="API base URL (default: the run's, if on this machine or the service's own; else required)",
+    )
     reconcile.add_argument(
         "--grace",
         type=float,

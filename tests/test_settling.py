@@ -88,14 +88,15 @@ def test_a_rerun_settles_what_a_run_left_uncertain(write, run_api, workdir):
 def test_reconcile_settles_on_demand_and_billing_lists_every_difference(write, run_api, cli, workdir):
     manifest = write("m.yaml", manifest_text(jobs=3, run=FAST))
     out = workdir / "outputs" / "t"
-    steps = (ScriptedFault("submit", "drop_after"), ScriptedFault("submit", "502"))
+    # drop_before: the connection closes after the POST left, no generation made (no row).
+    steps = (ScriptedFault("submit", "drop_after"), ScriptedFault("submit", "drop_before"))
     with running_sandbox(faulty(*steps, logs_status=404)) as sandbox:
         assert run_api(sandbox, manifest).code == 1
         assert sorted(ledger_statuses(out).values()) == ["completed", "uncertain", "uncertain"]
         refused = cli("reconcile", out)
         assert refused.code == 3 and "settling is unavailable: GET /v2/logs answered 404" in refused.err
         sandbox.server.config = sandbox.server.config.replace(logs_status=200)
-        early = cli("reconcile", out)  # the 502 left no row, but its grace has not passed
+        early = cli("reconcile", out)  # drop_before left no row, but its grace has not passed
         assert early.code == 1, early.err
         assert "1 found in the service's logs" in early.out and "not in the logs yet" in early.out
         done = cli("reconcile", out, "--grace", "0")
@@ -123,3 +124,50 @@ def test_billing_shows_a_generation_the_ledger_does_not_know(write, run_api, cli
     assert billing.code == 1
     assert "1 difference(s)" in billing.out
     assert "which the ledger does not know" in billing.out
+
+
+def test_reconcile_sends_the_key_to_a_recorded_base_url_only_when_it_is_this_machine(
+    write, run_api, cli, workdir, sandbox
+):
+    """A folder whose run went to another URL (someone else's, an old test server) does not
+    get the key sent there unasked: one line, exit 2; --base-url says where to look."""
+    out = workdir / "outputs" / "t"
+    assert run_api(sandbox, write("m.yaml", manifest_text(jobs=1, run=FAST))).code == 0
+    with sqlite3.connect(out / "ledger.sqlite") as db:
+        (command,) = db.execute("SELECT command FROM runs").fetchone()
+        db.execute(
+            "UPDATE runs SET command = ?", (command.replace(sandbox.base_url, "https://old-test.example"),)
+        )
+    refused = cli("reconcile", out)
+    assert refused.code == 2 and len(refused.err_lines) == 1, refused.err
+    assert "https://old-test.example" in refused.err and "pass --base-url" in refused.err
+    chosen = cli("reconcile", out, "--base-url", sandbox.base_url)
+    assert chosen.code == 0, chosen.err
+
+
+def test_reconcile_of_a_run_on_the_embedded_sandbox_says_there_is_nothing_to_settle(
+    write, cli, workdir, sandbox
+):
+    """Free, and its logs ended with it: nothing to settle or bill-check, exit 0, even when a
+    fresh sandbox's URL is given (its logs know nothing of this folder)."""
+    out = workdir / "outputs" / "t"
+    assert cli("run", write("m.yaml", manifest_text(jobs=2, run=FAST)), "--quiet").code == 0
+    for flags in ((), ("--billing", "--base-url", sandbox.base_url)):
+        result = cli("reconcile", out, *flags)
+        assert result.code == 0, result.err
+        assert result.out.splitlines() == [
+            f"{out} ran on the embedded sandbox (free; its logs ended with its run): nothing to settle or "
+            "bill-check (a rerun sends any uncertain job again)"
+        ]
+
+
+def test_without_logs_a_gateway_502_to_a_submit_is_retried_as_the_contract_says(write, run_api, workdir):
+    """Nothing could settle it: the 5xx answer says it was not taken, so it is sent again
+    rather than left uncertain; the logs are asked once, before the first POST."""
+    manifest = write("m.yaml", manifest_text(jobs=2, run=FAST))
+    with running_sandbox(faulty(ScriptedFault("submit", "502"), logs_status=404)) as sandbox:
+        result = run_api(sandbox, manifest)
+        assert sandbox.stats()["submits"]["accepted"] == 2
+    assert result.code == 0, result.err
+    assert sorted(ledger_statuses(workdir / "outputs" / "t").values()) == ["completed", "completed"]
+    assert [line for line in result.err_lines if "settling is unavailable" in line] != []

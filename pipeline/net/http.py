@@ -7,7 +7,7 @@ resend would risk:
     any other ClientError, read timeout              -> MaybeSentError  (sent; outcome unknown)
     2xx                                              -> the JSON body
     401 -> AuthError; 403 -> CreditsError            (stop the run)
-    502, 504 to a paid POST                          -> MaybeSentError  (a gateway's "maybe processed")
+    502, 504 to a paid POST, when it can be settled  -> MaybeSentError  (a gateway's "maybe processed")
     429, 5xx                                         -> TransientError  (not accepted; retry later)
     other 4xx                                        -> RejectedError   (404 on a poll: GenerationLostError)
 
@@ -68,7 +68,12 @@ MAX_JSON_BODY = 8 * 1024 * 1024
 # not stored (it would be copied into every table and every poll).
 MAX_GENERATION_ID = 256
 # A gateway's 502 or 504 may come after the service took the request: for a paid POST it is the
-# classic "maybe processed", settled from the usage logs (run/settle.py), never resent blindly.
+# classic "maybe processed", settled from the usage logs (run/settle.py), never resent blindly,
+# when settling is possible (ApiClient.settling). Where it is not (the Ray engine, a key whose
+# logs answer 401/403/404), the contract's paid-POST rule holds: a POST answered with a 5xx was
+# not accepted and may be retried; so 502 and 504 are transient there as every other 5xx (the
+# contract's 504 "Generation timeout" is an answer, not a lost connection). Marking them
+# uncertain instead would stop every job a flaky gateway touches, with nothing to settle it.
 GATEWAY_MAYBE = frozenset({502, 504})
 
 
@@ -157,6 +162,9 @@ class ApiClient:
         # The key goes in per-request headers of this client only: the CDN session never sees it.
         self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._submits_stopped = asyncio.Event()
+        # Whether a maybe-sent submit can be settled from the usage logs now (set by whoever
+        # settles: session.py); until then a gateway's 502/504 is transient (GATEWAY_MAYBE).
+        self.settling: Callable[[], bool] = lambda: False
         self._session: aiohttp.ClientSession | None = None
         self._submit_session: aiohttp.ClientSession | None = None
 
@@ -210,13 +218,23 @@ class ApiClient:
 
     def _check_generation_id(self, generation_id: str) -> None:
         """Refuse an id that cannot be stored as it is: too long, or hiding the key."""
+        problem = self.generation_id_problem(generation_id)
+        if problem:
+            raise RejectedError(problem)
+
+    def generation_id_problem(self, generation_id: str) -> str | None:
+        """Why `generation_id` (from a submit's answer or the usage logs) cannot be stored and
+        polled as it is (too long, hiding the key, not printable on one line), or None."""
         if len(generation_id) > MAX_GENERATION_ID:
-            raise RejectedError(
+            return (
                 f"its generation id is {len(generation_id):,} characters long; "
                 f"at most {MAX_GENERATION_ID} are accepted, so it was not stored"
             )
         if self.untrusted.carries_key(generation_id):
-            raise RejectedError("the service put the API key into the generation id; it was not stored")
+            return "the service put the API key into the generation id; it was not stored"
+        if not generation_id.isprintable():
+            return "its generation id holds unprintable characters; it was not stored"
+        return None
 
     async def get(self, path: str, params: list[tuple[str, str]]) -> tuple[Any, Mapping[str, str]]:
         """One GET of a service endpoint (the usage logs), not retried: its caller paces and
@@ -339,7 +357,7 @@ class ApiClient:
                             f"HTTP {response.status}, but {problem}", status=response.status
                         ) from None
                     return body, response.headers
-                maybe_taken = paid and response.status in GATEWAY_MAYBE
+                maybe_taken = paid and response.status in GATEWAY_MAYBE and self.settling()
                 if hooks and not maybe_taken:
                     hooks.not_taken()
                 text = await self._read_text(response, started, deadline)
@@ -432,7 +450,7 @@ class ApiClient:
                 f"the API answered 404 to a submit at {self.base_url}: "
                 f"check --base-url and --endpoint ({message})"
             )
-        if paid and status in GATEWAY_MAYBE:
+        if paid and status in GATEWAY_MAYBE and self.settling():
             return MaybeSentError(f"{described} (a gateway may have passed the submit on)", status=status)
         if status == 429 or status >= 500:
             return TransientError(described, status=status, retry_after_s=parse_retry_after(headers))

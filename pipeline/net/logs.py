@@ -25,7 +25,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -107,6 +107,7 @@ class LogRow:
     model: str
     credits: float | None
     usd: float | None
+    id_problem: str | None = None  # why its inference_id was dropped (it cannot be stored)
 
 
 @dataclass(frozen=True)
@@ -188,8 +189,11 @@ class LogsReader:
         rate: LogsRate | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        check_id: Callable[[str], str | None] | None = None,
     ):
         self._client = client
+        # Why an inference_id cannot be stored and polled (ApiClient.generation_id_problem).
+        self._check_id = check_id
         self.rate = rate or LogsRate()
         self._clock = clock
         self._sleep = sleep
@@ -205,9 +209,28 @@ class LogsReader:
         for window in merge_windows(windows):
             for group in groups:
                 async for row in self._rows(window, group, wanted):
+                    problem = (
+                        self._check_id(row.inference_id) if self._check_id and row.inference_id else None
+                    )
+                    if problem:
+                        row = replace(row, inference_id=None, id_problem=problem)
                     # Newest first: a second row of one id (never expected) keeps the first seen.
                     found.setdefault(row.client_request_id, row)
         return found
+
+    async def probe(self, now: datetime) -> None:
+        """One page of one row of the last minute, nothing of it kept: raises LogsUnavailable
+        when this key cannot read its logs (a transient failure says nothing, and passes)."""
+        params = [
+            (k, "1" if k == "limit" else v)
+            for k, v in page_params(Window(now - timedelta(minutes=1), now), (), 0)
+        ]
+        try:
+            read_page(await self._get(params), ())
+        except RejectedError as error:
+            raise LogsUnavailable(200, str(error)) from None
+        except RequestError:
+            pass
 
     async def _rows(self, window: Window, models: list[str], wanted: Collection[str]):
         offset = 0

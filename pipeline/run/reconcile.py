@@ -5,10 +5,12 @@ Settling here is one look (settle.py's `sweep`), recorded in the ledger for the 
 found -> `submitted` with its generation id (the next run polls it), never arrived -> `pending`
 (the next run submits it), too early to tell -> left `uncertain`.
 
-Exit codes: 0 nothing is left to settle (and, with --billing, no difference); 1 some jobs are
+Exit codes: 0 nothing is left to settle (and, with --billing, no difference), or the folder ran
+on the embedded sandbox (free, its logs gone with it: nothing to settle); 1 some jobs are
 still uncertain (not in the logs yet, within the grace period, or with no client request id
 recorded) or the billing differs; 3 the service refused (the key, or its logs: 401/403/404);
-2 bad input.
+2 bad input (no ledger here, no key, or a recorded --base-url that is neither this machine nor
+the service's, so the key is not sent there without --base-url).
 
 Only rows whose client_request_id is one this folder sent are read; no other row is shown.
 """
@@ -22,11 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import services
 from ..errors import AbortError, InputError
+from ..net.download import is_loopback_host
 from ..net.http import ApiClient, RetryPolicy
 from ..net.logs import LogRow, LogsReader, LogsUnavailable, Window
+from ..net.untrusted import printable
 from ..states import JobState
 from .ledger import LEDGER_FILE, Ledger, RunLock
 from .request_ids import ids_of_job
@@ -56,17 +61,25 @@ def reconcile(
     with RunLock(folder), Ledger(folder / LEDGER_FILE) as ledger:
         runs = ledger.runs()
         service = services.service(runs[-1]["provider"] if runs else "aimlapi")
-        url = (
-            base_url
-            or _recorded_base_url(runs)
-            or os.environ.get(service.base_url_env or "")
-            or service.base_url
-        )
-        if not url:
-            raise InputError(
-                f"{folder} ran on the embedded {service.name}, whose logs ended with its run; "
-                "pass --base-url of a running sandbox"
+        if runs and all(_embedded(run) for run in runs):
+            return Reconciled(
+                [
+                    f"{folder} ran on the embedded {service.name} (free; its logs ended with its run): "
+                    "nothing to settle or bill-check (a rerun sends any uncertain job again)"
+                ]
             )
+        env_url = os.environ.get(service.base_url_env or "")
+        recorded = _recorded_base_url(runs)
+        if not base_url and recorded and not _may_get_the_key(recorded, service, env_url):
+            # A folder from someone else, or an old test URL: the key is not sent there unasked.
+            raise InputError(
+                f"{folder}: its run used --base-url {printable(recorded)[:80]}, which is neither this "
+                f"machine nor {service.base_url}; pass --base-url to say where its logs are "
+                f"({service.key_env or 'the key'} is sent there)"
+            )
+        url = base_url or recorded or env_url or service.base_url
+        if not url:  # the last run was on the embedded sandbox, earlier ones elsewhere
+            raise InputError(f"{folder}: its last run used the embedded {service.name}; pass --base-url")
         key = os.environ.get(service.key_env, "").strip() if service.key_env else "sandbox"
         if not key:
             raise InputError(f"{service.key_env} is not set: the usage logs need the key the run used")
@@ -78,7 +91,9 @@ async def _reconcile(ledger, service, base_url, key, billing, grace_s) -> Reconc
     async with ApiClient(
         base_url, key, service.provider("legacy"), requests_per_minute=None, retry=RetryPolicy()
     ) as client:
-        settler = Settler(LogsReader(client), grace_s, say=out.lines.append)
+        settler = Settler(
+            LogsReader(client, check_id=client.generation_id_problem), grace_s, say=out.lines.append
+        )
         try:
             await _settle(ledger, settler, out)
             if billing:
@@ -100,7 +115,7 @@ async def _settle(ledger: Ledger, settler: Settler, out: Reconciled) -> None:
     for job_id, attempt in sorted(attempts.items()):
         settled = verdicts.get(attempt.client_request_id) if attempt else None
         out.lines.append(f"  {job_id}  {_describe(settled, attempt, settler.grace_s)}")
-        if settled is None or settled.verdict is Verdict.WAITING:
+        if settled is None or settled.verdict in (Verdict.WAITING, Verdict.UNAVAILABLE):
             out.waiting += 1
             counts[Verdict.WAITING] += 1
         elif settled.verdict is Verdict.FOUND:
@@ -124,6 +139,8 @@ def _describe(settled: Settled | None, attempt, grace_s: float) -> str:
         return f"found: generation {settled.generation_id}; the next run polls it"
     if settled.verdict is Verdict.NOT_ARRIVED:
         return f"never arrived ({settled.reason}); the next run submits it"
+    if settled.verdict is Verdict.UNAVAILABLE:
+        return f"still uncertain: {settled.reason}"
     until = attempt.sent_at + timedelta(seconds=grace_s)
     return f"not in the logs yet; reconcile again after {until:%Y-%m-%d %H:%M:%S} UTC (the grace period)"
 
@@ -141,8 +158,7 @@ async def _billing(ledger: Ledger, reader: LogsReader, out: Reconciled) -> None:
     runs = ledger.runs()
     start = parse_when(runs[0]["started_at"]) - CLOCK_SKEW if runs else datetime.now(timezone.utc)
     windows = _windows(start, datetime.now(timezone.utc) + CLOCK_SKEW)
-    models = {str(json.loads(row["request"]).get("model") or "") for row in jobs.values()} - {""}
-    found = await reader.find(windows, models, set(job_of))
+    found = await reader.find(windows, (), set(job_of))  # by our ids alone: a model may log as an alias
     by_generation: dict[str, LogRow] = {row.inference_id: row for row in found.values() if row.inference_id}
     differences = []
     for row in found.values():
@@ -150,7 +166,8 @@ async def _billing(ledger: Ledger, reader: LogsReader, out: Reconciled) -> None:
         known = jobs[job_id]["generation_id"]
         if row.status == "succeeded" and row.inference_id != known and (row.credits or 0) > 0:
             differences.append(
-                f"  {job_id}  billed {row.credits:,.0f} credits for generation {row.inference_id} "
+                f"  {job_id}  billed {row.credits:,.0f} credits for generation "
+                f"{row.inference_id or '(id not shown: ' + str(row.id_problem) + ')'} "
                 f"({row.client_request_id}), which the ledger does not know"
             )
     for job_id, row in sorted(jobs.items()):
@@ -187,6 +204,22 @@ def _windows(start: datetime, end: datetime) -> list[Window]:
         windows.append(Window(start, min(end, start + step)))
         start += step
     return windows
+
+
+def _embedded(run: dict[str, Any]) -> bool:
+    """The run was on a service vidpipe started for it (the sandbox), whose logs died with it."""
+    try:
+        return services.service(run["provider"] or "aimlapi").embedded
+    except InputError:  # a provider this vidpipe does not know
+        return False
+
+
+def _may_get_the_key(url: str, service, env_url: str | None) -> bool:
+    """A recorded base URL the key may be sent to unasked: this machine, or the service's own
+    (as vidpipe knows it, or as AIMLAPI_BASE_URL names it)."""
+    if is_loopback_host(urlsplit(url).hostname):
+        return True
+    return url.rstrip("/") in {(known or "").rstrip("/") for known in (service.base_url, env_url) if known}
 
 
 def _recorded_base_url(runs: list[dict[str, Any]]) -> str | None:

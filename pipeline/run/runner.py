@@ -30,6 +30,7 @@ from ..net.model_feeds import offline
 from ..read.jobs import adapt_note, load_batch
 from ..read.manifest import display_path
 from ..read.settings import output_folder, output_target
+from ..states import JobState
 from ..write.outputs import prepare_store, publish_outputs, remote_store
 from ..write.results import keep_results_fresh, write_results
 from ..write.summary import RunSummary, summarise
@@ -271,9 +272,19 @@ def _check_budget_before_start(
     ledger: Ledger, jobs: list[Job], budget: int | None, retry_uncertain: bool
 ) -> int:
     """The estimated credits of the jobs this run would submit; over the budget, nothing is sent.
-    Nor when a budget is set and some job's model has no known price: the budget could not hold."""
-    paying = to_pay(jobs, ledger.rows_by_id(), retry_uncertain)
-    unpriced = [job for job in paying if not job.price_known]
+    Nor when a budget is set and some job's model has no known price: the budget could not hold.
+    That counts uncertain jobs too: one settled as never arrived is submitted again."""
+    rows = ledger.rows_by_id()
+    paying = to_pay(jobs, rows, retry_uncertain)
+    paying_ids = {job.job_id for job in paying}
+    maybe_resent = [
+        job
+        for job in jobs
+        if job.job_id not in paying_ids
+        and rows[job.job_id]["status"] == JobState.UNCERTAIN
+        and not rows[job.job_id]["generation_id"]
+    ]
+    unpriced = [job for job in paying + maybe_resent if not job.price_known]
     if budget is not None and unpriced:
         models = {job.request.get("model") for job in unpriced}
         raise InputError(f"{unpriced_refusal(len(unpriced), models)}; nothing was sent")

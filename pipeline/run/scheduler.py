@@ -397,9 +397,18 @@ class Scheduler:
             self.tally.credits_reserved -= job.credits_estimate
 
     def _reserve(self, job: Job) -> bool:
-        """Reserve this job's estimate; False (and submitting stops) when it would pass the budget."""
+        """Reserve this job's estimate; False (and submitting stops) when it would pass the budget,
+        or when a budget is set and the job's price is not known."""
         budget = self.options.budget
         committed = self.tally.budget_spent + self.tally.credits_reserved + job.credits_estimate
+        if budget is not None and not job.price_known:  # its 0 estimate would let anything pass
+            if self.abort is None:
+                self.abort = BudgetError(
+                    f"stopped submitting: job {job.job_id} ({job.request.get('model')}) has no known "
+                    "price, so the budget cannot hold it; remove the budget to run it"
+                )
+            self.stop_submitting(str(self.abort))
+            return False
         if budget is None or committed <= budget:
             self.tally.credits_reserved += job.credits_estimate
             self._reservations.add(job.job_id)

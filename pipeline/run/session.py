@@ -77,7 +77,9 @@ async def open_scheduler(
         )
         settler = None
         if settle_grace is not None and request_id_token:
-            settler = Settler(LogsReader(client), settle_grace)
+            settler = Settler(LogsReader(client, check_id=client.generation_id_problem), settle_grace)
+            client.settling = settler.available  # a gateway's 502/504 is settled, not resent
+            await settler.probe()
         try:
             yield Scheduler(jobs, steps, ledger, options, shared, settler)
         finally:

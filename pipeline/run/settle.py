@@ -1,20 +1,24 @@
 """Settling maybe-paid submits from the service's own records, instead of guessing.
 
 A submit whose answer was lost after it was sent (a read timeout, a dropped connection, a
-gateway 502/504, a 2xx with no readable id) may have made a paid generation. Its attempt was
+gateway 502/504 while settling is possible, a 2xx with no readable id) may have made a paid
+generation. `probe` asks the logs once before the first submit, so a key that cannot read them
+gets its 502/504s retried (http.py's GATEWAY_MAYBE) instead of left uncertain. Its attempt was
 recorded with a client request id before it left (request_ids.py), so the service's usage logs
 (net/logs.py) say what happened:
 
     a `succeeded` row        -> found: its inference_id is the generation id; the job is polled,
-                                nothing is sent again
+                                nothing is sent again (an id that fails ApiClient's checks, or
+                                none: the job stays `uncertain`)
     a `failed` row           -> refused (billed nothing): the job is submitted again
     no row, grace not over   -> waiting: the logs come from an analytics pipeline, and lag
     no row after the grace   -> never arrived: the job is submitted again
     logs unavailable         -> the job stays `uncertain` (401/403/404: --retry-uncertain)
 
 `decide` is that table, pure. `Settler` looks up every waiting attempt together, one sweep of
-merged windows (each attempt's: from just before it left to when its answer was given up, with
-room for clock skew) every `interval_s`, so a thousand uncertain jobs cost a few requests, not a
+merged windows (each attempt's: from well before it left, for clock skew, to now) every
+`interval_s`, by client request id alone (never by model: the service may log a model under an
+alias), so a thousand uncertain jobs cost a few requests, not a
 thousand; a job waits for its verdict without holding a generation slot (the scheduler gives
 it back, see scheduler.py). `sweep` is one look, used by `vidpipe reconcile` too.
 """
@@ -31,17 +35,16 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 
 from ..errors import RequestError, one_line
-from ..net.logs import LogRow, LogsReader, LogsUnavailable, Window
+from ..net.logs import MAX_WINDOW, LogRow, LogsReader, LogsUnavailable, Window
 
 # The docs give no figure for the logs' delay; the cost of each mistake decides. Settling too
 # early pays for a second generation (525,000 credits and more); settling late only keeps one
 # job waiting, without its slot. So the default is generous: 15 minutes.
 DEFAULT_GRACE_S = 900.0
-# A row's `created` is the service's clock: the window opens this long before the attempt left.
-CLOCK_SKEW = timedelta(seconds=60)
-# ... and closes this long after it: the request was taken, if at all, before its answer was
-# given up (http.py's Timeouts: 120 s in all), plus the same skew.
-REQUEST_SPAN = timedelta(seconds=180)
+# A row's `created` is the service's clock, which may differ from ours: the window opens this
+# long before the attempt left (by our clock) and closes at the look's "now" (the rows are
+# matched by client request id, so a wide window costs a page or two, never a wrong row).
+CLOCK_SKEW = timedelta(minutes=15)
 
 
 # Sweeps in a row whose look failed (each after its own retries) before settling gives up for
@@ -65,8 +68,10 @@ class Attempt:
     sent_at: datetime  # UTC
     model: str
 
-    def window(self) -> Window:
-        return Window(self.sent_at - CLOCK_SKEW, self.sent_at + REQUEST_SPAN)
+    def window(self, now: datetime) -> Window:
+        """From CLOCK_SKEW before it left to `now` (at least to when it left), at most 92 days."""
+        start = self.sent_at - CLOCK_SKEW
+        return Window(start, min(max(now, self.sent_at), start + MAX_WINDOW))
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,9 @@ def decide(attempt: Attempt, row: LogRow | None, now: datetime, grace_s: float) 
     """What the logs say of one attempt (the table in the module doc)."""
     if row is not None and row.status == "succeeded" and row.inference_id:
         return Settled(Verdict.FOUND, row.inference_id, "the service's logs show it was taken")
+    if row is not None and row.status == "succeeded":  # taken, and paid: never sent again
+        why = row.id_problem or "its row has no inference_id"
+        return Settled(Verdict.UNAVAILABLE, reason=f"the service's logs show it was taken, but {why}")
     if row is not None:
         return Settled(Verdict.NOT_ARRIVED, reason=f"the service's logs show it {row.status or 'failed'}")
     if (now - attempt.sent_at).total_seconds() >= grace_s:
@@ -131,6 +139,27 @@ class Settler:
         self._problem_said = False
         self._failed_sweeps = 0  # in a row
 
+    def available(self) -> bool:
+        """Whether a maybe-sent submit can be settled (the logs were not refused): by this run,
+        or by the next one when this one is stopping."""
+        return self.unavailable is None
+
+    async def probe(self) -> None:
+        """Ask the logs once, before anything is sent, whether this key can read them: if not,
+        say so in one line, and a gateway's 502/504 is retried rather than left uncertain."""
+        try:
+            await self.reader.probe(self._clock())
+        except LogsUnavailable as error:
+            self._unavailable(error)
+
+    def _unavailable(self, error: LogsUnavailable) -> None:
+        self.unavailable = (
+            f"settling is unavailable: GET /v2/logs answered {error.status}; "
+            "maybe-sent jobs stay uncertain (check the account, then --retry-uncertain resends them)"
+        )
+        self._say(self.unavailable)
+        self._resolve_all(Settled(Verdict.UNAVAILABLE, reason=self.unavailable))
+
     async def settle(self, attempt: Attempt) -> Settled:
         """The verdict on `attempt`, once there is one (WAITING only when settling stopped)."""
         if self.unavailable is not None:
@@ -165,10 +194,10 @@ class Settler:
         if not attempts:
             return {}
         wanted = {attempt.client_request_id for attempt in attempts}
+        looked_at = self._clock()
         try:
-            rows = await self.reader.find(
-                [attempt.window() for attempt in attempts], {a.model for a in attempts if a.model}, wanted
-            )
+            # No `model` filter: only rows whose client_request_id is ours are kept anyway.
+            rows = await self.reader.find([attempt.window(looked_at) for attempt in attempts], (), wanted)
         except RequestError as error:
             self._failed_sweeps += 1
             if self._failed_sweeps >= FAILED_SWEEPS:  # a run does not wait on them forever
@@ -178,9 +207,10 @@ class Settler:
                 self._problem_said = True
             return {attempt.client_request_id: Settled(Verdict.WAITING) for attempt in attempts}
         self._failed_sweeps = 0
-        now = self._clock()
         return {
-            attempt.client_request_id: decide(attempt, rows.get(attempt.client_request_id), now, self.grace_s)
+            attempt.client_request_id: decide(
+                attempt, rows.get(attempt.client_request_id), looked_at, self.grace_s
+            )
             for attempt in attempts
         }
 
@@ -190,12 +220,7 @@ class Settler:
             try:
                 verdicts = await self.sweep(attempts)
             except LogsUnavailable as error:
-                self.unavailable = (
-                    f"settling is unavailable: GET /v2/logs answered {error.status}; "
-                    "maybe-sent jobs stay uncertain (check the account, then --retry-uncertain resends them)"
-                )
-                self._say(self.unavailable)
-                self._resolve_all(Settled(Verdict.UNAVAILABLE, reason=self.unavailable))
+                self._unavailable(error)
                 return
             for client_id, settled in verdicts.items():
                 entry = self._waiting.get(client_id)

@@ -362,3 +362,14 @@ def test_a_401_after_a_submit_got_its_id_leaves_no_reservation_behind():
     scheduler, steps = run_scheduler(rows, scripts, SchedulerOptions(concurrency=2), abort_at_half_a_second)
     assert steps.submitted == ["a", "b"]
     assert scheduler.tally.credits_reserved == 0
+
+
+def test_a_budget_never_sends_a_job_with_no_known_price():
+    """Its estimate is 0 (no price known), so any budget would let it pass: it is not sent."""
+    rows = pending("a")
+    steps = FakeSteps({"a": Script()})
+    job = Job("a", {"prompt": "a", "model": "someone/unpriced"}, "a.mp4", 0, price_known=False)
+    scheduler = Scheduler([job], steps, FakeLedger(rows), SchedulerOptions(concurrency=1, budget=10**9))
+    run(scheduler.run())
+    assert steps.posts == [] and isinstance(scheduler.abort, BudgetError)
+    assert "no known price" in str(scheduler.abort)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from multidict import MultiDict
 
-from pipeline.net.logs import LogRow, LogsUnavailable
+from pipeline.net.logs import LogRow, LogsReader, LogsUnavailable
 from pipeline.run.settle import Attempt, Settler, Verdict, decide
 from pipeline.sandbox.usage import UsageLog
 
@@ -33,8 +33,9 @@ def test_the_verdicts():
 
 
 def test_the_window_opens_before_the_attempt_left():
-    window = ATTEMPT.window()
-    assert window.start < SENT < window.end
+    window = ATTEMPT.window(later(30))
+    assert window.start < SENT < window.end == later(30)
+    assert ATTEMPT.window(later(200 * 86400)).end - window.start == timedelta(days=92)
 
 
 class FakeReader:
@@ -134,3 +135,53 @@ def test_sandbox_logs_answer_429_over_200_requests_a_minute():
     assert statuses.count(200) == 200 and statuses[-1] == 429
     clock.now = 60.0
     assert ask(log, period="1h")[0] == 200
+
+
+class LogsOf:
+    """A Getter serving GET /v2/logs from a sandbox UsageLog."""
+
+    def __init__(self, log):
+        self.log, self.queries = log, []
+
+    async def get(self, path, params):
+        self.queries.append(params)
+        query = MultiDict()
+        for key, value in params:
+            query.add(key, value)
+        status, body = self.log.answer(query)
+        assert status == 200, body
+        return body, {}
+
+
+def test_a_row_logged_under_an_alias_by_a_clock_ten_minutes_behind_is_found():
+    wall = [SENT - timedelta(minutes=10)]  # the service's clock
+    log = UsageLog(0.0, clock=Clock(), wall=lambda: wall[0])
+    log.record("succeeded", "runway/gen3a_turbo-alias", "vp.t.job.1", "gen-1")
+    log.record("succeeded", "other", "someone-else", "gen-2")
+    getter = LogsOf(log)
+    settler = Settler(LogsReader(getter), grace_s=900, clock=lambda: later(30), say=print)
+    verdicts = asyncio.run(settler.sweep([ATTEMPT]))
+    assert verdicts["vp.t.job.1"].verdict is Verdict.FOUND and verdicts["vp.t.job.1"].generation_id == "gen-1"
+    assert not any(key == "model" for query in getter.queries for key, _ in query)
+
+
+def test_an_inference_id_that_fails_the_clients_checks_is_never_stored_or_polled():
+    """A succeeded row whose id is too long or holds the key: the job stays uncertain (it was
+    taken, so it is not sent again), and the id goes nowhere."""
+    from pipeline import services
+    from pipeline.net.http import ApiClient, RetryPolicy
+
+    key = "sk-test-0123456789abcdef"
+    client = ApiClient(
+        "http://127.0.0.1:1", key, services.service("aimlapi").provider("legacy"),
+        requests_per_minute=None, retry=RetryPolicy(),
+    )  # fmt: skip
+    for bad in ("x" * 300, f"gen-{key}"):
+        log = UsageLog(0.0, clock=Clock(), wall=lambda: SENT)
+        log.record("succeeded", "gen3a_turbo", "vp.t.job.1", bad)
+        reader = LogsReader(LogsOf(log), check_id=client.generation_id_problem)
+        settled = asyncio.run(Settler(reader, grace_s=900, clock=lambda: later(30)).sweep([ATTEMPT]))[
+            "vp.t.job.1"
+        ]
+        assert settled.verdict is Verdict.UNAVAILABLE and settled.generation_id is None
+        assert "taken" in settled.reason and key not in settled.reason and bad not in settled.reason
