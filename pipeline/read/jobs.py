@@ -125,7 +125,8 @@ def adapt_note(table: Any, verb: str) -> str | None:
     """The warning line for jobs `run.adapt: nearest` changed ("will send" in validate and
     plan, "sends" in run, on the jobs it runs), or None when it changed none."""
     asked = zip(list(table["asked_duration"]), list(table["asked_ratio"]), strict=True)
-    adapted = sum(1 for d, r in asked if _given(d) or _given(r))
+    # `is not None` first: in the plain columns nearly every row holds None (a 100,000-job sweep).
+    adapted = sum(1 for d, r in asked if (d is not None or r is not None) and (_given(d) or _given(r)))
     if not adapted:
         return None
     what = "a value their model takes instead of the one asked"
