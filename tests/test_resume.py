@@ -29,7 +29,13 @@ from tests.runner_helpers import (
     wait_for_submits,
 )
 
-RUN = "run: {concurrency: 4, poll_interval: 0.05, poll_max_interval: 0.2, requests_per_minute: 100000}"
+# settle_grace: a kill can land between a submit's record and its POST; the sandbox's usage logs
+# have no delay, so after a second such an attempt is known never to have arrived (the default
+# waits 15 minutes for the real service's logs).
+RUN = (
+    "run: {concurrency: 4, poll_interval: 0.05, poll_max_interval: 0.2, requests_per_minute: 100000, "
+    "settle_grace: 1}"
+)
 
 
 def test_killed_runs_resume_without_paying_twice(write):
