@@ -1,6 +1,6 @@
 """Chaos soak: every fault class at once, the runner SIGKILLed at random moments, then resumed.
 
-    .venv/bin/python bench/chaos.py                       # 1,000 jobs, 5 kills (a few minutes)
+    .venv/bin/python bench/chaos.py                       # 1,000 jobs, 5 kills (about 5 minutes)
     .venv/bin/python bench/chaos.py --jobs 60 --kills 3   # the size the test suite runs
 
 The sandbox runs in this process (it outlives every runner, as the real service would) and

@@ -131,7 +131,8 @@ class Coordinator:
     async def turn(self, account: str, successes: int = 0) -> float:
         """Book the next request's slot; `successes`: 2xx answers the shard had since its last turn."""
         limiter = self.limiters[account]
-        limiter.record_success(successes)
+        if successes:
+            limiter.succeeded(successes)
         return await limiter.turn()
 
     async def slow_down(self, account: str, seconds: float) -> None:

@@ -166,5 +166,5 @@ class SharedLimiter:
         self._successes = 0  # the 429 ends the run of successes
         self._coordinator.slow_down.remote(self._account, seconds)
 
-    def succeeded(self) -> None:
-        self._successes += 1
+    def succeeded(self, count: int = 1) -> None:
+        self._successes += count

@@ -6,10 +6,16 @@ from then on the rate is learned by additive increase, multiplicative decrease (
 promptfoo's scheduler for its concurrency):
 
     a 429            every request waits out the hold (the Retry-After, else the retry's backoff),
-                     and the rate drops to DECREASE x the rate of the last MEASURE_S seconds (or
-                     x the learned rate, if lower), never below FLOOR_PER_S. A 429 for a request
-                     booked before the last cut (or within COOLDOWN_S of it) cuts nothing more:
-                     it was sent at the old rate, already cut (once per window, as in TCP).
+                     and the rate drops by the share of the last MEASURE_S seconds' answers that
+                     were 429s (at most by DECREASE), from the rate of those seconds (or the
+                     learned rate, if lower), never below FLOOR_PER_S. So past a real limit,
+                     where the service refuses what it cannot take, the rate falls to what it
+                     accepted; while 429s come at random, whatever the rate (a busy upstream,
+                     not our pace), it falls by their small share and climbs back, instead of
+                     halving on each and ratcheting down to the floor (as DCTCP cuts by the
+                     share of marked packets, not by half). A 429 for a request booked before
+                     the last cut (or within COOLDOWN_S of it) cuts nothing more: it was sent at
+                     the old rate, already cut (once per window, as in TCP).
     a success        after RECOVER_AFTER successes in a row, the rate grows by STEP_SHARE x the
                      rate of the last cut (MIN_STEP_PER_S at least): the same step each time,
                      until the next 429.
@@ -33,7 +39,7 @@ BURST = 10
 class Learning:
     """How fast the learned rate falls on a 429 and climbs back (see the module doc)."""
 
-    decrease: float = 0.5
+    decrease: float = 0.5  # the deepest cut one 429 makes: to half the rate
     recover_after: int = 10
     step_share: float = 0.05
     min_step_per_s: float = 0.2  # so a rate cut to the floor does not take an hour to recover
@@ -49,7 +55,7 @@ class Limiter(Protocol):
 
     def hold(self, seconds: float) -> None: ...  # a 429: everyone waits, and the rate drops
 
-    def succeeded(self) -> None: ...  # a 2xx answer
+    def succeeded(self, count: int = 1) -> None: ...  # `count` 2xx answers
 
 
 class RequestRate:
@@ -73,6 +79,7 @@ class RequestRate:
         self._quiet_until = 0.0  # 429s until then answer requests booked before the last cut
         self._last_booked = 0.0
         self._sent: deque[float] = deque()  # booked send times of the last `measure_s` seconds
+        self._answers: deque[list[int]] = deque()  # [second, successes, 429s] of the last `measure_s`
 
     @property
     def per_s(self) -> float | None:
@@ -100,6 +107,7 @@ class RequestRate:
 
     def throttled(self, now: float, hold_s: float) -> None:
         """A 429: nothing leaves for `hold_s` seconds, and the learned rate drops (once per overload)."""
+        self._count_answer(now, refused=1)
         self._held_until = max(self._held_until, now + hold_s)
         self._successes = 0
         learning = self.learning
@@ -108,16 +116,37 @@ class RequestRate:
         self._quiet_until = max(now, self._last_booked) + learning.cooldown_s
         measured = self.measured_per_s(now)
         current = measured if self.learned_per_s is None else min(self.learned_per_s, measured)
-        self.learned_per_s = max(learning.floor_per_s, current * learning.decrease)
+        cut = min(self.refused_share(now), 1.0 - learning.decrease)
+        self.learned_per_s = max(learning.floor_per_s, current * (1.0 - cut))
         self._step = max(self.learned_per_s * learning.step_share, learning.min_step_per_s)
 
-    def record_success(self, count: int = 1) -> None:
+    def record_success(self, now: float, count: int = 1) -> None:
         """`count` more 2xx answers in a row."""
+        self._count_answer(now, successes=count)
         if self.learned_per_s is None:
             return
         self._successes += count
         steps, self._successes = divmod(self._successes, self.learning.recover_after)
         self.learned_per_s += steps * self._step
+
+    def refused_share(self, now: float) -> float:
+        """The share of the last `measure_s` seconds' answers that were 429s."""
+        self._forget_answers_before(now - self.learning.measure_s)
+        successes = sum(second[1] for second in self._answers)
+        refused = sum(second[2] for second in self._answers)
+        return refused / (successes + refused) if refused else 0.0
+
+    def _count_answer(self, now: float, successes: int = 0, refused: int = 0) -> None:
+        second = int(now)  # counted per second: a few hundred numbers, whatever the rate
+        if not self._answers or self._answers[-1][0] != second:
+            self._answers.append([second, 0, 0])
+            self._forget_answers_before(now - self.learning.measure_s)
+        self._answers[-1][1] += successes
+        self._answers[-1][2] += refused
+
+    def _forget_answers_before(self, moment: float) -> None:
+        while self._answers and self._answers[0][0] + 1 <= moment:
+            self._answers.popleft()
 
     def measured_per_s(self, now: float) -> float:
         """Requests a second over the last `measure_s` seconds (over one second at least)."""
@@ -139,5 +168,5 @@ class RequestRate:
     def hold(self, seconds: float) -> None:
         self.throttled(asyncio.get_running_loop().time(), seconds)
 
-    def succeeded(self) -> None:
-        self.record_success()
+    def succeeded(self, count: int = 1) -> None:
+        self.record_success(asyncio.get_running_loop().time(), count)
