@@ -56,6 +56,16 @@ def test_the_bar_shows_counts_and_credits():
     assert "1,575,000 credits spent, 5,250,000 projected" in shown
 
 
+def test_jobs_waiting_for_the_logs_are_counted_as_settling_so_the_counts_add_up():
+    tally = Tally(total=10, queued=4, running=2, settling=1, completed=3)
+    assert status_text(tally, average_credits=0).startswith(
+        "4 queued, 2 running, 0 downloading, 1 settling, 3 done, 0 failed"
+    )
+    stream = Terminal()
+    run_briefly(Progress(tally, "bar", average_credits=0, stream=stream, columns=80))
+    assert ", 1 settling" in stream.getvalue()
+
+
 def test_the_projection_counts_the_queued_jobs_own_estimates_not_the_average():
     """A model mix: 2 queued jobs of 300,000 each, though the run's average is 1,000,000."""
     tally = Tally(total=4, queued=2, running=2, credits_reserved=2_000_000, credits_queued=600_000)

@@ -44,7 +44,8 @@ def pace(tally: Tally, now: float) -> tuple[float | None, float | None]:
 
 
 def status_text(tally: Tally, average_credits: float) -> str:
-    """The counts, which add up to the total: queued + running + downloading + finished."""
+    """The counts, which add up to the total: queued + running + downloading + settling (when
+    there are some) + finished."""
     # The queued jobs' own estimates when the scheduler counts them (a mix of models differs
     # from the average); so a run's first line projects what plan estimated.
     queued = tally.credits_queued if tally.credits_queued is not None else tally.queued * average_credits
@@ -52,7 +53,8 @@ def status_text(tally: Tally, average_credits: float) -> str:
     failed = tally.failed + tally.uncertain
     return (
         f"{tally.queued} queued, {tally.running} running, {tally.downloading} downloading, "
-        f"{tally.completed} done, {failed} failed; "
+        + (f"{tally.settling} settling, " if tally.settling else "")
+        + f"{tally.completed} done, {failed} failed; "
         f"{tally.credits_spent:,.0f} credits spent, {projected:,.0f} projected"
     )
 
@@ -78,6 +80,7 @@ def bar_line(tally: Tally, average_credits: float, now: float, columns: int) -> 
     pieces = [
         f"{tally.finished}/{tally.total}: {tally.completed} done, {tally.failed + tally.uncertain} failed",
         f", {tally.running + tally.downloading} running, {tally.queued} queued",
+        f", {tally.settling} settling" if tally.settling else "",
         f"; {_short_number(tally.credits_spent)} credits",
         f"; {_clock(left)} left" if left else "",
     ]

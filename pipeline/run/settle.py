@@ -36,6 +36,7 @@ from enum import Enum
 
 from ..errors import RequestError, one_line
 from ..net.logs import MAX_WINDOW, LogRow, LogsReader, LogsUnavailable, Window
+from .plan import format_seconds
 
 # The docs give no figure for the logs' delay; the cost of each mistake decides. Settling too
 # early pays for a second generation (525,000 credits and more); settling late only keeps one
@@ -137,6 +138,7 @@ class Settler:
         self.stopped = False
         self.counts = {verdict: 0 for verdict in Verdict}
         self._problem_said = False
+        self._waiting_said = False
         self._failed_sweeps = 0  # in a row
 
     def available(self) -> bool:
@@ -227,9 +229,21 @@ class Settler:
                 if settled.verdict is not Verdict.WAITING and entry and not entry[1].done():
                     self.counts[settled.verdict] += 1
                     entry[1].set_result(settled)
+                elif settled.verdict is Verdict.WAITING:
+                    self._say_why_it_waits()
             if self._waiting:
                 # Attempts that arrive meanwhile wait for the next sweep: one look serves them all.
                 await asyncio.sleep(self.interval_s)
+
+    def _say_why_it_waits(self) -> None:
+        """Once a run: a verdict can take the whole grace, so a job that seems stuck is explained."""
+        if self._waiting_said:
+            return
+        self._waiting_said = True
+        self._say(
+            "settling: a submit that may have been sent waits for the usage logs to show it; found, it is "
+            f"polled, else sent again {format_seconds(self.grace_s)} after it left (run.settle_grace)"
+        )
 
     def _resolve_all(self, settled: Settled) -> None:
         for _, future in list(self._waiting.values()):

@@ -76,6 +76,13 @@ def test_no_row_past_the_grace_means_it_never_arrived():
     assert settled.verdict is Verdict.NOT_ARRIVED
 
 
+def test_a_job_waiting_for_the_logs_is_explained_once_with_the_grace():
+    settled, lines = settle_with(FakeReader([{}, {}, {}, {"vp.t.job.1": logged()}]), [1, 2, 3, 4])
+    assert settled.verdict is Verdict.FOUND
+    assert len(lines) == 1 and "waits for the usage logs" in lines[0] and "10 s" in lines[0]
+    assert "run.settle_grace" in lines[0]
+
+
 def test_logs_refused_leave_it_unsettled_with_one_line():
     settled, lines = settle_with(FakeReader([LogsUnavailable(404, "no")]), [1])
     assert settled.verdict is Verdict.UNAVAILABLE and len(lines) == 1 and "404" in lines[0]
