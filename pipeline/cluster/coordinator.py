@@ -135,8 +135,12 @@ class Coordinator:
             limiter.succeeded(successes)
         return await limiter.turn()
 
-    async def slow_down(self, account: str, seconds: float) -> None:
-        self.limiters[account].hold(seconds)
+    async def slow_down(self, account: str, seconds: float, successes: int = 0) -> None:
+        """A shard met a 429, after `successes` 2xx answers since its last turn."""
+        limiter = self.limiters[account]
+        if successes:
+            limiter.succeeded(successes)
+        limiter.hold(seconds)
 
     # --- control and progress ---
 

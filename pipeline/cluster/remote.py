@@ -163,8 +163,9 @@ class SharedLimiter:
         return await self._coordinator.turn.remote(self._account, successes)
 
     def hold(self, seconds: float) -> None:
-        self._successes = 0  # the 429 ends the run of successes
-        self._coordinator.slow_down.remote(self._account, seconds)
+        # The successes not told yet go first: the share of 429s the coordinator cuts by counts them.
+        successes, self._successes = self._successes, 0
+        self._coordinator.slow_down.remote(self._account, seconds, successes)
 
     def succeeded(self, count: int = 1) -> None:
         self._successes += count

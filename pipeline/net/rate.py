@@ -7,15 +7,17 @@ promptfoo's scheduler for its concurrency):
 
     a 429            every request waits out the hold (the Retry-After, else the retry's backoff),
                      and the rate drops by the share of the last MEASURE_S seconds' answers that
-                     were 429s (at most by DECREASE), from the rate of those seconds (or the
-                     learned rate, if lower), never below FLOOR_PER_S. So past a real limit,
-                     where the service refuses what it cannot take, the rate falls to what it
-                     accepted; while 429s come at random, whatever the rate (a busy upstream,
-                     not our pace), it falls by their small share and climbs back, instead of
-                     halving on each and ratcheting down to the floor (as DCTCP cuts by the
-                     share of marked packets, not by half). A 429 for a request booked before
-                     the last cut (or within COOLDOWN_S of it) cuts nothing more: it was sent at
-                     the old rate, already cut (once per window, as in TCP).
+                     were 429s, to DECREASE x the rate at the lowest (half), from the rate of
+                     those seconds (or the learned rate, if lower), never below FLOOR_PER_S.
+                     A 429 for a request booked before the last cut (or within COOLDOWN_S of
+                     it) cuts nothing more: it was sent at the old rate, already cut (once per
+                     window, as in TCP); it still counts in the share the next cut goes by.
+                     So past a real limit the first 429s of an overload cut a little, the next
+                     cuts (one per cooldown) by the larger share the service then refuses,
+                     until the rate is what it accepts; while 429s come at random whatever the
+                     rate (a busy upstream, not our pace), every cut is their small share and
+                     the rate climbs back, instead of halving on each and ratcheting down to
+                     the floor (DCTCP cuts by the share of marked packets in the same way).
     a success        after RECOVER_AFTER successes in a row, the rate grows by STEP_SHARE x the
                      rate of the last cut (MIN_STEP_PER_S at least): the same step each time,
                      until the next 429.

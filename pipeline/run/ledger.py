@@ -250,6 +250,9 @@ class Ledger:
     def __init__(self, path: Path, *, read_only: bool = False):
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._commits = 0  # commits so far, and how many of them are known to be on the disk:
+        self._on_disk = 0  # one wait for the disk covers every commit made before it started
+        self._syncing: asyncio.Future[None] | None = None
         self._synced = False  # the connection's synchronous level: FULL (True) or NORMAL
         self._wal_synced: int | None = None  # the inode of the WAL whose folder entry is on disk
         try:
@@ -315,6 +318,7 @@ class Ledger:
             try:
                 yield self._db
                 self._db.execute("COMMIT")
+                self._commits += 1
             except BaseException:
                 if self._db.in_transaction:  # SQLite may have rolled back by itself (a full disk)
                     self._db.execute("ROLLBACK")
@@ -532,10 +536,22 @@ class Ledger:
             os.close(descriptor)
 
     async def wait_for_disk(self) -> None:
-        """sync_to_disk, off the event loop: the commit before it (mark_submitting or
-        mark_submitted with synced=False) becomes as durable as a synced one, while other jobs'
-        requests go on."""
-        await asyncio.to_thread(self.sync_to_disk)
+        """sync_to_disk, off the event loop: the commits before it (mark_submitting or
+        mark_submitted with synced=False) become as durable as synced ones, while other jobs'
+        requests go on. Jobs waiting together share one sync (a group commit): a wave of 20
+        submits is one trip to a worker thread, not 20 queued behind each other."""
+        wanted = self._commits
+        while self._on_disk < wanted:
+            if self._syncing is None:
+                self._syncing = asyncio.ensure_future(self._sync_commits(self._commits))
+            await asyncio.shield(self._syncing)  # a waiter cancelled leaves the others their sync
+
+    async def _sync_commits(self, made: int) -> None:
+        try:
+            await asyncio.to_thread(self.sync_to_disk)
+            self._on_disk = max(self._on_disk, made)
+        finally:
+            self._syncing = None
 
     def mark_pending(self, job_id: str, polls: int = 0) -> None:
         self._write(

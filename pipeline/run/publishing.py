@@ -18,24 +18,27 @@ from ..write.posters import POSTER_DIR, extract_poster, poster_path_for
 from ..write.qc import check_video
 from ..write.storage import Store
 from .ledger import Checks
+from .media import MediaWorker
 from .outcomes import Completed
-
-POSTERS_AT_ONCE = 1
-CHECKS_AT_ONCE = 1
 
 
 class Publisher:
-    def __init__(self, downloader: Downloader, video_dir: Path, store: Store | None = None):
+    def __init__(
+        self,
+        downloader: Downloader,
+        video_dir: Path,
+        store: Store | None = None,
+        media: MediaWorker | None = None,
+    ):
         self._downloader = downloader
+        self._media = media or MediaWorker(use_children=False)
         self._video_dir = video_dir
         # Where finished videos are published; None: they stay in video_dir (a local run).
         self.store = store
         self._published: dict[str, int] | None = None  # relative path -> size, of videos in the store
-        # One poster at a time: decoding a frame is CPU work, and a still for the report must
-        # never take a core from the event loop and the downloads of paid videos.
-        self._posters = asyncio.Semaphore(POSTERS_AT_ONCE)
-        # Checks decode a whole video: the same reasoning, one at a time (bench/bench_qc.py).
-        self._checks = asyncio.Semaphore(CHECKS_AT_ONCE)
+        # Decoding is CPU work, and a still for the report or a check must never take the event
+        # loop's core from the paid videos: the media worker decodes below the run's priority,
+        # or one video at a time in a thread.
 
     async def fetch(self, url: str, filename: str, size: int | None) -> Downloaded:
         """The checked video in the video folder (DownloadError, ExpiredUrlError otherwise)."""
@@ -52,13 +55,12 @@ class Publisher:
             await self._poster(completed.video, completed.relative)
 
     async def check(self, video: Path, request: Mapping[str, Any]) -> Checks | None:
-        """The automatic checks of a fetched video, decoded in a worker thread. None when the
+        """The automatic checks of a fetched video, decoded by the media worker. None when the
         checking itself broke (`vidpipe qc` checks the video later): a check never fails a job."""
-        async with self._checks:
-            try:
-                verdict = await asyncio.to_thread(check_video, video, request)
-            except Exception:
-                return None
+        try:
+            verdict = await self._media.run(check_video, video, dict(request))
+        except Exception:
+            return None
         return Checks(verdict.qc, verdict.problems)
 
     def video_missing(self, row: dict[str, Any]) -> bool:
@@ -74,9 +76,8 @@ class Publisher:
         """The report's still of the first frame. A poster never fails a paid job, whatever goes
         wrong (the report extracts missing posters again)."""
         poster = poster_path_for(self._video_dir.parent, relative)
-        async with self._posters:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(extract_poster, video, poster)
+        with contextlib.suppress(Exception):
+            await self._media.run(extract_poster, video, poster)
 
     async def publish(self, video: Path, relative: Path) -> None:
         """Poster first (it needs the video), then the video to the store (its local copy goes),

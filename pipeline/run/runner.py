@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .. import services
+from .. import catalogue, services
 from ..cluster.sharding import assign_accounts
 from ..errors import (
     BudgetError,
@@ -122,6 +122,9 @@ def run(request: RunRequest) -> RunSummary:
     if adapted:
         print(f"warning: {adapted}", file=sys.stderr)
     jobs = jobs_of(table, batch.images, settings.output.filename, video_dir, check.prices)
+    # Every submit names its model's path from the catalogue: read it now (560 kB of JSON, tens of
+    # milliseconds), not inside the first submit while the rest of the first wave waits behind it.
+    catalogue.load_catalogue()
     if request.fresh and request.rebuild_ledger:
         raise InputError("--fresh and --rebuild-ledger exclude each other: start over, or rebuild")
     check_writable(out_dir)

@@ -37,6 +37,7 @@ its way is let finish, so its answer is recorded rather than leaving its job `un
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -50,6 +51,9 @@ from .outcomes import Completed, Ending, Interrupted, Lost, TimedOut, Uncertain
 from .settle import Settled, Settler, Verdict, attempt_of
 from .steps import Job, Steps
 from .tally import Tally
+
+LOOP_TURNS_TO_THE_NEXT_SUBMIT = 4  # a freed slot: the feeder wakes, starts the job, it submits
+DOWNLOAD_YIELDS_AT_MOST_S = 0.25
 
 
 class SharedWindow(Protocol):
@@ -96,6 +100,8 @@ class Scheduler:
         self._holding: set[str] = set()  # jobs holding a slot now
         self._tasks: set[asyncio.Task] = set()
         self._submitting: set[asyncio.Task] = set()
+        self._no_submits = asyncio.Event()  # set while no submit is on its way
+        self._no_submits.set()
         self._held = 0  # slots kept by generations past run.timeout
         self._reservations: set[str] = set()  # jobs whose estimate is in credits_reserved
 
@@ -335,6 +341,7 @@ class Scheduler:
         """The submit, with the job's estimate reserved (by _reserve) until it has an id."""
         current = asyncio.current_task()
         self._submitting.add(current)
+        self._no_submits.clear()
         try:
             submitted = await self.steps.submit(job, resubmit=resubmit)
         except BaseException:
@@ -342,6 +349,8 @@ class Scheduler:
             raise
         finally:
             self._submitting.discard(current)
+            if not self._submitting:
+                self._no_submits.set()
         if isinstance(submitted, str):
             return submitted
         self._unreserve(job)
@@ -353,12 +362,25 @@ class Scheduler:
     async def _download(self, job: Job, generation_id: str, generation: Generation) -> None:
         self.tally.downloading += 1
         try:
+            await self._after_the_submits_on_their_way()
             ending = await self.steps.download(job, generation_id, generation)
         finally:
             self.tally.downloading -= 1
         self.tally.count(ending)
         if isinstance(ending, Completed):
             await self.steps.after_completed(ending)
+
+    async def _after_the_submits_on_their_way(self) -> None:
+        """Let the submits go first, for a moment: a submit fills a slot, so every moment it
+        waits is a moment of the run; a download is waited for only at the end. A wave of
+        generations ending together otherwise makes the last submits of the next wave queue
+        behind the downloads of this one. The job taking the freed slot reaches its submit a few
+        turns of the loop after the release, hence the turns given first."""
+        for _ in range(LOOP_TURNS_TO_THE_NEXT_SUBMIT):
+            await asyncio.sleep(0)
+        if not self._no_submits.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):  # one waiting on the rate: not for long
+                await asyncio.wait_for(self._no_submits.wait(), DOWNLOAD_YIELDS_AT_MOST_S)
 
     def _may_retry_uncertain(self, job: Job) -> bool:
         return self.options.retry_uncertain and job.job_id not in self.options.hold_back

@@ -19,6 +19,7 @@ from ..net.logs import LogsReader
 from ..net.providers import Provider
 from ..read.settings import RunSettings
 from ..write.storage import Store
+from .media import MediaWorker
 from .polling import Poller, PollOptions
 from .publishing import Publisher
 from .scheduler import Scheduler, SchedulerOptions, SharedWindow
@@ -52,6 +53,7 @@ async def open_scheduler(
     """
     base_url, api_key = service
     rng = random.Random()
+    media = MediaWorker.for_jobs(len(jobs))
     async with (
         ApiClient(
             base_url,
@@ -71,7 +73,7 @@ async def open_scheduler(
             client,
             ledger,
             Poller(client, poll_options, rng),
-            Publisher(downloader, video_dir, store),
+            Publisher(downloader, video_dir, store, media),
             rng,
             request_id_token,
         )
@@ -83,5 +85,8 @@ async def open_scheduler(
         try:
             yield Scheduler(jobs, steps, ledger, options, shared, settler)
         finally:
-            if settler is not None:
-                await settler.close()
+            try:
+                await media.close()
+            finally:
+                if settler is not None:
+                    await settler.close()

@@ -75,3 +75,26 @@ def test_sync_to_disk_fdatasyncs_the_ledgers_wal(tmp_path: Path, monkeypatch):
         asyncio.run(ledger.wait_for_disk())
         assert ledger.job("job")["status"] == "submitting"
     assert synced == [str(tmp_path / "ledger.sqlite-wal")]
+
+
+def test_submits_waiting_for_the_disk_together_share_one_sync(tmp_path: Path, monkeypatch):
+    """A wave of 20 submits: one trip to the disk for the intents recorded before it left, not
+    20 queued behind each other; an intent recorded while a sync is on its way gets the next."""
+    syncs: list[int] = []
+
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.sync_jobs([(f"job{n}", n, {"prompt": "a"}, {}) for n in range(21)])
+        real = ledger.sync_to_disk
+        monkeypatch.setattr(ledger, "sync_to_disk", lambda: (syncs.append(1), real()))
+
+        async def main() -> None:
+            for n in range(20):
+                ledger.mark_submitting(f"job{n}", synced=False)
+            first = asyncio.gather(*(ledger.wait_for_disk() for _ in range(20)))
+            await asyncio.sleep(0)  # the shared sync is on its way
+            ledger.mark_submitting("job20", synced=False)
+            await asyncio.gather(first, ledger.wait_for_disk())
+            await ledger.wait_for_disk()  # nothing new since: no trip at all
+
+        asyncio.run(main())
+    assert len(syncs) == 2

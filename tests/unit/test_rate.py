@@ -208,3 +208,46 @@ def test_429s_at_random_do_not_ratchet_the_rate_down_to_its_floor(random_share, 
     service = RateLimitedService(per_s=None, random_share=random_share)
     fifty_workers_for_two_minutes(service)
     assert service.accepted >= at_least
+
+
+def test_a_clusters_shards_learn_one_rate_per_account():
+    """On the Ray engine the coordinator keeps each account's rate: a 429 one shard meets makes
+    every shard on that key wait, other keys go on, and successes sent with turns recover it."""
+    from pipeline.cluster.coordinator import Coordinator
+    from pipeline.read.settings import Account
+
+    coordinator = Coordinator([Account("KEY_A", 4, None), Account("KEY_B", 4, 600)])
+
+    async def scenario() -> tuple[float, float, float, float]:
+        for _ in range(100):  # two shards' requests over five seconds
+            assert await coordinator.turn("KEY_A") == 0.0
+            await asyncio.sleep(0.05)
+        await coordinator.slow_down("KEY_A", 2.0)  # shard 1 meets a 429
+        other_shard = await coordinator.turn("KEY_A")
+        other_key = await coordinator.turn("KEY_B")
+        cut = coordinator.limiters["KEY_A"].learned_per_s
+        await coordinator.turn("KEY_A", successes=20)
+        return other_shard, other_key, cut, coordinator.limiters["KEY_A"].learned_per_s
+
+    other_shard, other_key, cut, recovered = run(scenario())
+    assert other_shard == pytest.approx(2.0) and other_key == 0.0
+    assert cut == pytest.approx(10, rel=0.05)  # half of the 20 a second both shards sent
+    assert recovered == pytest.approx(cut + 2 * 0.5)  # two runs of 10 successes: 5% of the cut each
+
+
+def test_a_shards_429_brings_the_successes_it_had_not_told_yet():
+    """A shard tells its successes with its next turn; a 429 sends them first, so the share of
+    429s the coordinator cuts by is the real one, not a 429 among nothing."""
+    from pipeline.cluster.coordinator import Coordinator
+    from pipeline.read.settings import Account
+
+    coordinator = Coordinator([Account("KEY_A", 4, None)])
+
+    async def scenario() -> float:
+        for _ in range(100):  # 20 requests a second for five seconds, answers not told yet
+            assert await coordinator.turn("KEY_A") == 0.0
+            await asyncio.sleep(0.05)
+        await coordinator.slow_down("KEY_A", 0.5, successes=99)
+        return coordinator.limiters["KEY_A"].learned_per_s
+
+    assert run(scenario()) == pytest.approx(20 * (1 - 1 / 100), rel=0.05)

@@ -110,3 +110,51 @@ def test_slow_downloads_do_not_hold_generation_slots():
     spy, _ = run_window(60, 4, seed=9, download_s=300.0)
     assert spy.peak == 4
     assert spy.submits[4:] == sorted(spy.finishes)[:56]
+
+
+class OrderedSteps(FakeSteps):
+    """FakeSteps that also record the order in which submits and downloads begin."""
+
+    def __init__(self, spy: Spy, durations: dict[str, float], submit_s: float = 0.01):
+        super().__init__(spy, durations, download_s=0.5)
+        self.events: list[tuple[str, str, float]] = []
+        self.submit_s = submit_s
+
+    async def submit(self, job: Job, *, resubmit: bool = False) -> str:
+        self.events.append(("submit", job.job_id, now()))
+        self.spy.start()
+        await asyncio.sleep(self.submit_s)
+        return f"gen-{job.job_id}"
+
+    async def download(self, job: Job, generation_id: str, generation: Generation) -> Completed:
+        self.events.append(("download", job.job_id, now()))
+        return await super().download(job, generation_id, generation)
+
+
+def run_waves(submit_s: float = 0.01) -> OrderedSteps:
+    """40 one-second jobs, 20 at once: two waves, the first ending all together."""
+    job_ids = [f"job{n:03d}" for n in range(40)]
+    steps = OrderedSteps(Spy(), dict.fromkeys(job_ids, 1.0), submit_s)
+    work = [Job(job_id, {"prompt": job_id}, f"{job_id}.mp4", 525_000) for job_id in job_ids]
+
+    async def main() -> None:
+        await Scheduler(work, steps, FakeLedger(job_ids), SchedulerOptions(concurrency=20)).run()
+
+    run(main())
+    return steps
+
+
+def test_the_next_waves_submits_go_before_the_downloads_of_the_wave_that_ended():
+    """A wave of generations ending together frees 20 slots: their 20 submits are not made to
+    queue behind 20 downloads on the event loop (every moment a slot waits lengthens the run)."""
+    events = run_waves().events
+    first_download = next(index for index, event in enumerate(events) if event[0] == "download")
+    assert [kind for kind, _, _ in events[:first_download]] == ["submit"] * 40
+
+
+def test_a_download_waits_for_slow_submits_only_briefly():
+    """Submits held up (by the request rate, say) do not hold the downloads back for long."""
+    events = run_waves(submit_s=30.0).events
+    wave_ended = 30.0 + 1.0
+    downloads = [moment for kind, _, moment in events if kind == "download"]
+    assert min(downloads) >= wave_ended and max(downloads[:20]) <= wave_ended + 0.25 + 1e-9
