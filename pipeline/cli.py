@@ -148,7 +148,10 @@ def build_parser(*, sandbox_arguments: bool = True) -> argparse.ArgumentParser:
         "--engine",
         choices=("local", "ray"),
         default="local",
-        help="local: one process (default); ray: shards of the job table on a Ray cluster",
+        help=(
+            "local: one process, with two helpers checking videos in a run of 50 jobs or more "
+            "(default); ray: shards of the job table on a Ray cluster"
+        ),
     )
     scale.add_argument(
         "--ray-address",

@@ -67,7 +67,9 @@ class ClusterOutcome:
     stop_reason: str | None = None
     http: dict[str, int] = field(default_factory=dict)
     lost_shards: list[str] = field(default_factory=list)
-    carried: dict[str, float] = field(default_factory=lambda: {"credits_spent": 0.0, "resubmits": 0})
+    carried: dict[str, float] = field(
+        default_factory=lambda: {"credits_spent": 0.0, "budget_spent": 0.0, "resubmits": 0}
+    )
 
 
 def run_on_ray(
@@ -261,6 +263,7 @@ async def _after_loss(
     lost = snapshot["tallies"].get(spec.shard) or {}
     spent = lost.get("credits_spent", 0.0)
     outcome.carried["credits_spent"] += spent
+    outcome.carried["budget_spent"] += lost.get("budget_spent", 0.0)
     outcome.carried["resubmits"] += lost.get("resubmits", 0)
     reason = _first_line(getattr(error, "cause", None) or error)
     if spec.attempt + 1 >= MAX_ATTEMPTS or control.cancel or control.abort:

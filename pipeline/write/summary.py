@@ -117,12 +117,15 @@ def summarise(settings, provider, out_dir, jobs, outcome: Outcome, interrupted, 
 def describe(summary: RunSummary) -> list[str]:
     """The end-of-run summary for a terminal."""
     tally = summary.tally
+    earlier = tally.credits_spent - tally.budget_spent
     lines = [
         f"{summary.name}: {tally.completed} of {summary.jobs} completed, {tally.failed} failed, "
         f"{tally.uncertain} uncertain in {format_seconds(summary.wall_seconds)}"
         + (f" ({tally.skipped} were done before this run)" if tally.skipped else ""),
-        f"Credits spent this run: {tally.credits_spent:,.0f} "
+        f"Credits spent this run: {tally.budget_spent:,.0f} "
         + (f"of {summary.planned_credits:,} planned " if summary.planned_credits else "")
+        # Generations an earlier run sent and this one finished were planned (and paid) by it.
+        + (f"and {earlier:,.0f} for generations an earlier run sent " if earlier >= 1 else "")
         + f"(about ${tally.credits_spent / CREDITS_PER_USD:,.2f})"
         + (f"; the {summary.provider} charges nothing" if service(summary.provider).free else ""),
         f"Videos: {_shown(summary.out_dir, 'videos')}/",
