@@ -106,11 +106,11 @@ class MediaWorker:
         self._busy.add(child)
         try:
             ready = await asyncio.wait_for(child.answer(), READY_WITHIN_S)
-        except BaseException as error:
-            self._end(child)
-            if not isinstance(error, Exception):
-                raise  # cancelled while it started: it is ended (at close), not left running
+        except Exception:  # it ended, or said nothing readable in time
             ready = None
+        except BaseException:  # cancelled while it started: ended (waited for at close), not left
+            self._end(child)
+            raise
         if ready != (True, READY):  # it cannot start (a frozen binary, a broken install)
             self._end(child)
             self._use_children = False
